@@ -1,0 +1,229 @@
+"""The book's table of contents (``book.yml``), the HTML build and chapter execution.
+
+``book.yml`` is the one table of contents: :func:`load_book` validates it,
+:func:`readme_table` renders the README's chapter table from it,
+:func:`build_html` turns it into a Jupyter Book 1 (Sphinx, offline) project
+built from the chapters' stored outputs, and :func:`execute_chapters`
+re-executes chapters in place (maintainers, after changing one).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK_YML = ROOT / "book.yml"
+CHAPTER_KEYS = {"id", "title", "notebook", "modules", "budget_s"}
+
+
+@dataclass(frozen=True)
+class Chapter:
+    id: str
+    title: str
+    notebook: str          # path relative to the repository root
+    modules: tuple[str, ...]
+    budget_s: int
+    part: str
+
+    @property
+    def path(self) -> Path:
+        return ROOT / self.notebook
+
+
+@dataclass(frozen=True)
+class Part:
+    id: str
+    title: str
+    chapters: tuple[Chapter, ...]
+    planned: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Book:
+    title: str
+    author: str
+    parts: tuple[Part, ...]
+
+    @property
+    def chapters(self) -> list[Chapter]:
+        return [c for p in self.parts for c in p.chapters]
+
+    def chapter(self, chapter_id: str) -> Chapter:
+        for c in self.chapters:
+            if c.id == chapter_id:
+                return c
+        raise ValueError(f"chapter_id must be one of {[c.id for c in self.chapters]}; got {chapter_id!r}.")
+
+
+class BookError(ValueError):
+    """book.yml is malformed or disagrees with the files."""
+
+
+def load_book(path: Path | str = BOOK_YML, *, check_files: bool = True) -> Book:
+    """Parse and validate ``book.yml``.
+
+    Checks: required keys, unique ids that prefix their notebook's file name,
+    positive integer budgets, importable modules and (``check_files``) that
+    every notebook exists.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise BookError(f"{path} is not readable YAML: {err}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("parts"), list):
+        raise BookError(f"{path} must map 'title', 'author' and a list of 'parts'.")
+    parts, seen = [], set()
+    for p in raw["parts"]:
+        chapters = []
+        for c in p.get("chapters") or []:
+            missing = CHAPTER_KEYS - set(c)
+            if missing:
+                raise BookError(f"{path}: chapter {c.get('id')!r} lacks {sorted(missing)}.")
+            cid = str(c["id"])
+            if cid in seen:
+                raise BookError(f"{path}: chapter id {cid!r} appears twice.")
+            seen.add(cid)
+            if not Path(c["notebook"]).name.startswith(cid + "_") or not c["notebook"].endswith(".ipynb"):
+                raise BookError(f"{path}: chapter {cid}'s notebook must be NN_name.ipynb with NN = id; "
+                                f"got {c['notebook']!r}.")
+            budget = c["budget_s"]
+            if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
+                raise BookError(f"{path}: chapter {cid}'s budget_s must be a positive integer; got {budget!r}.")
+            for m in c["modules"]:
+                if importlib.util.find_spec(m) is None:
+                    raise BookError(f"{path}: chapter {cid} lists module {m!r}, which does not exist.")
+            chapter = Chapter(cid, c["title"], c["notebook"], tuple(c["modules"]), budget, p["id"])
+            if check_files and not chapter.path.is_file():
+                raise BookError(f"{path}: chapter {cid}'s notebook {chapter.notebook} does not exist.")
+            chapters.append(chapter)
+        parts.append(Part(p["id"], p["title"], tuple(chapters), tuple(p.get("planned") or ())))
+    return Book(raw.get("title", ""), raw.get("author", ""), tuple(parts))
+
+
+def readme_table(book: Book | None = None) -> str:
+    """The README's chapter table (Markdown), generated from ``book.yml``."""
+    book = load_book() if book is None else book
+    rows = ["| part | chapter | notebook | budget (2 cores) |", "|---|---|---|---|"]
+    for part in book.parts:
+        for c in part.chapters:
+            rows.append(f"| {part.title} | {c.id} {c.title} | [`{c.notebook}`]({c.notebook}) | {c.budget_s} s |")
+        for title in part.planned:
+            rows.append(f"| {part.title} | *{title} (planned)* | | |")
+    return "\n".join(rows)
+
+
+# ------------------------------------------------------------------ HTML build
+def _landing_page(book: Book) -> str:
+    lines = [f"# {book.title}", "",
+             "An interactive course: every algorithm runnable, every hardware idea simulated,",
+             "every number computed in front of you by the `effdl` package or cited.", "",
+             "Each chapter is a Jupyter notebook in `chapters/`; open them live with `effdl lab`.", ""]
+    for part in book.parts:
+        lines.append(f"## {part.title}")
+        lines.append("")
+        lines += [f"- [{c.id} {c.title}]({Path(c.notebook).stem}.ipynb)" for c in part.chapters]
+        lines += [f"- {t} *(planned)*" for t in part.planned]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def stage_book(book: Book, stage: Path) -> Path:
+    """Write a Jupyter Book 1 project for ``book`` into ``stage`` (config, TOC, pages)."""
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    config = {
+        "title": book.title, "author": book.author, "only_build_toc_files": True,
+        # Pages show the outputs stored in the notebooks, which the notebook
+        # tests verified; nothing is executed while building.
+        "execute": {"execute_notebooks": "off"},
+        "sphinx": {"config": {"html_show_copyright": False, "suppress_warnings": ["mystnb.unknown_mime_type"]}},
+        "html": {"use_repository_button": False},
+    }
+    toc = {"format": "jb-book", "root": "index", "parts": []}
+    for part in book.parts:
+        if not part.chapters:
+            continue
+        toc["parts"].append({"caption": part.title,
+                             "chapters": [{"file": Path(c.notebook).stem} for c in part.chapters]})
+        for c in part.chapters:
+            shutil.copy2(c.path, stage / Path(c.notebook).name)
+    (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (stage / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    (stage / "index.md").write_text(_landing_page(book))
+    return stage
+
+
+def build_html(out_dir: Path | str = ROOT / "_build", *, book: Book | None = None, quiet: bool = False) -> Path:
+    """Build the HTML book from stored outputs; return the path of ``index.html``."""
+    book = load_book() if book is None else book
+    out_dir = Path(out_dir).resolve()
+    stage = stage_book(book, out_dir / "book-src")
+    cmd = [sys.executable, "-m", "jupyter_book", "build", str(stage), "--path-output", str(out_dir)]
+    if not shutil.which("jupyter-book") and importlib.util.find_spec("jupyter_book") is None:
+        raise RuntimeError("jupyter-book is not installed; run `pip install -e \".[dev]\"`.")
+    run = subprocess.run(cmd, capture_output=quiet, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"jupyter-book build failed (exit {run.returncode}):\n{(run.stdout or '')[-3000:]}"
+                           f"{(run.stderr or '')[-3000:]}")
+    index = out_dir / "_build" / "html" / "index.html"
+    if not index.is_file():
+        raise RuntimeError(f"jupyter-book finished but {index} is missing.")
+    return index
+
+
+# ------------------------------------------------------------ chapter execution
+def execute_chapters(chapter_ids: list[str] | None = None, *, timeout: int = 1200) -> dict[str, float]:
+    """Execute chapters in place (stored outputs refreshed); return seconds per chapter.
+
+    Runs with ``EFFDL_QUIET=1`` (no progress bars in stored outputs) and
+    without ``EFFDL_DATA`` (the stored outputs are those of the embedded data).
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    book = load_book()
+    chapters = book.chapters if not chapter_ids else [book.chapter(i) for i in chapter_ids]
+    saved = {k: os.environ.get(k) for k in ("EFFDL_QUIET", "EFFDL_DATA")}
+    os.environ["EFFDL_QUIET"] = "1"
+    os.environ.pop("EFFDL_DATA", None)
+    times = {}
+    try:
+        for c in chapters:
+            nb = nbformat.read(c.path, as_version=4)
+            start = time.perf_counter()
+            NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                           resources={"metadata": {"path": str(c.path.parent)}}).execute()
+            times[c.id] = time.perf_counter() - start
+            _strip_volatile_metadata(nb)
+            nbformat.write(nb, c.path)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return times
+
+
+def _strip_volatile_metadata(nb) -> None:
+    """Drop per-run execution timestamps so re-executing leaves a small diff."""
+    for cell in nb.cells:
+        cell.get("metadata", {}).pop("execution", None)
+
+
+def over_budget(times: dict[str, float], book: Book | None = None) -> list[str]:
+    """Human-readable lines for chapters whose time exceeded their budget."""
+    book = load_book() if book is None else book
+    return [f"chapter {c.id} took {times[c.id]:.0f} s, over its {c.budget_s} s budget"
+            for c in book.chapters if c.id in times and times[c.id] > c.budget_s]
+

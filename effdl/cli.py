@@ -1,0 +1,107 @@
+"""The ``effdl`` command (also ``python -m effdl``).
+
+    effdl book [--out DIR] [--execute]   build the HTML book from book.yml
+    effdl lab                            JupyterLab on chapters/
+    effdl execute [ID ...]               re-execute chapters, storing outputs
+    effdl zoo train [--models ...]       retrain the pretrained checkpoints
+    effdl zoo list                       show the zoo's accuracies
+    effdl reproduce [NAME] [--json]      a chapter's headline experiment
+    effdl data verify                    check every shipped file's hash
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="effdl", description="Efficient Methods and Hardware for "
+                                     "Deep Learning: the course's command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    book = sub.add_parser("book", help="build the HTML book from book.yml (stored outputs)")
+    book.add_argument("--out", default=None, help="output folder (default: _build in the repository)")
+    book.add_argument("--execute", action="store_true", help="re-execute every chapter first")
+
+    lab = sub.add_parser("lab", help="open the chapters in JupyterLab")
+    lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
+
+    exe = sub.add_parser("execute", help="re-execute chapters in place (maintainers)")
+    exe.add_argument("ids", nargs="*", help="chapter ids from book.yml (default: all)")
+
+    zoo = sub.add_parser("zoo", help="pretrained checkpoints")
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
+    train = zoo_sub.add_parser("train", help="train the checkpoints into data/zoo")
+    train.add_argument("--models", nargs="*", default=None, help="subset of lenet300, lenet5, lstm")
+    train.add_argument("--out", default=None, help="output folder (default: data/zoo)")
+    train.add_argument("--seed", type=int, default=0)
+    zoo_sub.add_parser("list", help="show the checkpoints and their accuracies")
+
+    rep = sub.add_parser("reproduce", help="run a chapter's headline experiment")
+    rep.add_argument("name", nargs="?", help="experiment name (omit to list them)")
+    rep.add_argument("--json", action="store_true", help="print one JSON object")
+
+    data = sub.add_parser("data", help="shipped data files")
+    data.add_argument("data_command", choices=["verify"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (ValueError, TypeError, RuntimeError, FileNotFoundError) as err:
+        print(f"effdl {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args) -> int:
+    if args.command == "book":
+        from . import book
+        if args.execute:
+            times = book.execute_chapters()
+            for cid, seconds in times.items():
+                print(f"chapter {cid}: executed in {seconds:.1f} s")
+            for line in book.over_budget(times):
+                print("warning:", line)
+        index = book.build_html(args.out or book.ROOT / "_build")
+        print(f"\nThe book is at {index}\nOpen it in a browser, or run `effdl lab` for the live notebooks.")
+        return 0
+    if args.command == "lab":
+        from .book import ROOT
+        return subprocess.call([sys.executable, "-m", "jupyterlab", f"--notebook-dir={ROOT / 'chapters'}",
+                                *args.lab_args])
+    if args.command == "execute":
+        from . import book
+        times = book.execute_chapters(args.ids or None)
+        for cid, seconds in times.items():
+            print(f"chapter {cid}: executed in {seconds:.1f} s")
+        for line in book.over_budget(times):
+            print("warning:", line)
+        return 0
+    if args.command == "zoo":
+        from . import zoo
+        if args.zoo_command == "train":
+            zoo.train_zoo(Path(args.out) if args.out else zoo.ZOO_DIR, args.models, seed=args.seed)
+        else:
+            for name, rec in zoo.info()["models"].items():
+                print(f"{name:9s} {rec['params']:>8,d} params  val {rec['val_acc']:.1f} %  "
+                      f"test {rec['test_acc']:.1f} %  (lr {rec['lr']}, epoch {rec['best_epoch']})")
+        return 0
+    if args.command == "reproduce":
+        from . import reproduce
+        if not args.name:
+            for e in reproduce.EXPERIMENTS.values():
+                print(f"{e.name:18s} chapter {e.chapter}  {e.summary}")
+            return 0
+        result = reproduce.run(args.name)
+        print(reproduce.to_json(result) if args.json else reproduce.to_text(result))
+        return 0
+    if args.command == "data":
+        from .data import verify_all
+        for path in verify_all():
+            print(f"ok  {path}")
+        return 0
+    raise AssertionError(args.command)

@@ -1,0 +1,308 @@
+"""Data sets of the book, all offline: the embedded MNIST subset, scikit-learn's
+8×8 digits, and full MNIST when the reader has the IDX files.
+
+Used by every chapter. Every file under ``data/`` is listed in ``data/MANIFEST``
+(path, sha256, bytes, origin, licence) and its hash is checked before it is
+read; a missing, truncated or altered file raises :class:`DataError` naming
+the file. Nothing here ever writes into ``data/``.
+
+Splits (MNIST subset, fixed once by ``scripts/make_mnist_subset.py``):
+``train`` 3,500 · ``val`` 500 (hyperparameters are chosen here) ·
+``test`` 1,000 (reported, never tuned on) · ``trainval`` = train + val.
+
+Full MNIST: set ``EFFDL_DATA`` to a folder holding the four standard IDX files
+(``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, optionally ``.gz``).
+``source="auto"`` then uses them: train = first 55,000 training images,
+val = last 5,000, test = the 10,000 test images.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._validate import check_choice, check_int, check_type
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+MANIFEST = DATA_DIR / "MANIFEST"
+SPLITS = ("train", "val", "test", "trainval")
+SOURCES = ("auto", "embedded", "full")
+# Mean and std of the pixel values (scaled to [0, 1]) of the full MNIST
+# training set, the normalisation every MNIST tutorial uses; the subset's own
+# trainval statistics are 0.132 / 0.309, so one constant serves both sources.
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+class DataError(ValueError):
+    """A data file is missing, truncated, altered or malformed."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a data set: ``x`` (N, 1, H, W) float32, normalised; ``y`` (N,) int64."""
+
+    name: str
+    source: str
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __repr__(self) -> str:
+        return f"Split({self.source}/{self.name}: x {tuple(self.x.shape)}, y {tuple(self.y.shape)})"
+
+    def loader(self, batch_size: int = 128, *, shuffle: bool = False, seed: int = 0):
+        """A ``DataLoader`` over this split; shuffling is seeded (no global RNG)."""
+        batch_size = check_int("batch_size", batch_size, min=1)
+        dataset = torch.utils.data.TensorDataset(self.x, self.y)
+        generator = torch.Generator().manual_seed(check_int("seed", seed)) if shuffle else None
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                                           generator=generator)
+
+
+# --------------------------------------------------------------------- manifest
+def read_manifest(path: Path = MANIFEST) -> dict[str, dict]:
+    """Parse ``data/MANIFEST`` (tab-separated, header line) into {relative path: row}."""
+    if not path.is_file():
+        raise DataError(f"{path} is missing; restore it with `git checkout -- data/`.")
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    header, rows = lines[0].split("\t"), lines[1:]
+    if header != ["path", "sha256", "bytes", "origin", "licence"]:
+        raise DataError(f"{path} has an unexpected header {header!r}.")
+    out = {}
+    for ln in rows:
+        fields = ln.split("\t")
+        if len(fields) != 5:
+            raise DataError(f"{path}: malformed line {ln!r}.")
+        out[fields[0]] = dict(zip(header, fields))
+        out[fields[0]]["bytes"] = int(fields[2])
+    return out
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verified_path(relative: str, *, data_dir: Path | None = None) -> Path:
+    """Return the absolute path of a shipped file after checking it against the manifest."""
+    data_dir = DATA_DIR if data_dir is None else Path(data_dir)
+    manifest = read_manifest(data_dir / "MANIFEST")
+    if relative not in manifest:
+        raise DataError(f"{relative!r} is not listed in {data_dir / 'MANIFEST'}.")
+    path = data_dir / relative
+    entry = manifest[relative]
+    if not path.is_file():
+        raise DataError(f"{path} is missing; restore it with `git checkout -- data/` "
+                        f"(origin: {entry['origin']}).")
+    size = path.stat().st_size
+    if size != entry["bytes"]:
+        raise DataError(f"{path} is truncated or altered: {size} bytes, the manifest says "
+                        f"{entry['bytes']}; restore it with `git checkout -- data/`.")
+    if sha256(path) != entry["sha256"]:
+        raise DataError(f"{path} is altered: its sha256 does not match data/MANIFEST; "
+                        "restore it with `git checkout -- data/`.")
+    return path
+
+
+def refresh_manifest(data_dir: Path | None = None) -> Path:
+    """Recompute sha256 and sizes in ``MANIFEST`` (maintainers only, after changing a file).
+
+    Origins and licences are kept as written. A file under the data folder
+    that is not listed raises :class:`DataError`: add it by hand with its
+    origin and licence first, so nothing ships without provenance.
+    """
+    data_dir = DATA_DIR if data_dir is None else Path(data_dir)
+    path = data_dir / "MANIFEST"
+    rows = read_manifest(path)
+    unlisted = sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*")
+                      if p.is_file() and p.name != "MANIFEST" and str(p.relative_to(data_dir)) not in rows)
+    if unlisted:
+        raise DataError(f"add these to {path} with origin and licence first: {unlisted}")
+    header = ["path", "sha256", "bytes", "origin", "licence"]
+    lines = [ln for ln in path.read_text().splitlines() if ln.startswith("#")] + ["\t".join(header)]
+    for rel, row in rows.items():
+        row.update(sha256=sha256(data_dir / rel), bytes=(data_dir / rel).stat().st_size)
+        lines.append("\t".join(str(row[h]) for h in header))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def verify_all(data_dir: Path | None = None) -> list[str]:
+    """Check every file in the manifest; return the list of verified paths."""
+    data_dir = DATA_DIR if data_dir is None else Path(data_dir)
+    return [str(verified_path(rel, data_dir=data_dir)) for rel in read_manifest(data_dir / "MANIFEST")]
+
+
+# ------------------------------------------------------------------------ MNIST
+def load_mnist(split: str = "train", *, source: str = "auto") -> Split:
+    """Load a split of MNIST as normalised tensors.
+
+    Parameters
+    ----------
+    split : {"train", "val", "test", "trainval"}
+    source : {"auto", "embedded", "full"}
+        ``"embedded"`` is the 5,000-image subset in ``data/``; ``"full"`` reads
+        the IDX files in ``$EFFDL_DATA``; ``"auto"`` uses full MNIST when
+        ``EFFDL_DATA`` is set, else the subset.
+
+    Returns
+    -------
+    Split with ``x`` of shape (N, 1, 28, 28) float32 and ``y`` of shape (N,) int64.
+    """
+    check_choice("split", split, SPLITS)
+    check_choice("source", source, SOURCES)
+    if source == "auto":
+        source = "full" if os.environ.get("EFFDL_DATA") else "embedded"
+    if source == "full":
+        images, labels = _full_mnist_split(split, _effdl_data_dir())
+    else:
+        images, labels = _embedded_split(split)
+    x = torch.from_numpy(images).float().div_(255.0).sub_(MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
+    return Split(split, source, x, torch.from_numpy(labels.astype(np.int64)))
+
+
+def mnist_pixels(split: str = "train", *, source: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Raw uint8 images (N, 28, 28) and labels (N,) of a split, for pictures."""
+    check_choice("split", split, SPLITS)
+    check_choice("source", source, SOURCES)
+    if source == "auto":
+        source = "full" if os.environ.get("EFFDL_DATA") else "embedded"
+    if source == "full":
+        return _full_mnist_split(split, _effdl_data_dir())
+    return _embedded_split(split)
+
+
+def _select(split: str, codes: np.ndarray) -> np.ndarray:
+    wanted = {"train": (0,), "val": (1,), "test": (2,), "trainval": (0, 1)}[split]
+    return np.isin(codes, wanted)
+
+
+@lru_cache(maxsize=1)
+def _embedded_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    path = verified_path("mnist5k.npz")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            images, labels, split = f["images"], f["labels"], f["split"]
+    except (OSError, KeyError, ValueError) as err:
+        raise DataError(f"{path} is not a readable MNIST subset: {err}.") from None
+    return images, labels, split
+
+
+def _embedded_split(split: str) -> tuple[np.ndarray, np.ndarray]:
+    images, labels, codes = _embedded_arrays()
+    keep = _select(split, codes)
+    return images[keep], labels[keep]
+
+
+def _effdl_data_dir() -> Path:
+    value = os.environ.get("EFFDL_DATA")
+    if not value:
+        raise DataError("source='full' needs EFFDL_DATA set to a folder with the four MNIST IDX files.")
+    path = Path(value)
+    if not path.is_dir():
+        raise DataError(f"EFFDL_DATA must be a folder holding the MNIST IDX files; got {value!r}.")
+    return path
+
+
+def _full_mnist_split(split: str, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    if split == "test":
+        return (read_idx(_idx_file(folder, "test_images"), ndim=3),
+                read_idx(_idx_file(folder, "test_labels"), ndim=1))
+    images = read_idx(_idx_file(folder, "train_images"), ndim=3)
+    labels = read_idx(_idx_file(folder, "train_labels"), ndim=1)
+    if len(images) != len(labels):
+        raise DataError(f"{folder}: {len(images)} training images but {len(labels)} labels.")
+    n_val = min(5000, len(images) // 12)  # 5,000 of 60,000; proportionally fewer for small files
+    if split == "train":
+        return images[:-n_val], labels[:-n_val]
+    if split == "val":
+        return images[-n_val:], labels[-n_val:]
+    return images, labels
+
+
+def _idx_file(folder: Path, key: str) -> Path:
+    base = folder / IDX_FILES[key]
+    for candidate in (base, base.with_name(base.name + ".gz")):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"EFFDL_DATA folder {folder} has no {IDX_FILES[key]} (or .gz).")
+
+
+def read_idx(path: Path, *, ndim: int) -> np.ndarray:
+    """Read an IDX file of unsigned bytes (the MNIST format) with ``ndim`` dimensions."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path} is not readable: {err}.") from None
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{path} is too short to be an IDX file.")
+    zero, dtype_code, dims = raw[0:2], raw[2], raw[3]
+    if zero != b"\x00\x00" or dtype_code != 0x08 or dims != ndim:
+        raise DataError(f"{path} is not an IDX file of unsigned bytes with {ndim} dimensions "
+                        f"(magic {raw[:4].hex()}).")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    body = raw[4 + 4 * ndim:]
+    if len(body) != int(np.prod(shape)):
+        raise DataError(f"{path} is truncated: header says shape {shape}, "
+                        f"{int(np.prod(shape))} bytes, found {len(body)}.")
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape).copy()
+
+
+# ----------------------------------------------------------------------- digits
+@lru_cache(maxsize=1)
+def _digits_arrays():
+    from sklearn.datasets import load_digits as _sk_load_digits
+    bunch = _sk_load_digits()
+    images, labels = bunch.images.astype(np.float32), bunch.target.astype(np.int64)  # (1797, 8, 8), 0..16
+    rng = np.random.default_rng(1797)
+    codes = np.zeros(len(labels), dtype=np.uint8)
+    for digit in range(10):  # per digit: 20 % test, 10 % val, rest train (seeded, stratified)
+        idx = rng.permutation(np.flatnonzero(labels == digit))
+        n_test, n_val = round(0.2 * len(idx)), round(0.1 * len(idx))
+        codes[idx[:n_test]] = 2
+        codes[idx[n_test:n_test + n_val]] = 1
+    return images, labels, codes
+
+
+def load_digits(split: str = "train") -> Split:
+    """scikit-learn's 1,797 8×8 digits as a tiny second data set.
+
+    Stratified, seeded split: 20 % test, 10 % val, the rest train. ``x`` is
+    (N, 1, 8, 8) float32 scaled from 0..16 to zero mean and unit variance
+    (statistics of the train split); ``y`` is (N,) int64.
+    """
+    check_choice("split", split, SPLITS)
+    images, labels, codes = _digits_arrays()
+    train = images[_select("train", codes)]
+    mean, std = float(train.mean()), float(train.std())
+    keep = _select(split, codes)
+    x = torch.from_numpy((images[keep] - mean) / std).float().unsqueeze(1)
+    return Split(split, "digits", x, torch.from_numpy(labels[keep]))
+
+
+def load(dataset: str, split: str = "train") -> Split:
+    """Load ``"mnist"`` or ``"digits"`` by name."""
+    check_type("dataset", dataset, str, "a string, 'mnist' or 'digits'")
+    check_choice("dataset", dataset, ("mnist", "digits"))
+    return load_mnist(split) if dataset == "mnist" else load_digits(split)

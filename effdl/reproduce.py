@@ -1,0 +1,65 @@
+"""Registry of each chapter's headline experiment, printed as one JSON object.
+
+``effdl reproduce NAME --json`` runs the experiment and prints the figures the
+chapter reports, so a reader (or ``shared/reproduce_schema.py``) can check
+them without opening the notebook. Register a new one with :func:`experiment`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+from ._validate import check_choice
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    chapter: str
+    summary: str
+    run: Callable[[], dict]
+
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def experiment(name: str, *, chapter: str, summary: str):
+    """Decorator: register ``fn() -> dict`` (JSON-able) as experiment ``name``."""
+    def register(fn):
+        if name in EXPERIMENTS:
+            raise ValueError(f"experiment {name!r} is registered twice.")
+        EXPERIMENTS[name] = Experiment(name, chapter, summary, fn)
+        return fn
+    return register
+
+
+def run(name: str) -> dict:
+    """Run experiment ``name`` and return its result."""
+    check_choice("name", name, EXPERIMENTS)
+    return EXPERIMENTS[name].run()
+
+
+def to_json(result: dict) -> str:
+    return json.dumps(result, indent=2, sort_keys=False, allow_nan=False)
+
+
+def to_text(result: dict, indent: int = 0) -> str:
+    """A readable nested listing of a result for the terminal."""
+    lines = []
+    for key, value in result.items():
+        if isinstance(value, dict):
+            lines.append(" " * indent + f"{key}:")
+            lines.append(to_text(value, indent + 2))
+        else:
+            lines.append(" " * indent + f"{key}: {value:.6g}" if isinstance(value, float)
+                         else " " * indent + f"{key}: {value}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ experiments
+@experiment("numbers", chapter="01",
+            summary="fp32/fp16/bf16/int32/int16/int8 and fixed point: fields, range, precision")
+def _numbers() -> dict:
+    from .numerics import numbers_report
+    return numbers_report()

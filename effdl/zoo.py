@@ -1,0 +1,132 @@
+"""Pretrained checkpoints in ``data/zoo/`` and the command that makes them.
+
+Used by every chapter that compresses a trained model. ``effdl zoo train``
+(:func:`train_zoo`) trains LeNet-300-100, LeNet-5 and the row-LSTM on the
+embedded MNIST subset: for each model a small learning-rate grid, each run
+keeping its best epoch on the **validation** split; the run with the best
+validation accuracy is kept and only then evaluated once on the **test**
+split. Weights go to ``data/zoo/NAME.pt`` (a plain dict of tensors, loaded
+with ``torch.load(weights_only=True)``) and the record of how they were made
+to ``data/zoo/zoo.json``; both are hashed in ``data/MANIFEST``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ._validate import check_choice, check_int
+from .data import DATA_DIR, DataError, load_mnist, refresh_manifest, verified_path
+from .models import MODELS, build_model, count_parameters
+from .train import evaluate, fit, progress
+
+ZOO_DIR = DATA_DIR / "zoo"
+CHECKPOINT_FORMAT = 1
+# Training recipe per model. SGD with momentum 0.9, batch 64; the grid spans
+# a decade of learning rates around the usual MNIST values.
+RECIPES = {
+    "lenet300": {"epochs": 40, "lr_grid": [0.01, 0.03, 0.1], "batch_size": 64},
+    "lenet5": {"epochs": 20, "lr_grid": [0.01, 0.03, 0.1], "batch_size": 64},
+    "lstm": {"epochs": 40, "lr_grid": [0.03, 0.1, 0.3], "batch_size": 64},
+}
+
+
+def names() -> list[str]:
+    return list(RECIPES)
+
+
+def load(name: str, *, data_dir: Path | None = None) -> nn.Module:
+    """The pretrained model ``name`` in eval mode, after checking its hash.
+
+    A missing, truncated or altered checkpoint raises ``effdl.data.DataError``.
+    """
+    check_choice("name", name, RECIPES)
+    path = verified_path(f"zoo/{name}.pt", data_dir=data_dir)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for a damaged zip
+        raise DataError(f"{path} is not a readable checkpoint: {err}") from None
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT or blob.get("name") != name:
+        raise DataError(f"{path} is not an effdl checkpoint of {name!r}.")
+    model = build_model(name)
+    model.load_state_dict(blob["state_dict"])
+    return model.eval()
+
+
+def info(name: str | None = None, *, data_dir: Path | None = None) -> dict:
+    """The training record of one model (or of all, ``name=None``) from ``zoo.json``."""
+    path = verified_path("zoo/zoo.json", data_dir=data_dir)
+    record = json.loads(path.read_text())
+    if name is None:
+        return record
+    check_choice("name", name, RECIPES)
+    return record["models"][name]
+
+
+def train_one(name: str, *, seed: int = 0) -> tuple[nn.Module, dict]:
+    """Train ``name`` by its recipe; return the chosen model and its record."""
+    check_choice("name", name, RECIPES)
+    seed = check_int("seed", seed, min=0)
+    recipe = RECIPES[name]
+    train, val, test = (load_mnist(s, source="embedded") for s in ("train", "val", "test"))
+    runs, best = [], None
+    for lr in progress(recipe["lr_grid"], desc=f"{name} lr grid"):
+        model = build_model(name, seed=seed)
+        start = time.perf_counter()
+        history = fit(model, train, epochs=recipe["epochs"], lr=lr, batch_size=recipe["batch_size"],
+                      val=val, keep_best=True, seed=seed)
+        run = {"lr": lr, "best_epoch": history.best_epoch, "val_acc": history.best_val_acc,
+               "seconds": round(time.perf_counter() - start, 1)}
+        runs.append(run)
+        if best is None or run["val_acc"] > best[1]["val_acc"]:
+            best = (model, run)
+    model, chosen = best
+    record = {
+        "params": count_parameters(model),
+        "optimizer": "sgd", "momentum": 0.9, "batch_size": recipe["batch_size"],
+        "epochs_max": recipe["epochs"], "lr": chosen["lr"], "best_epoch": chosen["best_epoch"],
+        "val_acc": chosen["val_acc"], "test_acc": evaluate(model, test),
+        "grid": runs, "seed": seed,
+    }
+    return model, record
+
+
+def train_zoo(out_dir: Path | str = ZOO_DIR, model_names: list[str] | None = None, *, seed: int = 0) -> dict:
+    """Train the zoo into ``out_dir`` and return the record written to ``zoo.json``.
+
+    Writing into the shipped ``data/zoo`` also refreshes ``data/MANIFEST``.
+    Files are written to a temporary name and renamed, so an interrupted run
+    never leaves a half-written checkpoint.
+    """
+    out_dir = Path(out_dir)
+    model_names = names() if model_names is None else list(model_names)
+    for n in model_names:
+        check_choice("model_names", n, RECIPES)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record_path = out_dir / "zoo.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {"models": {}}
+    record.update(torch=torch.__version__.split("+")[0], data="embedded MNIST subset (data/mnist5k.npz)",
+                  selection="best validation accuracy over lr grid and epochs; test evaluated once")
+    for name in model_names:
+        model, rec = train_one(name, seed=seed)
+        _atomic_save({"format": CHECKPOINT_FORMAT, "name": name, "state_dict": model.state_dict()},
+                     out_dir / f"{name}.pt")
+        record["models"][name] = rec
+        print(f"{name}: lr {rec['lr']}, epoch {rec['best_epoch']}, val {rec['val_acc']:.1f} %, "
+              f"test {rec['test_acc']:.1f} %")
+    tmp = record_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, record_path)
+    if out_dir.resolve() == ZOO_DIR.resolve():
+        refresh_manifest()
+    return record
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
