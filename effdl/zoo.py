@@ -31,7 +31,7 @@ CHECKPOINT_FORMAT = 1
 RECIPES = {
     "lenet300": {"epochs": 40, "lr_grid": [0.01, 0.03, 0.1], "batch_size": 64},
     "lenet5": {"epochs": 20, "lr_grid": [0.01, 0.03, 0.1], "batch_size": 64},
-    "lstm": {"epochs": 40, "lr_grid": [0.03, 0.1, 0.3], "batch_size": 64},
+    "lstm": {"epochs": 40, "lr_grid": [0.01, 0.03, 0.1], "batch_size": 64},
 }
 
 

@@ -1,0 +1,65 @@
+"""Interactive controls for the chapters. Each widget only binds controls to a
+pure function that the tests call directly; it draws into an ``Output`` it
+owns, so a notebook cell that displays the widget stores no printed text
+(strict nbval compares stored and fresh outputs). Chapters show the default
+state as a static figure first, so the book reads well without a kernel.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+from .. import numerics
+from . import plots
+
+BIT_WIDTH_FORMATS = ["fp32", "fp16", "bf16", "fp8_e5m2", "int8", "int16", "fixed point"]
+
+
+def bit_width_state(value: float, format_name: str, int_bits: int = 3, frac_bits: int = 4) -> dict:
+    """What the bit-width widget shows: the format, the value's bits and its rounding.
+
+    ``format_name`` is one of ``BIT_WIDTH_FORMATS``; ``"fixed point"`` uses
+    signed Q``int_bits``.``frac_bits``. Returns ``{"format": format_row,
+    "bits": BitFields}``.
+    """
+    if format_name == "fixed point":
+        fmt = numerics.FixedPointFormat(int_bits, frac_bits)
+    else:
+        from .._validate import check_choice
+        fmt = numerics.get_format(check_choice("format_name", format_name, BIT_WIDTH_FORMATS))
+    return {"format": numerics.format_row(fmt), "bits": numerics.bit_fields(value, fmt)}
+
+
+def bit_width_figure(value: float, format_name: str, int_bits: int = 3, frac_bits: int = 4):
+    """The figure of :func:`bit_width_state` (also the widget's static rendering)."""
+    state = bit_width_state(value, format_name, int_bits, frac_bits)
+    return plots.bit_fields(state["bits"], state["format"])
+
+
+def bit_width_widget(value: float = 0.1, format_name: str = "fp16", int_bits: int = 3, frac_bits: int = 4):
+    """Pick a format (and fixed-point split) and a value; see its bits, error and range."""
+    import ipywidgets as w
+    from IPython.display import display
+
+    bit_width_state(value, format_name, int_bits, frac_bits)  # validate before building controls
+    fmt = w.Dropdown(options=BIT_WIDTH_FORMATS, value=format_name, description="format")
+    number = w.FloatText(value=value, description="value")
+    ib = w.IntSlider(value=int_bits, min=0, max=15, description="int bits")
+    fb = w.IntSlider(value=frac_bits, min=0, max=15, description="frac bits")
+    out = w.Output()
+
+    def redraw(_=None):
+        ib.disabled = fb.disabled = fmt.value != "fixed point"
+        out.clear_output(wait=True)
+        with out:
+            try:
+                fig = bit_width_figure(number.value, fmt.value, ib.value, fb.value)
+            except (ValueError, TypeError) as err:  # e.g. Q0.0 has too few bits: say so in the widget
+                print(err)
+                return
+            display(fig)
+            plt.close(fig)
+
+    for control in (fmt, number, ib, fb):
+        control.observe(redraw, names="value")
+    redraw()
+    return w.VBox([w.HBox([fmt, number]), w.HBox([ib, fb]), out])

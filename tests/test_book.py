@@ -1,0 +1,122 @@
+"""book.yml is the single table of contents: the files, README, dependencies and HTML agree with it."""
+import json
+import re
+import tomllib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from effdl import book
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_book_yml_is_valid_and_complete():
+    b = book.load_book()
+    assert [p.id for p in b.parts] == ["intro", "inference-algorithms", "inference-hardware",
+                                       "training-algorithms", "training-hardware", "wrap-up"]
+    assert b.chapters, "the book has no chapters"
+    listed = {c.path.resolve() for c in b.chapters}
+    on_disk = {p.resolve() for p in (ROOT / "chapters").glob("*.ipynb")}
+    assert on_disk == listed, "every notebook in chapters/ is listed in book.yml, and only those"
+
+
+def test_book_yml_errors(tmp_path):
+    raw = yaml.safe_load(book.BOOK_YML.read_text())
+    raw["parts"][0]["chapters"][0]["notebook"] = "chapters/00_missing.ipynb"
+    path = tmp_path / "book.yml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(book.BookError, match="does not exist"):
+        book.load_book(path)
+    raw["parts"][0]["chapters"][0]["budget_s"] = True
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(book.BookError, match="budget_s"):
+        book.load_book(path)
+    raw = yaml.safe_load(book.BOOK_YML.read_text())
+    raw["parts"][0]["chapters"][0]["modules"] = ["effdl.nope"]
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(book.BookError, match="effdl.nope"):
+        book.load_book(path)
+
+
+def test_readme_chapter_table_matches_book_yml():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- chapters:start -->\n(.*?)\n<!-- chapters:end -->", readme, re.S)
+    assert block, "README.md lacks the chapter table markers"
+    assert block.group(1).strip() == book.readme_table().strip(), \
+        "README chapter table is stale: paste `python -c 'from effdl.book import readme_table; print(readme_table())'`"
+
+
+def test_chapters_are_executed_and_clean():
+    for c in book.load_book().chapters:
+        nb = nbformat.read(c.path, as_version=4)
+        code = [cell for cell in nb.cells if cell.cell_type == "code"]
+        assert all(cell.execution_count for cell in code), f"{c.notebook} has unexecuted cells"
+        for cell in code:
+            assert "sys.path" not in cell.source, f"{c.notebook}: no sys.path edits"
+            for out in cell.outputs:
+                assert out.output_type != "error", f"{c.notebook} stores an error"
+                assert "Traceback" not in json.dumps(out), f"{c.notebook} stores a traceback"
+        text = " ".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
+        assert re.search(r"^#+ .*Exercises", text, re.M | re.I) or "Exercises" in text, \
+            f"{c.notebook} must close with exercises"
+
+
+def _requirement_names(reqs):
+    return {re.split(r"[<>=!~ ]", r, maxsplit=1)[0].lower(): r.replace(" ", "") for r in reqs}
+
+
+def test_environment_yml_agrees_with_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pyproject = _requirement_names(project["dependencies"] + project["optional-dependencies"]["dev"])
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    conda = _requirement_names([r for r in pip if not r.startswith("-e")])
+    assert conda == pyproject
+    assert pyproject["torch"] == "torch==2.13.0", "torch must stay pinned to the local CPU wheel"
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.title = [], ""
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        self._in_title = tag == "title"
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    return book.build_html(out, quiet=True)
+
+
+def test_html_book_has_every_chapter_with_its_figures(built_book):
+    html_dir = built_book.parent
+    for c in book.load_book().chapters:
+        page = html_dir / f"{Path(c.notebook).stem}.html"
+        assert page.is_file(), f"{page.name} was not built"
+        parser = _Collect()
+        parser.feed(page.read_text())
+        assert c.title in parser.title
+        nb = nbformat.read(c.path, as_version=4)
+        n_figures = sum("image/png" in out.get("data", {}) for cell in nb.cells
+                        if cell.cell_type == "code" for out in cell.outputs)
+        pngs = [src for src in parser.images if src.endswith(".png")]
+        assert len(pngs) >= n_figures > 0, f"{page.name}: {len(pngs)} images for {n_figures} figures"
+        for src in pngs:
+            assert (page.parent / src).is_file(), f"{page.name} links a missing image {src}"
+    index = built_book.read_text()
+    for c in book.load_book().chapters:
+        assert c.title in index
