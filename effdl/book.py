@@ -168,9 +168,11 @@ def build_html(out_dir: Path | str = ROOT / "_build", *, book: Book | None = Non
     book = load_book() if book is None else book
     out_dir = Path(out_dir).resolve()
     stage = stage_book(book, out_dir / "book-src")
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(stage), "--path-output", str(out_dir)]
-    if not shutil.which("jupyter-book") and importlib.util.find_spec("jupyter_book") is None:
+    if importlib.util.find_spec("jupyter_book") is None:
         raise RuntimeError("jupyter-book is not installed; run `pip install -e \".[dev]\"`.")
+    # the package has no __main__; call its command-line entry point in this interpreter
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
+           "build", str(stage), "--path-output", str(out_dir)]
     run = subprocess.run(cmd, capture_output=quiet, text=True)
     if run.returncode != 0:
         raise RuntimeError(f"jupyter-book build failed (exit {run.returncode}):\n{(run.stdout or '')[-3000:]}"
@@ -191,8 +193,11 @@ def execute_chapters(chapter_ids: list[str] | None = None, *, timeout: int = 120
     import nbformat
     from nbclient import NotebookClient
 
-    book = load_book()
+    book = load_book(check_files=False)
     chapters = book.chapters if not chapter_ids else [book.chapter(i) for i in chapter_ids]
+    for c in chapters:
+        if not c.path.is_file():
+            raise FileNotFoundError(f"chapter {c.id}'s notebook {c.notebook} does not exist.")
     saved = {k: os.environ.get(k) for k in ("EFFDL_QUIET", "EFFDL_DATA")}
     os.environ["EFFDL_QUIET"] = "1"
     os.environ.pop("EFFDL_DATA", None)
@@ -223,7 +228,7 @@ def _strip_volatile_metadata(nb) -> None:
 
 def over_budget(times: dict[str, float], book: Book | None = None) -> list[str]:
     """Human-readable lines for chapters whose time exceeded their budget."""
-    book = load_book() if book is None else book
+    book = load_book(check_files=False) if book is None else book
     return [f"chapter {c.id} took {times[c.id]:.0f} s, over its {c.budget_s} s budget"
             for c in book.chapters if c.id in times and times[c.id] > c.budget_s]
 

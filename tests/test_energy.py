@@ -27,7 +27,9 @@ def test_table_matches_horowitz(op, pj, um2):
 def test_table_rows():
     rows = energy_table()
     assert [r["name"] for r in rows] == list(ENERGY_TABLE) and len(rows) == 11
-    assert all(set(r) == {"name", "description", "energy_pj", "area_um2"} for r in rows)
+    assert all(set(r) == {"name", "description", "energy_pj", "area_um2", "family", "bits", "op"} for r in rows)
+    assert {(r["family"], r["bits"], r["op"]) for r in rows if r["name"] in ("fp16_mult", "dram_read_32b")} \
+        == {("fp", 16, "mult"), ("dram", 32, "read")}
     json.dumps(rows)
     # the ordering the chapters teach: memory >> arithmetic, float > int, wide > narrow
     e = operation_energy

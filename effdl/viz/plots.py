@@ -16,6 +16,11 @@ COLORS = {"compute": "#0072B2", "memory": "#D55E00", "sign": "#CC79A7", "exponen
 WIDTH = 7.5  # inches: the book's text width
 
 
+def readable(value: float) -> str:
+    """A number for a label: thousands separators for large values, 3 significant digits otherwise."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def _figure(height: float = 3.6, ncols: int = 1, **kwargs):
     return plt.subplots(1, ncols, figsize=(WIDTH, height), constrained_layout=True, **kwargs)
 
@@ -30,13 +35,14 @@ def model_growth(rows: list[dict]):
     params = np.array([r["params"] for r in rows], dtype=float)
     ax.scatter(years, params / 1e6, s=60, color=COLORS["compute"], zorder=3)
     for r, x, y in zip(rows, years, params / 1e6):
-        ax.annotate(f"{r['name']}\n{y:.3g} M · {4 * y:.3g} MB", (x, y), textcoords="offset points",
+        ax.annotate(f"{r['name']}\n{y:.3g} M · {readable(4 * y)} MB", (x, y), textcoords="offset points",
                     xytext=(6, -4), fontsize=8, va="top")
     ax.set_yscale("log")
     ax.set_xlabel("year published")
     ax.set_ylabel("parameters (millions, log scale)")
     ax.set_title("Model size: parameters and fp32 bytes (4 bytes per parameter)")
     ax.set_xlim(years.min() - 1, years.max() + 2.5)
+    ax.set_ylim(params.min() / 1e6 / 3, params.max() / 1e6 * 2)
     ax.grid(True, which="major", alpha=0.3)
     return fig
 
@@ -80,7 +86,7 @@ def inference_energy(breakdowns: dict[str, dict[str, dict]]):
         ax.bar(x, memory, bottom=compute, color=COLORS["memory"], label="weight fetches")
         for i in x:
             share = memory[i] / (memory[i] + compute[i])
-            ax.text(i, compute[i] + memory[i], f"{memory[i] + compute[i]:,.4g} µJ\n{share:.0%} memory",
+            ax.text(i, compute[i] + memory[i], f"{readable(memory[i] + compute[i])} µJ\n{share:.0%} memory",
                     ha="center", va="bottom", fontsize=8)
         ax.set_xticks(x, labels)
         ax.set_ylim(0, 1.3 * (compute + memory).max())
@@ -107,8 +113,8 @@ def bit_layouts(rows: list[dict]):
         for field, n in fields:
             if n:
                 ax.add_patch(Rectangle((x, i + 0.1), n, 0.8, color=COLORS[field], ec="white"))
-                if n >= 3:
-                    ax.text(x + n / 2, i + 0.5, f"{field} {n}", ha="center", va="center", fontsize=7)
+                label = f"{field} {n}" if n >= 3 else field[0]
+                ax.text(x + n / 2, i + 0.5, label, ha="center", va="center", fontsize=7)
                 x += n
         ax.text(-0.5, i + 0.5, f"{r['name']} ({r['bits']} bits)", ha="right", va="center", fontsize=9)
     ax.set_xlim(-9, 32)

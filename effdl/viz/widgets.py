@@ -35,31 +35,41 @@ def bit_width_figure(value: float, format_name: str, int_bits: int = 3, frac_bit
     return plots.bit_fields(state["bits"], state["format"])
 
 
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """PNG bytes of a figure (closed afterwards), for an ``ipywidgets.Image``."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def bit_width_widget(value: float = 0.1, format_name: str = "fp16", int_bits: int = 3, frac_bits: int = 4):
-    """Pick a format (and fixed-point split) and a value; see its bits, error and range."""
+    """Pick a format (and fixed-point split) and a value; see its bits, error and range.
+
+    The picture is an ``ipywidgets.Image`` whose bytes are replaced on every
+    change: no display messages, so the cell's stored output is only the widget.
+    """
     import ipywidgets as w
-    from IPython.display import display
 
     bit_width_state(value, format_name, int_bits, frac_bits)  # validate before building controls
     fmt = w.Dropdown(options=BIT_WIDTH_FORMATS, value=format_name, description="format")
     number = w.FloatText(value=value, description="value")
     ib = w.IntSlider(value=int_bits, min=0, max=15, description="int bits")
     fb = w.IntSlider(value=frac_bits, min=0, max=15, description="frac bits")
-    out = w.Output()
+    image = w.Image(format="png")
+    message = w.HTML()
 
     def redraw(_=None):
         ib.disabled = fb.disabled = fmt.value != "fixed point"
-        out.clear_output(wait=True)
-        with out:
-            try:
-                fig = bit_width_figure(number.value, fmt.value, ib.value, fb.value)
-            except (ValueError, TypeError) as err:  # e.g. Q0.0 has too few bits: say so in the widget
-                print(err)
-                return
-            display(fig)
-            plt.close(fig)
+        try:
+            image.value = figure_png(bit_width_figure(number.value, fmt.value, ib.value, fb.value))
+            message.value = ""
+        except (ValueError, TypeError) as err:  # e.g. Q0.0 has too few bits: say so in the widget
+            message.value = f"<b>{err}</b>"
 
     for control in (fmt, number, ib, fb):
         control.observe(redraw, names="value")
     redraw()
-    return w.VBox([w.HBox([fmt, number]), w.HBox([ib, fb]), out])
+    return w.VBox([w.HBox([fmt, number]), w.HBox([ib, fb]), message, image])
