@@ -20,7 +20,7 @@ book: setup          ## build the HTML book into _build/_build/html
 	$(PY) -m effdl book
 
 test: setup          ## unit tests + every chapter under nbval + the HTML build test
-	$(PY) -m pytest tests chapters $(NBVAL) -v --durations=15
+	$(PY) -m pytest tests effdl chapters --doctest-modules $(NBVAL) -v --durations=15
 
 unit: setup          ## unit tests only (fast)
 	$(PY) -m pytest tests -q
