@@ -146,7 +146,10 @@ def stage_book(book: Book, stage: Path) -> Path:
         # Pages show the outputs stored in the notebooks, which the notebook
         # tests verified; nothing is executed while building.
         "execute": {"execute_notebooks": "off"},
-        "sphinx": {"config": {"html_show_copyright": False, "suppress_warnings": ["mystnb.unknown_mime_type"]}},
+        # MathJax from a local copy (the package sphinx-mathjax-offline), so
+        # the pages render their formulas without a network.
+        "sphinx": {"extra_extensions": ["sphinx-mathjax-offline"],
+                   "config": {"html_show_copyright": False, "suppress_warnings": ["mystnb.unknown_mime_type"]}},
         "html": {"use_repository_button": False},
     }
     toc = {"format": "jb-book", "root": "index", "parts": []}
@@ -156,11 +159,25 @@ def stage_book(book: Book, stage: Path) -> Path:
         toc["parts"].append({"caption": part.title,
                              "chapters": [{"file": Path(c.notebook).stem} for c in part.chapters]})
         for c in part.chapters:
-            shutil.copy2(c.path, stage / Path(c.notebook).name)
+            _stage_notebook(c.path, stage / Path(c.notebook).name)
     (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     (stage / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     (stage / "index.md").write_text(_landing_page(book))
     return stage
+
+
+def _stage_notebook(src: Path, dst: Path) -> None:
+    """Copy a chapter for the static book, without its saved widget state.
+
+    With widget state, the pages would load the widget manager from a CDN,
+    which fails offline; each widget's starting state is shown as a static
+    figure in the chapter instead.
+    """
+    import nbformat
+
+    nb = nbformat.read(src, as_version=4)
+    nb.metadata.pop("widgets", None)
+    nbformat.write(nb, dst)
 
 
 def build_html(out_dir: Path | str = ROOT / "_build", *, book: Book | None = None, quiet: bool = False) -> Path:
