@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-book: setup          ## build the HTML book into _build/_build/html
+book: setup          ## build the HTML book into _build/html
 	$(PY) -m effdl book
 
 test: setup          ## unit tests + every chapter under nbval + the HTML build test

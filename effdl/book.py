@@ -180,11 +180,14 @@ def _stage_notebook(src: Path, dst: Path) -> None:
     nbformat.write(nb, dst)
 
 
-def build_html(out_dir: Path | str = ROOT / "_build", *, book: Book | None = None, quiet: bool = False) -> Path:
-    """Build the HTML book from stored outputs; return the path of ``index.html``."""
+def build_html(out_dir: Path | str = ROOT, *, book: Book | None = None, quiet: bool = False) -> Path:
+    """Build the HTML book from stored outputs into ``out_dir/_build/html``; return its ``index.html``.
+
+    The Jupyter Book project is staged in ``out_dir/_build/book-src``.
+    """
     book = load_book() if book is None else book
     out_dir = Path(out_dir).resolve()
-    stage = stage_book(book, out_dir / "book-src")
+    stage = stage_book(book, out_dir / "_build" / "book-src")
     if importlib.util.find_spec("jupyter_book") is None:
         raise RuntimeError("jupyter-book is not installed; run `pip install -e \".[dev]\"`.")
     # the package has no __main__; call its command-line entry point in this interpreter

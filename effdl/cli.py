@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     book = sub.add_parser("book", help="build the HTML book from book.yml (stored outputs)")
-    book.add_argument("--out", default=None, help="output folder (default: _build in the repository)")
+    book.add_argument("--out", default=None, help="folder that receives _build/html (default: the repository)")
     book.add_argument("--execute", action="store_true", help="re-execute every chapter first")
 
     lab = sub.add_parser("lab", help="open the chapters in JupyterLab")
@@ -66,7 +66,7 @@ def _dispatch(args) -> int:
                 print(f"chapter {cid}: executed in {seconds:.1f} s")
             for line in book.over_budget(times):
                 print("warning:", line)
-        index = book.build_html(args.out or book.ROOT / "_build")
+        index = book.build_html(args.out or book.ROOT)
         print(f"\nThe book is at {index}\nOpen it in a browser, or run `effdl lab` for the live notebooks.")
         return 0
     if args.command == "lab":

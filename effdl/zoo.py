@@ -67,6 +67,17 @@ def info(name: str | None = None, *, data_dir: Path | None = None) -> dict:
     return record["models"][name]
 
 
+def readme_table(record: dict | None = None) -> str:
+    """The README's table of pretrained models (Markdown), from ``zoo.json``."""
+    record = info() if record is None else record
+    rows = ["| checkpoint | parameters | validation accuracy | test accuracy | chosen lr, epoch |",
+            "|---|---|---|---|---|"]
+    for name, rec in record["models"].items():
+        rows.append(f"| `data/zoo/{name}.pt` | {rec['params']:,d} | {rec['val_acc']:.1f} % | "
+                    f"{rec['test_acc']:.1f} % | {rec['lr']}, {rec['best_epoch']} |")
+    return "\n".join(rows)
+
+
 def train_one(name: str, *, seed: int = 0) -> tuple[nn.Module, dict]:
     """Train ``name`` by its recipe; return the chosen model and its record."""
     check_choice("name", name, RECIPES)

@@ -50,6 +50,14 @@ def test_readme_chapter_table_matches_book_yml():
         "README chapter table is stale: paste `python -c 'from effdl.book import readme_table; print(readme_table())'`"
 
 
+def test_readme_zoo_table_matches_zoo_json():
+    from effdl import zoo
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- zoo:start -->\n(.*?)\n<!-- zoo:end -->", readme, re.S)
+    assert block and block.group(1).strip() == zoo.readme_table().strip(), \
+        "README's zoo table is stale: paste `python -c 'from effdl.zoo import readme_table; print(readme_table())'`"
+
+
 def test_chapters_are_executed_and_clean():
     for c in book.load_book().chapters:
         nb = nbformat.read(c.path, as_version=4)
@@ -82,13 +90,17 @@ def test_environment_yml_agrees_with_pyproject():
 class _Collect(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.images, self.title = [], ""
+        self.images, self.title, self.assets = [], "", []
         self._in_title = False
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "img":
             self.images.append(attrs.get("src", ""))
+        if tag == "script" and attrs.get("src"):
+            self.assets.append(attrs["src"])
+        if tag == "link" and attrs.get("rel") == "stylesheet":
+            self.assets.append(attrs.get("href", ""))
         self._in_title = tag == "title"
 
     def handle_data(self, data):
@@ -117,6 +129,12 @@ def test_html_book_has_every_chapter_with_its_figures(built_book):
         assert len(pngs) >= n_figures > 0, f"{page.name}: {len(pngs)} images for {n_figures} figures"
         for src in pngs:
             assert (page.parent / src).is_file(), f"{page.name} links a missing image {src}"
+        # offline: every script and stylesheet (MathJax included) is a local file
+        has_math = any("$" in cell.source for cell in nb.cells if cell.cell_type == "markdown")
+        assert any("mathjax" in a for a in parser.assets) or not has_math
+        for asset in parser.assets:
+            assert "://" not in asset, f"{page.name} loads {asset} from the network"
+            assert (page.parent / asset.split("?")[0]).is_file(), f"{page.name}: missing {asset}"
     index = built_book.read_text()
     for c in book.load_book().chapters:
         assert c.title in index
