@@ -149,7 +149,9 @@ def stage_book(book: Book, stage: Path) -> Path:
         # MathJax from a local copy (the package sphinx-mathjax-offline), so
         # the pages render their formulas without a network.
         "sphinx": {"extra_extensions": ["sphinx-mathjax-offline"],
-                   "config": {"html_show_copyright": False, "suppress_warnings": ["mystnb.unknown_mime_type"]}},
+                   "config": {"html_show_copyright": False, "suppress_warnings": ["mystnb.unknown_mime_type"],
+                              # text/markdown outputs (the chapters' tables) parsed as MyST, with tables
+                              "nb_render_markdown_format": "myst"}},
         "html": {"use_repository_button": False},
     }
     toc = {"format": "jb-book", "root": "index", "parts": []}

@@ -67,6 +67,7 @@ def test_figures_have_titles_and_labels():
 def test_readable_numbers():
     assert plots.readable(42350.04) == "42,350"
     assert plots.readable(2.5581) == "2.56"
+    assert plots.readable(3.4028234663852886e38) == "3.403e+38"
 
 
 def test_markdown_table():

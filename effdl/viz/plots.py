@@ -17,7 +17,10 @@ WIDTH = 7.5  # inches: the book's text width
 
 
 def readable(value: float) -> str:
-    """A number for a label: thousands separators for large values, 3 significant digits otherwise."""
+    """A number for a label: 4 significant digits past a million, thousands separators
+    from 100, 3 significant digits below."""
+    if abs(value) >= 1e6:
+        return f"{value:.4g}"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
