@@ -1,0 +1,389 @@
+"""Tests for effdl.winograd: the paper's matrices, exact 1-D identities in
+fractions, oracles (torch.nn.functional.conv2d, scipy.signal.correlate2d),
+exact operation counts, precision ordering and bad inputs."""
+import doctest
+import itertools
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+import torch.nn.functional as F
+
+import effdl.winograd as wg
+from effdl.winograd import (cook_toom, direct_conv2d, error_vs_direct, layer_counts, mults_per_tile,
+                            time_conv3x3, transform_filters, transforms, winograd_conv2d, winograd_report)
+
+# Lavin & Gray, CVPR 2016: F(2, 3) (eq. 7–8, also /work/shared/FACTS.md) and F(4, 3) (section 4.2).
+LAVIN_F2 = (
+    [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+    [[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
+    [[1, 1, 1, 0], [0, 1, -1, -1]],
+)
+LAVIN_F4 = (
+    [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+     [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+    [[Fraction(1, 4), 0, 0], [Fraction(-1, 6), Fraction(-1, 6), Fraction(-1, 6)],
+     [Fraction(-1, 6), Fraction(1, 6), Fraction(-1, 6)], [Fraction(1, 24), Fraction(1, 12), Fraction(1, 6)],
+     [Fraction(1, 24), Fraction(-1, 12), Fraction(1, 6)], [0, 0, 1]],
+    [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+)
+
+
+def test_docstring_examples():
+    assert doctest.testmod(wg).failed == 0
+
+
+# ---------------------------------------------------------------- transform matrices
+
+
+def test_f2_transforms_are_lavin_grays_exactly():
+    for ours, paper in zip(transforms(2), LAVIN_F2):
+        assert ours.dtype == np.float64
+        np.testing.assert_array_equal(ours, np.array(paper, dtype=np.float64))
+
+
+def test_f4_cook_toom_is_lavin_grays_exactly():
+    exact = cook_toom(4, 3, (0, 1, -1, 2, -2))
+    for ours, paper in zip(exact, LAVIN_F4):
+        assert ours.shape == np.array(paper, dtype=object).shape
+        assert all(Fraction(a) == Fraction(b) for a, b in zip(ours.ravel(), np.array(paper, dtype=object).ravel()))
+    for ours, paper in zip(transforms(4), LAVIN_F4):
+        np.testing.assert_array_equal(ours, np.array(paper, dtype=np.float64))
+
+
+def test_f2_cook_toom_differs_from_the_paper_only_by_cancelling_signs():
+    BT, G, AT = (np.array(m, dtype=np.float64) for m in cook_toom(2, 3, (0, 1, -1)))
+    d_b, d_g = np.diag([-1.0, 1, 1, -1]), np.diag([-1.0, 1, 1, 1])    # row signs of Bᵀ and of G
+    paper = transforms(2)
+    np.testing.assert_array_equal(d_b @ BT, paper[0])
+    np.testing.assert_array_equal(d_g @ G, paper[1])
+    np.testing.assert_array_equal(AT @ np.linalg.inv(d_b @ d_g), paper[2])   # Aᵀ absorbs the product
+
+
+def _correlate_1d(d, g):
+    m = len(d) - len(g) + 1
+    return [sum(d[i + j] * g[j] for j in range(len(g))) for i in range(m)]
+
+
+@pytest.mark.parametrize("m, r, points", [(2, 3, None), (4, 3, None), (2, 3, (0, 1, -1)), (3, 2, None),
+                                          (6, 3, None), (2, 5, (0, 1, -1, 2, Fraction(1, 3))), (1, 1, ())])
+def test_1d_identity_is_exact_on_every_basis_pair(m, r, points):
+    # y = Aᵀ[(G g) ⊙ (Bᵀ d)] is bilinear in (d, g): exact on all basis pairs ⇒ exact everywhere.
+    BT, G, AT = cook_toom(m, r, points)
+    n = m + r - 1
+    assert (BT.shape, G.shape, AT.shape) == ((n, n), (n, r), (m, n))
+    for i, j in itertools.product(range(n), range(r)):
+        d = [Fraction(int(k == i)) for k in range(n)]
+        g = [Fraction(int(k == j)) for k in range(r)]
+        y = AT @ ((G @ np.array(g, dtype=object)) * (BT @ np.array(d, dtype=object)))
+        assert list(y) == _correlate_1d(d, g)
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_1d_identity_with_float_matrices(tile):
+    BT, G, AT = transforms(tile)
+    rng = np.random.default_rng(tile)
+    d, g = rng.standard_normal(tile + 2), rng.standard_normal(3)
+    np.testing.assert_allclose(AT @ ((G @ g) * (BT @ d)), np.correlate(d, g, "valid"), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_2d_single_tile_identity_against_scipy(tile):
+    BT, G, AT = transforms(tile)
+    rng = np.random.default_rng(10 + tile)
+    d, g = rng.standard_normal((tile + 2, tile + 2)), rng.standard_normal((3, 3))
+    y = AT @ ((G @ g @ G.T) * (BT @ d @ BT.T)) @ AT.T          # Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A
+    np.testing.assert_allclose(y, scipy.signal.correlate2d(d, g, "valid"), rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- convolution vs oracles
+
+
+def _rel_err(y, ref):
+    y, ref = torch.as_tensor(y).double(), torch.as_tensor(ref).double()
+    return float((y - ref).abs().max() / ref.abs().max())
+
+
+@pytest.mark.parametrize("n, c, k, h, w, padding", [
+    (1, 1, 1, 3, 3, 0),        # a single output
+    (1, 3, 4, 7, 9, 0),        # odd sizes: partial edge tiles for both tiles
+    (2, 5, 3, 8, 8, 1),
+    (3, 16, 8, 11, 6, 1),
+    (2, 32, 24, 10, 13, 0),
+    (1, 2, 2, 1, 1, 1),        # 1×1 input, padding 1 → 1×1 output
+])
+@pytest.mark.parametrize("tile, bound", [(2, 1e-5), (4, 1e-4)])
+def test_winograd_matches_direct_and_torch_in_fp32(n, c, k, h, w, padding, tile, bound):
+    gen = torch.Generator().manual_seed(n * 1000 + c * 10 + h)
+    x, wt = torch.randn(n, c, h, w, generator=gen), torch.randn(k, c, 3, 3, generator=gen)
+    ref = F.conv2d(x.double(), wt.double(), padding=padding)
+    y = winograd_conv2d(x, wt, tile=tile, padding=padding)
+    assert y.dtype == torch.float32 and y.shape == ref.shape
+    assert _rel_err(y, ref) < bound
+    assert _rel_err(direct_conv2d(x, wt, padding=padding), ref) < 1e-6
+    assert _rel_err(y, F.conv2d(x, wt, padding=padding)) < bound
+
+
+@pytest.mark.parametrize("block", [40, 300, 5000])
+@pytest.mark.parametrize("tile", [2, 4])
+def test_blocks_of_rows_and_of_images(monkeypatch, tile, block):
+    # _BLOCK sets how many tiles (pixels for im2col) one block holds: small values split an
+    # image into bands of rows, larger ones group whole images, with a partial last group.
+    monkeypatch.setattr(wg, "_BLOCK", block)
+    gen = torch.Generator().manual_seed(block + tile)
+    x, w = torch.randn(5, 3, 17, 14, generator=gen), torch.randn(4, 3, 3, 3, generator=gen)
+    ref = F.conv2d(x.double(), w.double(), padding=1)
+    assert _rel_err(winograd_conv2d(x, w, tile=tile, padding=1), ref) < 1e-5 * tile ** 2
+    assert _rel_err(direct_conv2d(x, w, padding=1), ref) < 1e-6
+
+
+def test_block_splitting():
+    assert list(wg._blocks(2, 5, 4, 8)) == [(slice(0, 1), 0, 2), (slice(0, 1), 2, 4), (slice(0, 1), 4, 5),
+                                           (slice(1, 2), 0, 2), (slice(1, 2), 2, 4), (slice(1, 2), 4, 5)]
+    assert list(wg._blocks(5, 2, 3, 12)) == [(slice(0, 2), 0, 2), (slice(2, 4), 0, 2), (slice(4, 5), 0, 2)]
+    assert list(wg._blocks(1, 3, 10, 4)) == [(slice(0, 1), 0, 1), (slice(0, 1), 1, 2), (slice(0, 1), 2, 3)]
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_numpy_in_numpy_out_float64(tile):
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 4, 9, 7)), rng.standard_normal((5, 4, 3, 3))
+    y = winograd_conv2d(x, w, tile=tile, padding=1)
+    assert isinstance(y, np.ndarray) and y.dtype == np.float64 and y.shape == (2, 5, 9, 7)
+    ref = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1).numpy()
+    np.testing.assert_allclose(y, ref, rtol=1e-11, atol=1e-11)
+    yd = direct_conv2d(x, w, padding=1)
+    assert isinstance(yd, np.ndarray) and yd.dtype == np.float64
+    np.testing.assert_allclose(yd, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_read_only_and_non_contiguous_numpy_inputs():
+    rng = np.random.default_rng(4)
+    x = np.asfortranarray(rng.standard_normal((1, 3, 6, 6)).astype(np.float32))
+    w = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
+    w.flags.writeable = False
+    y = winograd_conv2d(x, w)
+    assert y.dtype == np.float32
+    assert _rel_err(y, direct_conv2d(x, w)) < 1e-5
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_precomputed_filters_give_the_same_result(tile):
+    gen = torch.Generator().manual_seed(5)
+    x, w = torch.randn(2, 6, 10, 10, generator=gen), torch.randn(4, 6, 3, 3, generator=gen)
+    U = transform_filters(w, tile)
+    assert U.shape == (tile + 2, tile + 2, 4, 6) and U.dtype == w.dtype
+    assert torch.equal(winograd_conv2d(x, U=U, tile=tile, padding=1), winograd_conv2d(x, w, tile=tile, padding=1))
+    Un = transform_filters(w.numpy(), tile)
+    assert isinstance(Un, np.ndarray)
+    np.testing.assert_array_equal(Un, U.numpy())
+
+
+def test_filter_transform_is_g_g_gt():
+    w = np.random.default_rng(6).standard_normal((3, 2, 3, 3))
+    _, G, _ = transforms(4)
+    U = transform_filters(w, 4)
+    for k, c in itertools.product(range(3), range(2)):
+        np.testing.assert_allclose(U[:, :, k, c], G @ w[k, c] @ G.T, rtol=1e-13, atol=1e-13)
+
+
+# ---------------------------------------------------------------- precision
+
+
+@pytest.fixture(scope="module")
+def report():
+    return winograd_report(seed=0)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_fp16_in_fp16_out(kind):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 8, 6, 6)).astype(np.float16)
+    w = (rng.standard_normal((4, 8, 3, 3)) / 8).astype(np.float16)
+    if kind == "torch":
+        x, w = torch.from_numpy(x), torch.from_numpy(w)
+    y = winograd_conv2d(x, w, tile=2, padding=1)
+    assert y.dtype == (np.float16 if kind == "numpy" else torch.float16)
+    ref = F.conv2d(torch.as_tensor(x).double(), torch.as_tensor(w).double(), padding=1)
+    assert 0 < _rel_err(y, ref) < 5e-3
+
+
+def test_bf16_torch_tensors():
+    gen = torch.Generator().manual_seed(9)
+    x, w = torch.randn(1, 4, 5, 5, generator=gen).bfloat16(), torch.randn(3, 4, 3, 3, generator=gen).bfloat16()
+    y = winograd_conv2d(x, w, tile=4, padding=1)
+    assert y.dtype == torch.bfloat16 and y.shape == (1, 3, 5, 5)
+    assert _rel_err(y, F.conv2d(x.double(), w.double(), padding=1)) < 0.1
+
+
+def test_error_ordering_f4_worse_than_f2(report):
+    # error_vs_direct(tile, dtype, seed=0), as the report rounds it to 3 significant digits
+    e = {(t, d): report[f"F({t}x{t},3x3)"][f"max_rel_err_{d}"] for t in (2, 4) for d in ("fp32", "fp16")}
+    assert e[2, "fp32"] < 1e-5 and e[4, "fp32"] < 1e-4
+    assert e[2, "fp16"] < 3e-3 and e[4, "fp16"] < 5e-2
+    assert e[4, "fp16"] > 3 * e[2, "fp16"]
+    assert e[4, "fp32"] > 3 * e[2, "fp32"]
+    assert e[2, "fp16"] > 100 * e[2, "fp32"]
+    assert error_vs_direct(2, "fp16", seed=0) == pytest.approx(e[2, "fp16"], rel=1e-2)
+
+
+def test_int8_like_inputs():
+    # F(2×2): every intermediate is a multiple of ¼ and, at this size, fits float32's 24-bit
+    # significand, so the result is exact; F(4×4)'s 1/6 and 1/24 are not exact in float32.
+    assert error_vs_direct(2, "int8", seed=1) == 0.0
+    assert 0.0 < error_vs_direct(4, "int8", seed=1) < 1e-4
+
+
+def test_error_vs_direct_depends_on_seed_only():
+    first = error_vs_direct(4, "bf16", seed=3)
+    assert error_vs_direct(4, "bf16", seed=3) == first != error_vs_direct(4, "bf16", seed=4)
+
+
+# ---------------------------------------------------------------- counts
+
+
+def test_mults_per_tile():
+    assert mults_per_tile(2) == (36, 16)
+    assert mults_per_tile(4) == (144, 36)
+
+
+@pytest.mark.parametrize("tile, data, filt, out", [(2, 32, 28, 24), (4, 192, 72, 140)])
+def test_transform_additions_per_tile(tile, data, filt, out):
+    # F(2×2, 3×3): 32, 28 and 24 additions, as in Lavin & Gray; F(4×4) from the non-zero pattern.
+    c = layer_counts(1, 1, tile, tile, tile)
+    assert c["tiles"] == 1
+    assert (c["data_transform_adds"], c["filter_transform_adds"], c["output_transform_adds"]) == (data, filt, out)
+    assert c["transform_adds"] == data + filt + out
+
+
+def test_layer_counts_vgg_layer():
+    c = layer_counts(128, 128, 112, 112, 2)
+    assert c["mults_direct"] == 9 * 128 * 128 * 112 * 112
+    assert c["mults_winograd"] == 16 * 128 * 128 * 56 * 56
+    assert c["reduction"] == 2.25
+    assert c["data_transform_adds"] == 32 * 128 * 56 * 56
+    assert c["filter_transform_adds"] == 28 * 128 * 128          # once per layer
+    assert c["output_transform_adds"] == 24 * 128 * 56 * 56
+    # G's six ½ entries, applied over (4 + 3) rows/columns; Bᵀ and Aᵀ hold only 0 and ±1.
+    assert c["transform_const_mults"] == 42 * 128 * 128
+
+
+def test_layer_counts_partial_tiles_and_batch():
+    c = layer_counts(512, 512, 14, 14, 4, batch_size=8)
+    assert c["tiles"] == 4 * 4 * 8                               # ⌈14/4⌉² per image
+    assert c["mults_winograd"] == 36 * 512 * 512 * 128
+    assert c["reduction"] == pytest.approx(9 * 14 * 14 / (36 * 16))   # 3.0625, not 4
+    c1 = layer_counts(512, 512, 14, 14, 4)
+    assert c["filter_transform_adds"] == c1["filter_transform_adds"]  # not per image
+    assert c["data_transform_adds"] == 8 * c1["data_transform_adds"]
+
+
+# ---------------------------------------------------------------- report and timing
+
+
+def test_report_shape(report):
+    assert list(report) == ["F(2x2,3x3)", "F(4x4,3x3)", "vgg16_ms"]
+    keys = ["mults_direct", "mults_winograd", "reduction", "max_rel_err_fp32", "max_rel_err_fp16"]
+    for name, (direct, winograd) in [("F(2x2,3x3)", (36, 16)), ("F(4x4,3x3)", (144, 36))]:
+        entry = report[name]
+        assert list(entry) == keys
+        assert (entry["mults_direct"], entry["mults_winograd"], entry["reduction"]) == (direct, winograd,
+                                                                                          direct / winograd)
+        assert all(isinstance(entry[k], float) and entry[k] > 0 for k in keys[3:])
+    assert report["F(4x4,3x3)"]["max_rel_err_fp16"] > report["F(2x2,3x3)"]["max_rel_err_fp16"]
+    assert list(report["vgg16_ms"]) == ["conv2_2", "conv3_2", "conv4_2", "conv5_2"]
+    for times in report["vgg16_ms"].values():
+        assert list(times) == ["im2col", "winograd", "torch"]
+        assert all(isinstance(t, float) and t > 0 for t in times.values())
+
+
+def test_time_conv3x3_small():
+    t = time_conv3x3(4, 4, 6, 6, repeats=1, methods=wg.TIMED_METHODS)
+    assert list(t) == list(wg.TIMED_METHODS) and all(v > 0 for v in t.values())
+
+
+# ---------------------------------------------------------------- bad inputs
+
+_X = torch.zeros(1, 2, 5, 5)
+_W = torch.zeros(3, 2, 3, 3)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: transforms(3), ValueError, "^tile must be one of"),
+    (lambda: transforms(True), TypeError, "^tile must be an integer"),
+    (lambda: transforms(2.0), TypeError, "^tile must be an integer"),
+    (lambda: transforms("2"), TypeError, "^tile must be an integer"),
+    (lambda: winograd_conv2d([[1.0]], _W), TypeError, "^x must be a numpy.ndarray or a torch.Tensor"),
+    (lambda: winograd_conv2d(np.zeros((1, 2, 5, 5), dtype=np.int64), _W.numpy()), TypeError,
+     "^x must be a floating-point array"),
+    (lambda: winograd_conv2d(np.zeros((1, 2, 5, 5), dtype=bool), _W.numpy()), TypeError, "^x must be a floating"),
+    (lambda: winograd_conv2d(np.zeros((1, 2, 5, 5), dtype=object), _W.numpy()), TypeError, "^x must be a floating"),
+    (lambda: winograd_conv2d(np.full((1, 2, 5, 5), "a"), _W.numpy()), TypeError, "^x must be a floating"),
+    (lambda: winograd_conv2d(np.zeros((1, 2, 5, 5), dtype=np.complex64), _W.numpy()), TypeError,
+     "^x must be a floating"),
+    (lambda: winograd_conv2d(_X.long(), _W), TypeError, "^x must be a floating-point tensor"),
+    (lambda: winograd_conv2d(_X.bool(), _W), TypeError, "^x must be a floating-point tensor"),
+    (lambda: winograd_conv2d(_X, _W.int()), TypeError, "^w must be a floating-point tensor"),
+    (lambda: winograd_conv2d(_X, _W.numpy()), TypeError, "^w must be the same kind of array as x"),
+    (lambda: winograd_conv2d(_X, _W.double()), TypeError, "^w must have the same dtype as x"),
+    (lambda: winograd_conv2d(_X, torch.zeros(3, 2, 5, 5)), ValueError, "^w must hold 3×3 kernels"),
+    (lambda: winograd_conv2d(_X, torch.zeros(3, 2, 1, 1)), ValueError, "^w must hold 3×3 kernels"),
+    (lambda: winograd_conv2d(_X, torch.zeros(3, 4, 3, 3)), ValueError, "^w must have as many input channels"),
+    (lambda: winograd_conv2d(_X[0], _W), ValueError, r"^x must be a non-empty 4-D array .*got shape \(2, 5, 5\)"),
+    (lambda: winograd_conv2d(_X, _W[0]), ValueError, "^w must be a non-empty 4-D array"),
+    (lambda: winograd_conv2d(_X[:0], _W), ValueError, "^x must be a non-empty 4-D array"),
+    (lambda: winograd_conv2d(torch.zeros(1, 2, 2, 5), _W), ValueError, r"^x must be at least 3×3 after padding"),
+    (lambda: winograd_conv2d(_X, _W, padding=-1), ValueError, r"^padding must be an integer in \[0, inf\]"),
+    (lambda: winograd_conv2d(_X, _W, padding=1.0), TypeError, "^padding must be an integer"),
+    (lambda: winograd_conv2d(_X, _W, padding=True), TypeError, "^padding must be an integer"),
+    (lambda: winograd_conv2d(_X, _W, stride=2), ValueError, "^stride must be 1"),
+    (lambda: winograd_conv2d(_X, _W, stride=(1, 1)), TypeError, "^stride must be an integer"),
+    (lambda: winograd_conv2d(_X, _W, tile=3), ValueError, r"^tile must be one of \[2, 4\]"),
+    (lambda: winograd_conv2d(_X, _W, tile=6), ValueError, "^tile must be one of"),
+    (lambda: winograd_conv2d(_X, _W, tile=None), TypeError, "^tile must be an integer"),
+    (lambda: winograd_conv2d(_X), ValueError, "^w must be given, or U instead .*got neither"),
+    (lambda: winograd_conv2d(_X, _W, U=torch.zeros(4, 4, 3, 2)), ValueError, "^w must be given.*got both"),
+    (lambda: winograd_conv2d(_X, U=torch.zeros(6, 6, 3, 2)), ValueError, r"^U must have shape \(4, 4, K, 2\)"),
+    (lambda: winograd_conv2d(_X, U=torch.zeros(4, 4, 3, 5)), ValueError, r"^U must have shape"),
+    (lambda: winograd_conv2d(_X, U=torch.zeros(4, 4, 3, 2).numpy()), TypeError, "^U must be the same kind"),
+    (lambda: direct_conv2d(_X, torch.zeros(3, 2, 5, 5)), ValueError, "^w must hold 3×3 kernels"),
+    (lambda: direct_conv2d(_X, _W, padding=-2), ValueError, "^padding must be"),
+    (lambda: direct_conv2d(_X.numpy(), _W), TypeError, "^w must be the same kind of array as x"),
+    (lambda: direct_conv2d("x", _W), TypeError, "^x must be a numpy.ndarray or a torch.Tensor"),
+    (lambda: direct_conv2d(_X, torch.zeros(3, 3, 3, 3)), ValueError, "^w must have as many input channels"),
+    (lambda: transform_filters(torch.zeros(3, 2, 5, 5)), ValueError, "^w must hold 3×3 kernels"),
+    (lambda: transform_filters(_W, tile=5), ValueError, "^tile must be one of"),
+    (lambda: transform_filters([1.0]), TypeError, "^w must be a numpy.ndarray"),
+    (lambda: mults_per_tile(3), ValueError, "^tile must be one of"),
+    (lambda: layer_counts(0, 1, 1, 1, 2), ValueError, r"^C must be an integer in \[1, inf\]"),
+    (lambda: layer_counts(True, 1, 1, 1, 2), TypeError, "^C must be an integer"),
+    (lambda: layer_counts(1, 1.5, 1, 1, 2), TypeError, "^K must be an integer"),
+    (lambda: layer_counts(1, 1, -3, 1, 2), ValueError, "^H_out must be"),
+    (lambda: layer_counts(1, 1, 1, 0, 2), ValueError, "^W_out must be"),
+    (lambda: layer_counts(1, 1, 1, 1, 8), ValueError, "^tile must be one of"),
+    (lambda: layer_counts(1, 1, 1, 1, 2, batch_size=0), ValueError, "^batch_size must be"),
+    (lambda: error_vs_direct(2, "fp8"), ValueError, "^dtype must be one of"),
+    (lambda: error_vs_direct(2, torch.float16), TypeError, "^dtype must be a string"),
+    (lambda: error_vs_direct(2, "fp32", seed=-1), ValueError, "^seed must be"),
+    (lambda: error_vs_direct(3, "fp32"), ValueError, "^tile must be one of"),
+    (lambda: cook_toom(0), ValueError, r"^m must be an integer in \[1, inf\]"),
+    (lambda: cook_toom(2, 0), ValueError, "^r must be"),
+    (lambda: cook_toom(2, 3, (0, 1)), ValueError, "^points must be a sequence of 3 distinct"),
+    (lambda: cook_toom(2, 3, (0, 1, 1)), ValueError, "^points must be a sequence of 3 distinct"),
+    (lambda: cook_toom(2, 3, (0, 1, 0.5)), TypeError, "^points must be a sequence"),
+    (lambda: cook_toom(2, 3, (0, 1, True)), TypeError, "^points must be a sequence"),
+    (lambda: cook_toom(2, 3, "012"), TypeError, "^points must be a sequence"),
+    (lambda: cook_toom(8, 3), ValueError, "^points must be given when m"),
+    (lambda: time_conv3x3(4, 4, 6, 6, methods=["fft"]), ValueError, "^methods must be one of"),
+    (lambda: time_conv3x3(4, 4, 6, 6, methods="im2col"), TypeError, "^methods must be a sequence"),
+    (lambda: time_conv3x3(4, 4, 6, 6, methods=()), ValueError, "^methods must be non-empty"),
+    (lambda: time_conv3x3(4, 4, 6, 6, repeats=0), ValueError, "^repeats must be"),
+    (lambda: time_conv3x3(4, 0, 6, 6), ValueError, "^K must be"),
+    (lambda: winograd_report(seed=-1), ValueError, "^seed must be"),
+    (lambda: winograd_report(seed="0"), TypeError, "^seed must be an integer"),
+])
+def test_bad_inputs(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
