@@ -9,7 +9,14 @@ and call it. Module map (chapter that teaches it in brackets):
 - ``effdl.train`` — fit / evaluate, seeds, device, progress bars [all]
 - ``effdl.zoo`` — pretrained checkpoints in ``data/zoo`` [all]
 - ``effdl.numerics`` — number formats, rounding, fixed point [1]
+- ``effdl.pruning`` — magnitude pruning, masks, schedules, channel pruning [2]
+- ``effdl.coding`` — Huffman coding, relative indexes, bit packing [4]
+- ``effdl.paper_tables`` — Deep Compression's per-layer tables as a calculator [4]
+- ``effdl.lowrank`` — SVD, conv decomposition, tensor-train layers [7]
+- ``effdl.winograd`` — Winograd F(2×2,3×3) and F(4×4,3×3) convolution [8]
 - ``effdl.hardware.energy`` — energy per operation (Horowitz, ISSCC 2014) [0, 1]
+- ``effdl.precompute`` — the chapters' heavy experiments, run once into ``data/zoo``
+- ``effdl.exercises`` — property checks for the chapters' exercises
 - ``effdl.reproduce`` — each chapter's headline experiment as JSON
 """
 __version__ = "0.1.0"

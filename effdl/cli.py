@@ -5,6 +5,7 @@
     effdl execute [ID ...]               re-execute chapters, storing outputs
     effdl zoo train [--models ...]       retrain the pretrained checkpoints
     effdl zoo list                       show the zoo's accuracies
+    effdl precompute STAGE               a chapter's heavy experiments into data/zoo
     effdl reproduce [NAME] [--json]      a chapter's headline experiment
     effdl data verify                    check every shipped file's hash
 """
@@ -38,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default=None, help="output folder (default: data/zoo)")
     train.add_argument("--seed", type=int, default=0)
     zoo_sub.add_parser("list", help="show the checkpoints and their accuracies")
+
+    pre = sub.add_parser("precompute", help="run a chapter's heavy experiments into data/zoo (maintainers)")
+    pre.add_argument("stage", help="e.g. pruning")
+    pre.add_argument("--out", default=None, help="output folder (default: data/zoo)")
 
     rep = sub.add_parser("reproduce", help="run a chapter's headline experiment")
     rep.add_argument("name", nargs="?", help="experiment name (omit to list them)")
@@ -89,6 +94,11 @@ def _dispatch(args) -> int:
             for name, rec in zoo.info()["models"].items():
                 print(f"{name:9s} {rec['params']:>8,d} params  val {rec['val_acc']:.1f} %  "
                       f"test {rec['test_acc']:.1f} %  (lr {rec['lr']}, epoch {rec['best_epoch']})")
+        return 0
+    if args.command == "precompute":
+        from . import precompute
+        record = precompute.run(args.stage, args.out)
+        print(f"{args.stage}: done in {record['recompute_seconds']} s")
         return 0
     if args.command == "reproduce":
         from . import reproduce

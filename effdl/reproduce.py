@@ -63,3 +63,37 @@ def to_text(result: dict, indent: int = 0) -> str:
 def _numbers() -> dict:
     from .numerics import numbers_report
     return numbers_report()
+
+
+@experiment("pruning", chapter="02",
+            summary="LeNet-300-100 / LeNet-5 pruned to 8 % and the row-LSTM to 90 %, accuracy on the test split")
+def _pruning() -> dict:
+    from . import pruning, zoo
+    from .data import load_mnist
+    from .train import evaluate
+
+    test = load_mnist("test", source="embedded")
+    out = {}
+    for key, arch, name in [("lenet300", "lenet300", "lenet300_pruned"), ("lenet5", "lenet5", "lenet5_pruned"),
+                            ("lstm", "lstm", "lstm_pruned90"), ("lstm95", "lstm", "lstm_pruned95")]:
+        model = zoo.load(name)
+        row = {"params": pruning.nonzero_parameters(model),
+               "kept_fraction": round(pruning.kept_fraction(model), 4),
+               "acc_dense": evaluate(zoo.load(arch), test), "acc_pruned": evaluate(model, test)}
+        row["compression"] = round(1 / row["kept_fraction"], 1)
+        out[key] = row
+    return out
+
+
+@experiment("paper-tables", chapter="04",
+            summary="AlexNet / VGG-16 compression calculated from Deep Compression's per-layer statistics")
+def _paper_tables() -> dict:
+    from .paper_tables import paper_tables_report
+    return paper_tables_report()
+
+
+@experiment("winograd", chapter="08",
+            summary="Winograd F(2x2,3x3) / F(4x4,3x3): multiply counts, error vs direct, VGG-16 layer times")
+def _winograd() -> dict:
+    from .winograd import winograd_report
+    return winograd_report()

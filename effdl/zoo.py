@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ._validate import check_choice, check_int
-from .data import DATA_DIR, DataError, load_mnist, refresh_manifest, verified_path
+from .data import DATA_DIR, DataError, load_mnist, read_manifest, refresh_manifest, verified_path
 from .models import MODELS, build_model, count_parameters
 from .train import evaluate, fit, progress
 
@@ -36,25 +36,41 @@ RECIPES = {
 
 
 def names() -> list[str]:
+    """The base models :func:`train_zoo` makes."""
     return list(RECIPES)
 
 
+def checkpoints(*, data_dir: Path | None = None) -> list[str]:
+    """Every checkpoint shipped in ``data/zoo`` (base models and the chapters' precomputed ones)."""
+    manifest = read_manifest((DATA_DIR if data_dir is None else Path(data_dir)) / "MANIFEST")
+    return sorted(p[len("zoo/"):-len(".pt")] for p in manifest if p.startswith("zoo/") and p.endswith(".pt"))
+
+
 def load(name: str, *, data_dir: Path | None = None) -> nn.Module:
-    """The pretrained model ``name`` in eval mode, after checking its hash.
+    """The checkpoint ``name`` (see :func:`checkpoints`) as a model in eval mode, after checking its hash.
 
     A missing, truncated or altered checkpoint raises ``effdl.data.DataError``.
     """
-    check_choice("name", name, RECIPES)
+    check_choice("name", name, checkpoints(data_dir=data_dir))
     path = verified_path(f"zoo/{name}.pt", data_dir=data_dir)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for a damaged zip
         raise DataError(f"{path} is not a readable checkpoint: {err}") from None
-    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT or blob.get("name") != name:
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT or blob.get("name") != name \
+            or blob.get("arch", name) not in MODELS:
         raise DataError(f"{path} is not an effdl checkpoint of {name!r}.")
-    model = build_model(name)
+    model = build_model(blob.get("arch", name))
     model.load_state_dict(blob["state_dict"])
     return model.eval()
+
+
+def save_checkpoint(model: nn.Module, name: str, arch: str, out_dir: Path) -> Path:
+    """Write ``model``'s weights as checkpoint ``name`` of architecture ``arch`` (atomic)."""
+    check_choice("arch", arch, MODELS)
+    path = Path(out_dir) / f"{name}.pt"
+    _atomic_save({"format": CHECKPOINT_FORMAT, "name": name, "arch": arch, "state_dict": model.state_dict()}, path)
+    return path
 
 
 def info(name: str | None = None, *, data_dir: Path | None = None) -> dict:
@@ -124,8 +140,7 @@ def train_zoo(out_dir: Path | str = ZOO_DIR, model_names: list[str] | None = Non
                   selection="best validation accuracy over lr grid and epochs; test evaluated once")
     for name in model_names:
         model, rec = train_one(name, seed=seed)
-        _atomic_save({"format": CHECKPOINT_FORMAT, "name": name, "state_dict": model.state_dict()},
-                     out_dir / f"{name}.pt")
+        save_checkpoint(model, name, name, out_dir)
         record["models"][name] = rec
         print(f"{name}: lr {rec['lr']}, epoch {rec['best_epoch']}, val {rec['val_acc']:.1f} %, "
               f"test {rec['test_acc']:.1f} %")

@@ -73,3 +73,47 @@ def bit_width_widget(value: float = 0.1, format_name: str = "fp16", int_bits: in
         control.observe(redraw, names="value")
     redraw()
     return w.VBox([w.HBox([fmt, number]), w.HBox([ib, fb]), message, image])
+
+
+def sparsity_state(model, sparsity: float, split, layer: str = "fc1.weight") -> dict:
+    """What the sparsity widget shows: ``model`` pruned globally to ``sparsity`` (a copy,
+    no retraining), its accuracy on ``split``, its non-zero parameters, and one layer's weights."""
+    from .. import pruning
+    from ..train import evaluate
+
+    pruned = pruning.pruned_copy(model, sparsity=sparsity, scope="global")
+    weights = pruning.prunable_parameters(pruned)
+    if layer not in weights:
+        raise ValueError(f"layer must be one of {sorted(weights)}; got {layer!r}.")
+    w = weights[layer].detach().cpu().numpy().ravel()
+    dense_w = pruning.prunable_parameters(model)[layer].detach().cpu().numpy()
+    return {"sparsity": float(sparsity), "accuracy": evaluate(pruned, split), "layer": layer,
+            "nonzero_params": pruning.nonzero_parameters(pruned), "weights": w,
+            "layer_nonzeros": int((w != 0).sum()), "weight_range": float(abs(dense_w).max())}
+
+
+def sparsity_figure(model, sparsity: float, split, layer: str = "fc1.weight", curve: dict | None = None):
+    """The figure of :func:`sparsity_state` (also the widget's static rendering)."""
+    return plots.sparsity_view(sparsity_state(model, sparsity, split, layer), curve)
+
+
+def sparsity_widget(model, split, curve: dict | None = None, *, sparsity: float = 0.9,
+                    layer: str = "fc1.weight"):
+    """A global-sparsity slider and a layer menu: accuracy, parameters left and the histogram."""
+    import ipywidgets as w
+
+    from .. import pruning
+
+    sparsity_state(model, sparsity, split, layer)  # validate before building controls
+    slider = w.FloatSlider(value=sparsity, min=0.0, max=0.99, step=0.01, description="pruned",
+                           readout_format=".0%", continuous_update=False)
+    menu = w.Dropdown(options=list(pruning.prunable_parameters(model)), value=layer, description="layer")
+    image = w.Image(format="png")
+
+    def redraw(_=None):
+        image.value = figure_png(sparsity_figure(model, slider.value, split, menu.value, curve))
+
+    slider.observe(redraw, names="value")
+    menu.observe(redraw, names="value")
+    redraw()
+    return w.VBox([w.HBox([slider, menu]), image])

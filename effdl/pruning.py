@@ -1,0 +1,433 @@
+"""Pruning: magnitude masks, masks that survive training, schedules, sensitivity,
+channel pruning and size accounting.
+
+Taught in chapter 2 ("Pruning"); reused by Deep Compression (chapters 3–4)
+and DSD training. Implements Han, Pool, Tran & Dally, *Learning both Weights
+and Connections for Efficient Neural Networks* (NIPS 2015): prune the
+smallest-magnitude weights — by a target sparsity, or below a threshold of
+``quality × std(weights)`` of the layer — retrain the rest with the learning
+rate divided by ten, and repeat.
+
+Design (after ``torch.nn.utils.prune``): computing a mask is a pure function
+of a tensor (:func:`magnitude_mask`, :func:`threshold_mask`,
+:func:`global_magnitude_masks`); applying it is separate
+(:func:`apply_masks`) and uses a reparametrisation, ``weight = original ⊙
+mask``, so every forward pass sees exact zeros at pruned positions and their
+gradients are zero: training cannot revive them. :func:`remove_masks` makes
+the pruning permanent. ``mask`` is True where a weight is kept; ``sparsity`` is
+the fraction of zeros, ``density`` the fraction kept.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from ._validate import check_choice, check_float, check_int, check_type
+from .data import Split
+from .train import evaluate, fit, progress
+
+PRUNABLE_TYPES = (nn.Linear, nn.Conv2d, nn.LSTM)
+
+
+# ------------------------------------------------------------------ pure masks
+def _check_weight(weight) -> torch.Tensor:
+    check_type("weight", weight, torch.Tensor, "a torch.Tensor")
+    if not weight.is_floating_point():
+        raise TypeError(f"weight must be a floating-point tensor; got dtype {weight.dtype!r}.")
+    if weight.numel() == 0:
+        raise ValueError(f"weight must not be empty; got shape {tuple(weight.shape)!r}.")
+    return weight.detach()
+
+
+def _check_sparsity(sparsity) -> float:
+    return check_float("sparsity", sparsity, min=0.0, max=1.0)
+
+
+def n_to_prune(numel: int, sparsity: float) -> int:
+    """How many of ``numel`` weights a ``sparsity`` prunes: ``round(sparsity · numel)``,
+    the same rule as ``torch.nn.utils.prune`` for a fractional amount."""
+    return int(round(_check_sparsity(sparsity) * check_int("numel", numel, min=0)))
+
+
+def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Keep-mask pruning the ``round(sparsity · numel)`` smallest-|w| entries of ``weight``.
+
+    Ties at the threshold are broken by ``torch.topk``, as in
+    ``torch.nn.utils.prune.l1_unstructured``, so the count is exact.
+    Returns a bool tensor of ``weight``'s shape (True = kept).
+    """
+    weight = _check_weight(weight)
+    k = n_to_prune(weight.numel(), sparsity)
+    mask = torch.ones(weight.numel(), dtype=torch.bool, device=weight.device)
+    if k:
+        # indices of the k smallest |w|  (numel,) → (k,)
+        drop = torch.topk(weight.abs().flatten(), k, largest=False).indices
+        mask[drop] = False
+    return mask.view_as(weight)
+
+
+def threshold_mask(weight: torch.Tensor, quality: float) -> torch.Tensor:
+    """Han et al.'s rule: keep |w| > quality × std(w) (std over the layer's weights)."""
+    weight = _check_weight(weight)
+    quality = check_float("quality", quality, min=0.0, min_open=True)
+    return weight.abs() > quality * weight.float().std()
+
+
+def global_magnitude_masks(weights: dict[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
+    """One magnitude ranking across several tensors: prune the globally smallest |w|.
+
+    Layers with small weights lose more than layers with large ones; exactly
+    ``round(sparsity · total)`` entries are pruned overall.
+    """
+    check_type("weights", weights, dict, "a dict of name → tensor")
+    if not weights:
+        raise ValueError("weights must name at least one tensor; got {}.")
+    flat = torch.cat([_check_weight(w).abs().flatten() for w in weights.values()])
+    k = n_to_prune(flat.numel(), sparsity)
+    keep = torch.ones(flat.numel(), dtype=torch.bool)
+    if k:
+        keep[torch.topk(flat, k, largest=False).indices] = False
+    masks, start = {}, 0
+    for name, w in weights.items():
+        masks[name] = keep[start:start + w.numel()].view_as(w)
+        start += w.numel()
+    return masks
+
+
+# ------------------------------------------------------------ module plumbing
+def prunable_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weight matrices pruning acts on: ``{"fc1.weight": tensor, …}``.
+
+    Weights (not biases) of Linear and Conv2d layers, and the input-to-hidden
+    and hidden-to-hidden matrices of LSTMs. The tensors are the *effective*
+    weights (masked if a mask is applied).
+    """
+    check_type("model", model, nn.Module, "a torch.nn.Module")
+    out = {}
+    for mod_name, module in model.named_modules():
+        if isinstance(module, PRUNABLE_TYPES):
+            for p_name in _weight_names(module):
+                out[f"{mod_name}.{p_name}" if mod_name else p_name] = getattr(module, p_name)
+    if not out:
+        raise ValueError(f"model must contain a Linear, Conv2d or LSTM layer to prune; got {type(model).__name__}.")
+    return out
+
+
+def _weight_names(module: nn.Module) -> list[str]:
+    if isinstance(module, nn.LSTM):
+        return [n for n in module._flat_weights_names if n.startswith("weight")]
+    return ["weight"]
+
+
+def _split(name: str) -> tuple[str, str]:
+    mod, _, param = name.rpartition(".")
+    return mod, param
+
+
+class _Mask(nn.Module):
+    """Parametrisation ``weight = original ⊙ mask`` (mask a bool buffer, saved in state dicts)."""
+
+    def __init__(self, mask: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mask", mask)
+
+    def forward(self, original: torch.Tensor) -> torch.Tensor:
+        return original * self.mask
+
+
+def _mask_module(model: nn.Module, name: str) -> _Mask | None:
+    mod_name, param = _split(name)
+    module = model.get_submodule(mod_name)
+    if parametrize.is_parametrized(module, param):
+        for p in module.parametrizations[param]:
+            if isinstance(p, _Mask):
+                return p
+    return None
+
+
+def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
+    """Attach keep-masks to ``model`` in place (an existing mask is AND-ed: pruned stays pruned).
+
+    ``masks`` maps names from :func:`prunable_parameters` to bool tensors of
+    the weight's shape. Returns ``model``.
+    """
+    params = prunable_parameters(model)
+    for name, mask in masks.items():
+        if name not in params:
+            raise ValueError(f"masks must name prunable weights {sorted(params)}; got {name!r}.")
+        check_type(f"masks[{name!r}]", mask, torch.Tensor, "a bool tensor")
+        if mask.dtype != torch.bool or mask.shape != params[name].shape:
+            raise ValueError(f"masks[{name!r}] must be a bool tensor of shape {tuple(params[name].shape)}; "
+                             f"got {mask.dtype} {tuple(mask.shape)}.")
+        existing = _mask_module(model, name)
+        mask = mask.to(params[name].device)
+        if existing is not None:
+            existing.mask &= mask
+        else:
+            mod_name, param = _split(name)
+            parametrize.register_parametrization(model.get_submodule(mod_name), param, _Mask(mask.clone()),
+                                                 unsafe=True)
+    return model
+
+
+def masks_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The keep-masks attached to ``model`` (weights without a mask are absent)."""
+    out = {}
+    for name in prunable_parameters(model):
+        m = _mask_module(model, name)
+        if m is not None:
+            out[name] = m.mask.clone()
+    return out
+
+
+def remove_masks(model: nn.Module) -> nn.Module:
+    """Make pruning permanent: plain parameters holding the masked values (zeros stay)."""
+    for name in prunable_parameters(model):
+        mod_name, param = _split(name)
+        module = model.get_submodule(mod_name)
+        if parametrize.is_parametrized(module, param):
+            parametrize.remove_parametrizations(module, param, leave_parametrized=True)
+    return model
+
+
+def prune(model: nn.Module, *, sparsity: float | dict[str, float] | None = None,
+          quality: float | dict[str, float] | None = None, scope: str = "layer",
+          layers: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """Compute magnitude masks for ``model`` and apply them in place; return the masks.
+
+    Give exactly one of ``sparsity`` (fraction to prune) or ``quality`` (Han
+    et al.'s threshold ``quality × std``); either may be a dict per layer.
+    ``scope="global"`` ranks all chosen layers together (``sparsity`` only).
+    ``layers`` limits pruning to those weight names (default: all prunable).
+    Masks are computed on the current effective weights, so calling again
+    prunes further.
+    """
+    if (sparsity is None) == (quality is None):
+        raise ValueError(f"give exactly one of sparsity or quality; got sparsity={sparsity!r}, quality={quality!r}.")
+    check_choice("scope", scope, ("layer", "global"))
+    params = prunable_parameters(model)
+    names = list(params) if layers is None else list(layers)
+    for n in names:
+        if n not in params:
+            raise ValueError(f"layers must be names from {sorted(params)}; got {n!r}.")
+    if scope == "global":
+        if not isinstance(sparsity, (int, float)) or isinstance(sparsity, bool):
+            raise TypeError(f"sparsity must be one number with scope='global'; got {sparsity!r}.")
+        masks = global_magnitude_masks({n: params[n] for n in names}, sparsity)
+    else:
+        masks = {}
+        for n in names:
+            if sparsity is not None:
+                s = sparsity[n] if isinstance(sparsity, dict) else sparsity
+                masks[n] = magnitude_mask(params[n], s)
+            else:
+                q = quality[n] if isinstance(quality, dict) else quality
+                masks[n] = threshold_mask(params[n], q)
+    apply_masks(model, masks)
+    return masks
+
+
+def pruned_copy(model: nn.Module, **kwargs) -> nn.Module:
+    """A deep copy of ``model`` pruned by :func:`prune` (same keywords)."""
+    clone = copy.deepcopy(model)
+    prune(clone, **kwargs)
+    return clone
+
+
+# --------------------------------------------------------------- accounting
+@dataclass(frozen=True)
+class LayerSparsity:
+    name: str
+    numel: int
+    nonzeros: int
+    dense_bytes: int        # fp32
+    sparse_bytes: int       # CSR: fp32 value + column index per non-zero, one row pointer per row
+
+    @property
+    def density(self) -> float:
+        return self.nonzeros / self.numel
+
+    @property
+    def sparsity(self) -> float:
+        return 1 - self.density
+
+
+def csr_bytes(rows: int, cols: int, nonzeros: int, *, value_bits: int = 32) -> int:
+    """Bytes of a CSR matrix: values, column indices (16-bit if cols ≤ 65,536 else 32-bit),
+    and ``rows + 1`` 32-bit row pointers."""
+    rows, cols = check_int("rows", rows, min=1), check_int("cols", cols, min=1)
+    nonzeros = check_int("nonzeros", nonzeros, min=0, max=rows * cols)
+    value_bits = check_int("value_bits", value_bits, min=1, max=64)
+    index_bits = 16 if cols <= 2 ** 16 else 32
+    return math.ceil(nonzeros * (value_bits + index_bits) / 8) + 4 * (rows + 1)
+
+
+def sparsity_report(model: nn.Module) -> list[LayerSparsity]:
+    """Per prunable weight: size, non-zeros, dense fp32 bytes and CSR bytes.
+
+    A weight of shape (out, …) is stored as an ``out × rest`` matrix (conv
+    filters flattened), as sparse libraries and Deep Compression do.
+    """
+    rows = []
+    for name, w in prunable_parameters(model).items():
+        w = w.detach()
+        out_f = w.shape[0]
+        cols = w.numel() // out_f
+        nnz = int(torch.count_nonzero(w))
+        rows.append(LayerSparsity(name, w.numel(), nnz, 4 * w.numel(), csr_bytes(out_f, cols, nnz)))
+    return rows
+
+
+def nonzero_parameters(model: nn.Module) -> int:
+    """Non-zero parameters of ``model``, weights and biases together (masks applied)."""
+    check_type("model", model, nn.Module, "a torch.nn.Module")
+    effective = prunable_parameters(model)
+    others = [p for n, p in model.named_parameters()
+              if "parametrizations." not in n and n not in effective]  # originals are counted masked
+    return sum(int(torch.count_nonzero(p.detach())) for p in [*effective.values(), *others])
+
+
+def masks_from_zeros(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Keep-masks recovered from a saved pruned model: True where a prunable weight is non-zero."""
+    return {name: w.detach() != 0 for name, w in prunable_parameters(model).items()}
+
+
+def kept_fraction(model: nn.Module) -> float:
+    """Fraction of prunable weights that are non-zero (density over all prunable layers)."""
+    report = sparsity_report(model)
+    return sum(r.nonzeros for r in report) / sum(r.numel for r in report)
+
+
+# -------------------------------------------------------------- experiments
+def sensitivity(model: nn.Module, split: Split, sparsities: list[float],
+                layers: list[str] | None = None) -> dict[str, list[tuple[float, float]]]:
+    """Accuracy (%) on ``split`` when each layer alone is pruned to each sparsity, no retraining."""
+    names = list(prunable_parameters(model)) if layers is None else layers
+    out = {}
+    for name in progress(names, desc="layers"):
+        out[name] = [(s, evaluate(pruned_copy(model, sparsity=s, layers=[name]), split))
+                     for s in sparsities]
+    return out
+
+
+@dataclass
+class PruneStep:
+    sparsity: float          # target fraction pruned after this step
+    kept_fraction: float     # measured over all prunable weights
+    acc_pruned: float        # on val, right after pruning
+    acc_retrained: float     # on val, after retraining
+
+
+def iterative_prune(model: nn.Module, train: Split, val: Split, sparsities: list[float], *,
+                    epochs: int, lr: float, scope: str = "layer", seed: int = 0,
+                    batch_size: int = 64) -> list[PruneStep]:
+    """Prune → retrain, repeated: prune ``model`` in place to each sparsity in turn.
+
+    Han et al.'s schedule: each step prunes to the next (increasing) target
+    sparsity and retrains the surviving weights for ``epochs`` at ``lr``
+    (the paper uses 1/10 of the original learning rate). The model keeps its
+    best-validation epoch of each retraining. One-shot pruning is the
+    special case of a single step.
+    """
+    check_type("sparsities", sparsities, (list, tuple), "a list of increasing sparsities")
+    if not sparsities or any(b < a for a, b in zip(sparsities, sparsities[1:])):
+        raise ValueError(f"sparsities must be a non-empty increasing list; got {sparsities!r}.")
+    steps = []
+    for i, s in enumerate(progress(sparsities, desc="prune steps")):
+        _check_sparsity(s)
+        prune(model, sparsity=s, scope=scope)
+        acc_pruned = evaluate(model, val)
+        fit(model, train, epochs=epochs, lr=lr, val=val, seed=seed + i, batch_size=batch_size,
+            show_progress=False)
+        steps.append(PruneStep(s, kept_fraction(model), acc_pruned, evaluate(model, val)))
+    return steps
+
+
+# ------------------------------------------------------- structured pruning
+def filter_norms(conv: nn.Conv2d) -> torch.Tensor:
+    """L1 norm of each output filter, (out_channels,) — the ranking channel pruning uses."""
+    check_type("conv", conv, nn.Conv2d, "a torch.nn.Conv2d")
+    return conv.weight.detach().abs().flatten(1).sum(1)
+
+
+def prune_channels(model: nn.Module, layer: str, keep: int, next_layer: str) -> nn.Module:
+    """A smaller copy of ``model``: conv ``layer`` keeps its ``keep`` largest-L1 filters.
+
+    The consumer ``next_layer`` (a Conv2d, or the Linear after a flatten) loses
+    the matching input channels. Unlike fine-grained pruning this shrinks the
+    dense tensors, so every library runs it faster, but removes whole filters.
+    """
+    model = copy.deepcopy(model)
+    conv, nxt = model.get_submodule(layer), model.get_submodule(next_layer)
+    check_type("layer", conv, nn.Conv2d, "the name of a Conv2d layer")
+    keep = check_int("keep", keep, min=1, max=conv.out_channels)
+    order = torch.argsort(filter_norms(conv), descending=True)[:keep].sort().values
+    new = nn.Conv2d(conv.in_channels, keep, conv.kernel_size, conv.stride, conv.padding,
+                    bias=conv.bias is not None)
+    with torch.no_grad():
+        new.weight.copy_(conv.weight[order])
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias[order])
+    _set(model, layer, new)
+    with torch.no_grad():
+        if isinstance(nxt, nn.Conv2d):
+            smaller = nn.Conv2d(keep, nxt.out_channels, nxt.kernel_size, nxt.stride, nxt.padding,
+                                bias=nxt.bias is not None)
+            smaller.weight.copy_(nxt.weight[:, order])
+        elif isinstance(nxt, nn.Linear):
+            per_channel = nxt.in_features // conv.out_channels  # spatial positions per channel
+            if per_channel * conv.out_channels != nxt.in_features:
+                raise ValueError(f"next_layer must take {conv.out_channels} channels × positions as input; "
+                                 f"got in_features={nxt.in_features}.")
+            cols = (order[:, None] * per_channel + torch.arange(per_channel)).flatten()
+            smaller = nn.Linear(keep * per_channel, nxt.out_features, bias=nxt.bias is not None)
+            smaller.weight.copy_(nxt.weight[:, cols])
+        else:
+            raise TypeError(f"next_layer must name a Conv2d or Linear; got {type(nxt).__name__}.")
+        if nxt.bias is not None:
+            smaller.bias.copy_(nxt.bias)
+    _set(model, next_layer, smaller)
+    return model
+
+
+def _set(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, module)
+
+
+def count_macs(model: nn.Module, input_shape=(1, 1, 28, 28), *, nonzero_only: bool = False) -> int:
+    """Multiply-accumulates of one forward pass of the Linear and Conv2d layers.
+
+    Counted with forward hooks from each layer's actual input and output
+    shapes (tests check it against torch's FlopCounterMode). With
+    ``nonzero_only`` a layer's MACs are scaled by its weight density: the
+    work sparse hardware such as EIE does, skipping zero weights.
+    """
+    check_type("model", model, nn.Module, "a torch.nn.Module")
+    total = [0]
+
+    def hook(module, inputs, output):
+        w = module.weight
+        if isinstance(module, nn.Linear):
+            macs = output.numel() * module.in_features          # (batch, out) × in
+        else:
+            macs = output.numel() * (module.in_channels // module.groups) * w[0, 0].numel()
+        if nonzero_only:
+            macs = macs * int(torch.count_nonzero(w)) / w.numel()
+        total[0] += macs
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return int(round(total[0]))
