@@ -10,6 +10,8 @@ and call it. Module map (chapter that teaches it in brackets):
 - ``effdl.zoo`` — pretrained checkpoints in ``data/zoo`` [all]
 - ``effdl.numerics`` — number formats, rounding, fixed point [1]
 - ``effdl.pruning`` — magnitude pruning, masks, schedules, channel pruning [2]
+- ``effdl.sharing`` — weight sharing by k-means, trained quantization [3]
+- ``effdl.compression`` — the Deep Compression file format and pipeline [3, 4]
 - ``effdl.coding`` — Huffman coding, relative indexes, bit packing [4]
 - ``effdl.paper_tables`` — Deep Compression's per-layer tables as a calculator [4]
 - ``effdl.lowrank`` — SVD, conv decomposition, tensor-train layers [7]

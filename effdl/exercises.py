@@ -67,3 +67,26 @@ def check_threshold_mask(fn) -> str:
     if fn(w, 0.5).sum() < fn(w, 1.0).sum():
         _fail("a larger quality parameter must prune more, not less.")
     return "threshold mask: all checks passed"
+
+
+def check_centroid_gradient(fn) -> str:
+    """Chapter 3: ``fn(grad, index, n_clusters) -> (n_clusters,)`` gradients summed per cluster."""
+    import numpy as np
+
+    from . import sharing
+
+    rng = np.random.default_rng(33)
+    for shape, k in [((4, 4), 4), ((30, 20), 16), ((500,), 3)]:
+        grad = rng.normal(size=shape)
+        index = rng.integers(0, k, size=shape)
+        out = np.asarray(fn(grad, index, k), dtype=float)
+        if out.shape != (k,):
+            _fail(f"return one value per cluster: shape ({k},); got {out.shape}.")
+        if not np.isclose(out.sum(), grad.sum()):
+            _fail("every weight's gradient belongs to exactly one cluster: the sums must add up to the total.")
+        if not np.allclose(out, sharing.centroid_gradient(grad, index, k)):
+            _fail("on fresh random inputs your sums differ from effdl.sharing: group by index, then add.")
+    empty = np.asarray(fn(np.ones(3), np.array([0, 0, 2]), 4), dtype=float)
+    if empty.shape != (4,) or empty[1] != 0 or empty[3] != 0:
+        _fail("a cluster with no weights must get a zero gradient (and still appear in the output).")
+    return "centroid gradient: all checks passed"

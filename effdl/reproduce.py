@@ -97,3 +97,11 @@ def _paper_tables() -> dict:
 def _winograd() -> dict:
     from .winograd import winograd_report
     return winograd_report()
+
+
+@experiment("lowrank", chapter="07",
+            summary="LeNet-300-100 fc1 by truncated SVD, LeNet-5 conv1+conv2 decomposed (uniform vs selected ranks), "
+                    "a tensor-train fc1: accuracy, speedup, CPU time")
+def _lowrank() -> dict:
+    from .precompute.lowrank import lowrank_report
+    return lowrank_report()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .._validate import check_choice
 
-STAGES = {"pruning": "effdl.precompute.pruning"}
+STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lowrank"}
 
 
 def run(stage: str, out_dir: Path | str | None = None) -> dict:

@@ -6,6 +6,7 @@ Chapters 0 (model growth, energy) and 1 (number formats) use these.
 """
 from __future__ import annotations
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
@@ -226,10 +227,12 @@ def pruning_curves(curves: dict):
     return fig
 
 
-def weight_histograms(panels: list[tuple[str, np.ndarray]], *, bins: int = 81, title: str = ""):
+def weight_histograms(panels: list[tuple[str, np.ndarray]], *, bins: int = 81, title: str = "",
+                      markers: dict[str, np.ndarray] | None = None):
     """Side-by-side histograms of weight values (zeros of pruned weights left out).
 
     ``panels``: (label, 1-D array of weights); the x range is shared.
+    ``markers``: {panel label: values} drawn as thin vertical lines (e.g. a codebook).
     """
     fig, axes = _figure(2.9, ncols=len(panels), sharex=True)
     axes = np.atleast_1d(axes)
@@ -240,6 +243,8 @@ def weight_histograms(panels: list[tuple[str, np.ndarray]], *, bins: int = 81, t
         ax.hist(nz, bins=edges, color=COLORS["compute"])
         ax.set_title(f"{label}\n{nz.size:,} non-zero", fontsize=9)
         ax.set_xlabel("weight value")
+        for v in (markers or {}).get(label, []):
+            ax.axvline(v, color=COLORS["memory"], lw=0.6, alpha=0.8)
     axes[0].set_ylabel("count")
     if title:
         fig.suptitle(title)
@@ -467,4 +472,31 @@ def speedup_vs_accuracy(rows: list[dict], *, dense_acc: float, title: str):
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
+    return fig
+
+
+# ---------------------------------------------------------------- chapter 3
+def accuracy_vs_size(series: dict[str, list[tuple[float, float]]], *, reference: float, title: str):
+    """Accuracy against compressed size (% of dense fp32), one line per method.
+
+    ``series``: {method: [(size percent, accuracy percent), …]}; ``reference``: dense accuracy.
+    """
+    fig, ax = _figure(3.6)
+    palette = [COLORS["memory"], COLORS["compute"], COLORS["exponent"]]
+    for (name, pts), color in zip(series.items(), palette):
+        pts = sorted(pts)
+        ax.plot([p for p, _ in pts], [a for _, a in pts], marker="o", ms=4, color=color, label=name)
+    ax.axhline(reference, color=COLORS["other"], ls=":", label="dense fp32")
+    ax.set_xscale("log")
+    sizes = [p for pts in series.values() for p, _ in pts]
+    ax.set_xticks([t for t in (0.5, 1, 2, 5, 10, 20, 50, 100) if min(sizes) / 2 <= t <= max(sizes) * 2])
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g} %"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    lowest = min(a for pts in series.values() for _, a in pts)
+    ax.set_ylim(lowest - 2, max(reference, max(a for pts in series.values() for _, a in pts)) + 1)
+    ax.set_xlabel("model size (% of dense fp32, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
     return fig

@@ -117,3 +117,53 @@ def sparsity_widget(model, split, curve: dict | None = None, *, sparsity: float 
     menu.observe(redraw, names="value")
     redraw()
     return w.VBox([w.HBox([slider, menu]), image])
+
+
+def sharing_state(model, conv_bits: int, fc_bits: int, split, layer: str) -> dict:
+    """What the weight-sharing widget shows: ``model``'s conv and fc weights shared with
+    ``2**bits``-entry codebooks (linear init, no fine-tuning), the accuracy on ``split``,
+    and one layer's weights with its codebook."""
+    from .. import pruning, sharing
+    from ..train import evaluate
+
+    names = list(pruning.prunable_parameters(model))
+    if layer not in names:
+        raise ValueError(f"layer must be one of {names}; got {layer!r}.")
+    bits = {n: conv_bits if n.startswith("conv") else fc_bits for n in names}
+    shared = sharing.share_weights(model, bits)
+    chosen = shared.layers[layer]
+    return {"accuracy": evaluate(sharing.quantized_model(shared), split), "layer": layer,
+            "bits": bits[layer], "weights": chosen.weight().ravel(),
+            "original": pruning.prunable_parameters(model)[layer].detach().numpy().ravel(),
+            "codebook": chosen.codebook[int(chosen.reserves_zero):]}
+
+
+def sharing_figure(model, conv_bits: int, fc_bits: int, split, layer: str = "fc1.weight"):
+    """The figure of :func:`sharing_state` (also the widget's static rendering)."""
+    state = sharing_state(model, conv_bits, fc_bits, split, layer)
+    fig = plots.weight_histograms(
+        [("original", state["original"]), (f"shared, {state['bits']} bits", state["weights"])],
+        markers={f"shared, {state['bits']} bits": state["codebook"]},
+        title=f"{layer}: conv {conv_bits} bits, fc {fc_bits} bits → test accuracy {state['accuracy']:.1f} %")
+    return fig
+
+
+def sharing_widget(model, split, *, conv_bits: int = 4, fc_bits: int = 2, layer: str = "fc1.weight"):
+    """Sliders for the conv and fc index widths; the accuracy and a layer's shared weights."""
+    import ipywidgets as w
+
+    from .. import pruning
+
+    sharing_state(model, conv_bits, fc_bits, split, layer)  # validate before building controls
+    conv = w.IntSlider(value=conv_bits, min=1, max=8, description="conv bits", continuous_update=False)
+    fc = w.IntSlider(value=fc_bits, min=1, max=8, description="fc bits", continuous_update=False)
+    menu = w.Dropdown(options=list(pruning.prunable_parameters(model)), value=layer, description="layer")
+    image = w.Image(format="png")
+
+    def redraw(_=None):
+        image.value = figure_png(sharing_figure(model, conv.value, fc.value, split, menu.value))
+
+    for control in (conv, fc, menu):
+        control.observe(redraw, names="value")
+    redraw()
+    return w.VBox([w.HBox([conv, fc, menu]), image])
