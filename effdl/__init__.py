@@ -13,6 +13,8 @@ and call it. Module map (chapter that teaches it in brackets):
 - ``effdl.sharing`` — weight sharing by k-means, trained quantization [3]
 - ``effdl.compression`` — the Deep Compression file format and pipeline [3, 4]
 - ``effdl.coding`` — Huffman coding, relative indexes, bit packing [4]
+- ``effdl.quantization`` — statistics, fixed point / scale choice, fake quantization (STE),
+  integer-only LeNet inference, torch.ao oracle [5]
 - ``effdl.paper_tables`` — Deep Compression's per-layer tables as a calculator [4]
 - ``effdl.lowrank`` — SVD, conv decomposition, tensor-train layers [7]
 - ``effdl.winograd`` — Winograd F(2×2,3×3) and F(4×4,3×3) convolution [8]

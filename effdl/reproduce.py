@@ -105,3 +105,10 @@ def _winograd() -> dict:
 def _lowrank() -> dict:
     from .precompute.lowrank import lowrank_report
     return lowrank_report()
+
+
+@experiment("quantization", chapter="05",
+            summary="LeNet-5: accuracy vs bit width (w / a / wa), integer-only inference, torch.ao int8 oracle")
+def _quantization() -> dict:
+    from .quantization import quantization_report
+    return quantization_report()
