@@ -191,6 +191,11 @@ def remove_masks(model: nn.Module) -> nn.Module:
         mod_name, param = _split(name)
         module = model.get_submodule(mod_name)
         if parametrize.is_parametrized(module, param):
+            # torch deletes the weight property from the module's generated class, which
+            # deep copies share: give this module a class of its own first, so removing
+            # the masks of a copy leaves the original (and other copies) intact.
+            cls = module.__class__
+            module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
             parametrize.remove_parametrizations(module, param, leave_parametrized=True)
     return model
 

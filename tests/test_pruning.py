@@ -84,6 +84,18 @@ def test_pruning_again_keeps_old_zeros_and_remove_makes_permanent():
     assert all(torch.equal(a, b) for a, b in zip(pruning.masks_from_zeros(model).values(), now.values()))
 
 
+def test_removing_masks_of_a_copy_leaves_the_original_intact():
+    model = LeNet300()
+    pruning.prune(model, sparsity=0.5)
+    clone = copy.deepcopy(model)
+    pruning.remove_masks(clone)
+    assert pruning.masks_of(clone) == {}
+    assert pruning.kept_fraction(model) == pytest.approx(0.5, abs=1e-3)
+    assert set(pruning.masks_of(model)) == {"fc1.weight", "fc2.weight", "fc3.weight"}
+    pruning.remove_masks(model)
+    assert pruning.kept_fraction(model) == pytest.approx(0.5, abs=1e-3)
+
+
 def test_quality_rule_per_layer_and_global_scope():
     torch.manual_seed(0)
     model = LeNet300()
