@@ -67,8 +67,8 @@ import torch
 from torch import nn
 
 from ._validate import _fail, check_choice, check_float, check_int, check_type
-from .coding import code_lengths, huffman_code, huffman_decode, huffman_encode, pack_bits, \
-    relative_index_decode, relative_index_encode, unpack_bits
+from .coding import code_lengths, entropy_bits, huffman_code, huffman_decode, huffman_encode, mean_code_length, \
+    pack_bits, relative_index_decode, relative_index_encode, unpack_bits
 from .data import Split
 from .models import MODELS, build_model, count_parameters
 from .pruning import sparsity_report
@@ -172,6 +172,36 @@ def _encode_layer(layer: SharedLayer, index_bits: int | str) -> _LayerRecord:
     return _LayerRecord(layer.name, layer.shape, layer.n_bits, index_bits, int(symbols.size), n_fillers,
                         layer.codebook.astype(np.float32), weight_lengths, gap_lengths,
                         weight_stream, weight_bits, gap_stream, gap_bits)
+
+
+def layer_streams(layer: SharedLayer, index_bits: int) -> dict:
+    """The two symbol streams the file Huffman-codes for ``layer``, and what they cost.
+
+    Entries are taken in CSC order (column by column), as the file stores
+    them. Returns ``weight_index`` (the cluster index of each stored entry,
+    fillers as 0), ``relative_index`` (the gap before each entry; empty for
+    a dense layer), ``n_fillers``, and per stream ``{"fixed_bits",
+    "entropy_bits", "huffman_bits"}`` per symbol (the fixed width, the
+    empirical entropy and the Huffman code's mean length).
+    """
+    check_type("layer", layer, SharedLayer, "an effdl.sharing.SharedLayer")
+    index_bits = check_int("index_bits", index_bits, min=1, max=16)
+    index = _csc(layer.index)
+    if layer.reserves_zero:
+        gaps, symbols, n_fillers = relative_index_encode(index, index_bits)
+    else:
+        gaps, symbols, n_fillers = np.zeros(0, dtype=np.int64), index, 0
+
+    def cost(stream: np.ndarray, fixed: int) -> dict:
+        if stream.size == 0:
+            return {"fixed_bits": fixed, "entropy_bits": 0.0, "huffman_bits": 0.0}
+        counts = np.bincount(stream)
+        return {"fixed_bits": fixed, "entropy_bits": entropy_bits(counts),
+                "huffman_bits": mean_code_length(counts, huffman_code(counts))}
+
+    return {"weight_index": symbols, "relative_index": gaps, "n_fillers": n_fillers,
+            "weight_cost": cost(symbols, layer.n_bits),
+            "index_cost": cost(gaps, index_bits if layer.reserves_zero else 0)}
 
 
 def _str8(s: str) -> bytes:

@@ -85,6 +85,14 @@ def _pruning() -> dict:
     return out
 
 
+@experiment("deep-compression", chapter="04",
+            summary="LeNet-300-100 / LeNet-5: prune → trained quantization → Huffman, written to a file; "
+                    "bytes on disk, ratio and test accuracy per stage")
+def _deep_compression() -> dict:
+    from .precompute.compression import compression_report
+    return compression_report()
+
+
 @experiment("paper-tables", chapter="04",
             summary="AlexNet / VGG-16 compression calculated from Deep Compression's per-layer statistics")
 def _paper_tables() -> dict:
@@ -112,3 +120,27 @@ def _lowrank() -> dict:
 def _quantization() -> dict:
     from .quantization import quantization_report
     return quantization_report()
+
+
+@experiment("ternary", chapter="06",
+            summary="LeNet-5 / LeNet-300-100 with binary, TWN and TTQ weights: test accuracy vs full precision, "
+                    "TTQ's learned Wp/Wn per layer, size ratio")
+def _ternary() -> dict:
+    from .precompute.ternary import ternary_report
+    return ternary_report()
+
+
+@experiment("roofline", chapter="09",
+            summary="TPU / K80 / Haswell rooflines, the TPU paper's six apps on them, the 256x256 systolic array "
+                    "on AlexNet fc6 at batch 200, this machine's measured peak and bandwidth")
+def _roofline() -> dict:
+    from .hardware.roofline import roofline_report
+    return roofline_report()
+
+
+@experiment("eie", chapter="10",
+            summary="EIE, 64 PEs at 800 MHz: the paper's nine layers simulated cycle by cycle (cycles, µs, "
+                    "load balance, energy), geometric-mean speedup over the paper's CPU and GPU times")
+def _eie() -> dict:
+    from .hardware.eie import eie_report
+    return eie_report()

@@ -90,6 +90,27 @@ def evaluate(model: nn.Module, split: Split, *, batch_size: int = 1000,
     return 100.0 * int((preds == split.y).sum()) / len(preds)
 
 
+@torch.no_grad()
+def mean_loss(model: nn.Module, split: Split, *, batch_size: int = 1000,
+              device: torch.device | None = None) -> float:
+    """Mean cross-entropy (nats per example) of ``model`` on ``split``.
+
+    A finer signal than accuracy on a small split (500 validation images move
+    accuracy in steps of 0.2 points), used to choose settings on validation.
+    """
+    _check_model_split(model, split)
+    batch_size = check_int("batch_size", batch_size, min=1)
+    if len(split.y) == 0:
+        raise ValueError(f"split must not be empty; got {split!r}.")
+    device = default_device() if device is None else torch.device(device)
+    was_training = model.training
+    model.eval().to(device)
+    total = sum(float(nn.functional.cross_entropy(model(x.to(device)), y.to(device), reduction="sum"))
+                for x, y in zip(split.x.split(batch_size), split.y.split(batch_size)))
+    model.train(was_training)
+    return total / len(split.y)
+
+
 def fit(model: nn.Module, train: Split, *, epochs: int = 10, lr: float = 0.05,
         optimizer: str = "sgd", momentum: float = 0.9, weight_decay: float = 0.0,
         batch_size: int = 64, val: Split | None = None, keep_best: bool = True,

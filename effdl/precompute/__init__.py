@@ -17,7 +17,8 @@ from pathlib import Path
 
 from .._validate import check_choice
 
-STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lowrank"}
+STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lowrank",
+          "compression": "effdl.precompute.compression", "ternary": "effdl.precompute.ternary"}
 
 
 def run(stage: str, out_dir: Path | str | None = None) -> dict:

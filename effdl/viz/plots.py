@@ -500,3 +500,245 @@ def accuracy_vs_size(series: dict[str, list[tuple[float, float]]], *, reference:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return fig
+
+
+# ---------------------------------------------------------------- chapter 6
+METHOD_COLORS = {"fp32": COLORS["other"], "binary": COLORS["memory"], "twn": COLORS["exponent"],
+                 "ttq": COLORS["compute"]}
+
+
+def ternary_evolution(history: dict, layers: list[str], *, title: str, steps_per_epoch: float | None = None):
+    """TTQ's weight evolution (Zhu et al.'s figure): per layer, Wp and −Wn above, the fractions of
+    negative / zero / positive weights below, against training steps.
+
+    ``history``: :meth:`effdl.ternary.WeightHistory.as_dict`; ``steps_per_epoch`` adds epoch ticks.
+    """
+    fig, axes = plt.subplots(2, len(layers), figsize=(WIDTH, 4.6), constrained_layout=True, sharex=True,
+                             squeeze=False)
+    steps = np.asarray(history["step"])
+    for col, name in enumerate(layers):
+        row = history["layers"][name]
+        top, bottom = axes[0, col], axes[1, col]
+        top.plot(steps, row["wp"], color=COLORS["compute"], label="Wp")
+        top.plot(steps, -np.asarray(row["wn"]), color=COLORS["memory"], label="−Wn")
+        top.axhline(0, color="black", lw=0.5)
+        top.set_title(name, fontsize=9)
+        neg, zero, pos = (100 * np.asarray(row[k]) for k in ("neg", "zero", "pos"))
+        bottom.stackplot(steps, neg, zero, pos, colors=[COLORS["memory"], "#DDDDDD", COLORS["compute"]],
+                         labels=["negative", "zero", "positive"])
+        bottom.set_ylim(0, 100)
+        if steps_per_epoch:
+            for e in np.arange(steps_per_epoch, steps.max() + 1, steps_per_epoch):
+                for ax in (top, bottom):
+                    ax.axvline(e, color="black", lw=0.4, ls=":")
+    axes[0, 0].set_ylabel("ternary value")
+    axes[1, 0].set_ylabel("weights (%)")
+    axes[0, -1].legend(fontsize=7, loc="center right")
+    handles, labels = axes[1, -1].get_legend_handles_labels()
+    fig.legend(handles[::-1], labels[::-1], fontsize=7, loc="outside right center")
+    fig.supxlabel("training step (batches of 64 images)", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def weight_thresholds(weights: np.ndarray, thresholds: dict[str, float], *, title: str, bins: int = 121):
+    """Histogram of a layer's weights with each method's ±Δ marked and the share it zeroes in the legend.
+
+    ``thresholds``: {label: Δ}; weights with |w| ≤ Δ become 0 under that rule.
+    """
+    fig, ax = _figure(3.0)
+    w = np.asarray(weights, dtype=float).ravel()
+    lim = np.abs(w).max()
+    ax.hist(w, bins=np.linspace(-lim, lim, bins), color=COLORS["other"], alpha=0.7)
+    palette = [COLORS["exponent"], COLORS["compute"], COLORS["memory"], COLORS["sign"]]
+    for (label, delta), color, ls in zip(thresholds.items(), palette, ["--", "-", "-.", ":"]):
+        share = 100 * np.mean(np.abs(w) <= delta)
+        for x in (-delta, delta):
+            ax.axvline(x, color=color, lw=1.6, ls=ls, label=f"{label}: ±{delta:.4f}, {share:.1f} % become 0"
+                       if x > 0 else None)
+    ax.set_xlim(-lim, lim)
+    ax.set_xlabel("weight value")
+    ax.set_ylabel("count")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
+def kernel_images(panels: list[tuple[str, np.ndarray]], *, title: str, ncols: int = 10):
+    """Small kernels as images, one block per panel (e.g. full precision next to ternary).
+
+    ``panels``: (label, (n, k, k) array); each panel has its own symmetric colour scale
+    (blue negative, white zero, red positive) so that a ternary panel shows exactly three colours.
+    """
+    n = max(len(k) for _, k in panels)
+    rows = -(-n // ncols)
+    fig = plt.figure(figsize=(WIDTH, 0.95 * rows * len(panels) + 0.5), constrained_layout=True)
+    subfigs = np.atleast_1d(fig.subfigures(len(panels), 1))
+    for sub, (label, kernels) in zip(subfigs, panels):
+        kernels = np.asarray(kernels, dtype=float)
+        lim = max(np.abs(kernels).max(), 1e-12)
+        axes = np.atleast_2d(sub.subplots(rows, ncols))
+        for i, ax in enumerate(axes.flat):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i < len(kernels):
+                ax.imshow(kernels[i], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            else:
+                ax.axis("off")
+        sub.suptitle(label, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def accuracy_vs_bytes(rows: list[dict], *, title: str):
+    """Test accuracy against stored size (kB, log scale): one marker per (model, method).
+
+    ``rows``: dicts with ``model``, ``method`` (fp32 / binary / twn / ttq), ``kbytes`` and ``acc``.
+    """
+    fig, ax = _figure(3.6)
+    markers, labels = {}, {}
+    for r in rows:
+        marker = markers.setdefault(r["model"], "os^D"[len(markers) % 4])
+        ax.scatter(r["kbytes"], r["acc"], s=55, marker=marker, color=METHOD_COLORS.get(r["method"], "black"),
+                   zorder=3)
+        # points that coincide on the plot (same accuracy, sizes within 0.5 %) share one label
+        key = (round(float(np.log10(r["kbytes"])), 2), r["acc"])
+        labels.setdefault(key, [r["kbytes"], r["acc"], []])[2].append(r["method"])
+    for x, y, methods in labels.values():
+        ax.annotate(" = ".join(methods), (x, y), textcoords="offset points", xytext=(6, 3), fontsize=7)
+    for model, marker in markers.items():
+        pts = sorted((r["kbytes"], r["acc"]) for r in rows if r["model"] == model)
+        ax.plot(*zip(*pts), color=COLORS["other"], lw=0.6, zorder=1)
+        ax.scatter([], [], marker=marker, color="black", label=model)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("stored size (kB, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+# ---------------------------------------------------------------- chapter 4
+def symbol_histograms(panels: list[tuple[str, np.ndarray, dict]], *, title: str):
+    """Counts of each symbol of a stream, with the Huffman codeword length on a second axis.
+
+    ``panels``: [(label, stream (n,) int, code {symbol: codeword}), …], one subplot each.
+    """
+    fig, axes = _figure(3.2, ncols=len(panels))
+    axes = np.atleast_1d(axes)
+    for ax, (label, stream, code) in zip(axes, panels):
+        counts = np.bincount(np.asarray(stream))
+        symbols = np.arange(counts.size)
+        ax.bar(symbols, counts, color=COLORS["compute"], width=0.85)
+        ax.set_xlabel("symbol")
+        ax.set_ylabel("count", color=COLORS["compute"])
+        ax.set_title(label, fontsize=10)
+        twin = ax.twinx()
+        used = [s for s in symbols if s in code]
+        twin.plot(used, [len(code[s]) for s in used], "o-", ms=3, color=COLORS["memory"])
+        twin.set_ylabel("codeword length (bits)", color=COLORS["memory"])
+        twin.set_ylim(0, max(len(w) for w in code.values()) + 1)
+    fig.suptitle(title)
+    return fig
+
+
+def index_width_sweep(rows: list[dict], *, title: str, chosen: int | None = None):
+    """Bits per non-zero weight against the relative-index width: fixed width and Huffman-coded.
+
+    ``rows``: [{"index_bits", "fixed", "huffman", "fillers"}, …] with the two costs in
+    bits per non-zero and ``fillers`` as filler entries per non-zero.
+    """
+    fig, (ax, ax2) = _figure(3.2, ncols=2)
+    bits = [r["index_bits"] for r in rows]
+    ax.plot(bits, [r["fixed"] for r in rows], "o-", ms=4, color=COLORS["memory"], label="fixed width")
+    ax.plot(bits, [r["huffman"] for r in rows], "o-", ms=4, color=COLORS["compute"], label="Huffman-coded")
+    if chosen is not None:
+        ax.axvline(chosen, color=COLORS["other"], ls=":", label=f"chosen: {chosen} bits")
+    ax.set_xlabel("relative-index width (bits)")
+    ax.set_ylabel("bits per non-zero weight\n(weight index + relative index)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    floor = 1e-4                                     # below this the log axis would stretch to 0
+    ax2.semilogy(bits, [r["fillers"] if r["fillers"] >= floor else np.nan for r in rows], "o-", ms=4,
+                 color=COLORS["exponent"], label="measured")
+    if "expected" in rows[0]:
+        ax2.semilogy(bits, [r["expected"] if r["expected"] >= floor else np.nan for r in rows], "--",
+                     color=COLORS["other"], label="i.i.d. Bernoulli model")
+    ax2.set_xlabel("relative-index width (bits)")
+    ax2.set_ylabel("filler entries per non-zero")
+    ax2.grid(True, which="both", alpha=0.3)
+    ax2.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+BYTE_PARTS = {"codebook": "codebook", "code_lengths": "Huffman tables", "weight_index_huffman": "weight indexes",
+              "relative_index_huffman": "relative indexes", "bias": "biases (fp32)"}
+
+
+def byte_breakdown(breakdowns: dict[str, dict], *, title: str):
+    """Where the bytes of compressed files go: one stacked bar per layer of each file.
+
+    ``breakdowns``: {file label: :func:`effdl.compression.size_breakdown` result}.
+    """
+    labels, stacks = [], []
+    for file_label, b in breakdowns.items():
+        for name, layer in b["layers"].items():
+            labels.append(f"{file_label}\n{name.removesuffix('.weight')}")
+            stacks.append([layer[k] for k in BYTE_PARTS])
+        labels.append(f"{file_label}\nheader+CRC")
+        stacks.append([0, 0, 0, 0, 0, b["header_bytes"] + b["checksum_bytes"] + b["other_bytes"]])
+    palette = [COLORS["exponent"], COLORS["other"], COLORS["compute"], COLORS["memory"], COLORS["integer"],
+               COLORS["sign"]]
+    fig, ax = _figure(3.6)
+    bottom = np.zeros(len(labels))
+    for i, part in enumerate(list(BYTE_PARTS.values()) + ["header, table, checksum"]):
+        vals = np.array([s[i] if i < len(s) else 0 for s in stacks], dtype=float)
+        ax.bar(np.arange(len(labels)), vals / 1024, bottom=bottom / 1024, color=palette[i], label=part)
+        bottom += vals
+    ax.set_xticks(np.arange(len(labels)), labels, fontsize=7)
+    ax.set_ylim(0, bottom.max() / 1024 * 1.3)
+    ax.set_ylabel("KiB in the file")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+def stage_sizes(stages: dict[str, dict[str, tuple[int, float]]], *, title: str):
+    """Size after each Deep Compression stage (log scale) with the ratio and accuracy on each bar.
+
+    ``stages``: {model: {stage: (bytes, accuracy %)}} with stages in pipeline order.
+    """
+    models = list(stages)
+    fig, axes = _figure(3.4, ncols=len(models))
+    axes = np.atleast_1d(axes)
+    palette = [COLORS["other"], COLORS["memory"], COLORS["integer"], COLORS["compute"]]
+    for ax, model in zip(axes, models):
+        names = list(stages[model])
+        sizes = [stages[model][s][0] for s in names]
+        ax.bar(range(len(names)), [s / 1024 for s in sizes], color=palette[:len(names)])
+        for i, (n_bytes, acc) in enumerate(stages[model].values()):
+            ax.text(i, n_bytes / 1024 * 1.15, f"{sizes[0] / n_bytes:.1f}×\n{acc:.1f} %", ha="center", fontsize=7)
+        ax.set_yscale("log")
+        ax.set_ylim(min(sizes) / 1024 / 2, max(sizes) / 1024 * 4)
+        ax.set_xticks(range(len(names)), names, fontsize=8)
+        ax.set_ylabel("KiB (log scale)")
+        ax.set_title(model, fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle(title)
+    return fig
+
+
+def speedups(values: dict[str, dict[str, float]], *, title: str):
+    """Measured speed-up (dense time ÷ sparse time) per layer and backend, with the break-even line."""
+    fig = grouped_bars(values, ylabel="speed-up over dense (×)", title=title, log=True)
+    ax = fig.axes[0]
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.tick_params(axis="x", labelsize=7)
+    times = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}×")
+    ax.yaxis.set_major_formatter(times)
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}×" if v in (0.2, 0.5, 2, 5) else ""))
+    return fig
