@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Notebook tests: every chapter in book.yml under strict nbval; see tests/README.md.
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup book test lab unit chapters execute clean
+.PHONY: setup book test lab unit browser chapters execute clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,11 @@ book: setup          ## build the HTML book into _build/html
 test: setup          ## unit tests + every chapter under nbval + the HTML build test
 	$(PY) -m pytest tests effdl chapters --doctest-modules $(NBVAL) -v --durations=15
 
-unit: setup          ## unit tests only (fast)
-	$(PY) -m pytest tests -q
+unit: setup          ## unit tests only (fast; without the browser tests)
+	$(PY) -m pytest tests -q --ignore=tests/test_browser.py
+
+browser: setup       ## the book in Chromium: static pages and JupyterLab (needs Debian's chromium)
+	$(PY) -m pytest tests/test_browser.py -v
 
 chapters: setup      ## chapters only, under nbval
 	$(PY) -m pytest chapters $(NBVAL) -q

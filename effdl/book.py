@@ -21,6 +21,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK_YML = ROOT / "book.yml"
+# The instructors' page (handing out, collecting and grading the exercises);
+# the HTML book adds it after the chapters.
+INSTRUCTORS_MD = ROOT / "chapters" / "instructors.md"
 CHAPTER_KEYS = {"id", "title", "notebook", "modules", "budget_s"}
 
 
@@ -121,6 +124,22 @@ def readme_table(book: Book | None = None) -> str:
     return "\n".join(rows)
 
 
+def instructor_table(book: Book | None = None) -> str:
+    """The instructors' page's table (Markdown): per chapter its time budget, graded exercises, GPU."""
+    import nbformat
+
+    from . import assign
+
+    book = load_book() if book is None else book
+    rows = ["| chapter | runs in (2 CPU cores, budget) | graded exercises | points | needs a GPU |",
+            "|---|---|---|---|---|"]
+    for c in book.chapters:
+        exercises = assign.find_exercises(nbformat.read(c.path, as_version=4))
+        points = sum(ex.points for ex in exercises)
+        rows.append(f"| {c.id} {c.title} | {c.budget_s} s | {len(exercises)} | {points:g} | no |")
+    return "\n".join(rows)
+
+
 # ------------------------------------------------------------------ HTML build
 def _landing_page(book: Book) -> str:
     lines = [f"# {book.title}", "",
@@ -133,7 +152,29 @@ def _landing_page(book: Book) -> str:
         lines += [f"- [{c.id} {c.title}]({Path(c.notebook).stem}.ipynb)" for c in part.chapters]
         lines += [f"- {t} *(planned)*" for t in part.planned]
         lines.append("")
+    if INSTRUCTORS_MD.is_file():
+        lines += ["## For instructors", "",
+                  f"- [Handing out, collecting and grading the exercises]({INSTRUCTORS_MD.name})", ""]
     return "\n".join(lines)
+
+
+_FAVICON = Path(__file__).resolve().parent / "book_favicon.svg"
+
+
+def _extensions_without_thebe() -> list[str] | None:
+    """Jupyter Book's Sphinx extensions plus the offline MathJax, without sphinx-thebe.
+
+    The book is static and offline, so Thebe's live-code buttons (which load
+    their JavaScript from a CDN) have no use, and sphinx-thebe declares its
+    configuration twice on every page, a JavaScript error in the browser.
+    None when jupyter-book is not installed.
+    """
+    try:
+        from jupyter_book.config import get_default_sphinx_config
+    except ImportError:
+        return None
+    extensions = [e for e in get_default_sphinx_config()["extensions"] if e != "sphinx_thebe"]
+    return extensions + ["sphinx-mathjax-offline"]
 
 
 def stage_book(book: Book, stage: Path) -> Path:
@@ -151,9 +192,15 @@ def stage_book(book: Book, stage: Path) -> Path:
         "sphinx": {"extra_extensions": ["sphinx-mathjax-offline"],
                    "config": {"html_show_copyright": False, "suppress_warnings": ["mystnb.unknown_mime_type"],
                               # text/markdown outputs (the chapters' tables) parsed as MyST, with tables
-                              "nb_render_markdown_format": "myst"}},
-        "html": {"use_repository_button": False},
+                              "nb_render_markdown_format": "myst",
+                              # the theme's colour mode; left empty, every page logs a console error
+                              "html_context": {"default_mode": "light"}}},
+        # a favicon of our own: without one the browser asks for /favicon.ico and gets a 404
+        "html": {"use_repository_button": False, "favicon": _FAVICON.name},
     }
+    extensions = _extensions_without_thebe()
+    if extensions:
+        config["sphinx"]["config"]["extensions"] = extensions
     toc = {"format": "jb-book", "root": "index", "parts": []}
     for part in book.parts:
         if not part.chapters:
@@ -162,6 +209,10 @@ def stage_book(book: Book, stage: Path) -> Path:
                              "chapters": [{"file": Path(c.notebook).stem} for c in part.chapters]})
         for c in part.chapters:
             _stage_notebook(c.path, stage / Path(c.notebook).name)
+    if INSTRUCTORS_MD.is_file():
+        shutil.copyfile(INSTRUCTORS_MD, stage / INSTRUCTORS_MD.name)
+        toc["parts"].append({"caption": "For instructors", "chapters": [{"file": INSTRUCTORS_MD.stem}]})
+    (stage / _FAVICON.name).write_text(_FAVICON.read_text())
     (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     (stage / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     (stage / "index.md").write_text(_landing_page(book))

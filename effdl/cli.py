@@ -8,6 +8,7 @@
     effdl precompute STAGE               a chapter's heavy experiments into data/zoo
     effdl reproduce [NAME] [--json]      a chapter's headline experiment
     effdl data verify                    check every shipped file's hash
+    effdl assign OUT_DIR [ID ...]        student versions of the chapters (nbgrader format)
 """
 from __future__ import annotations
 
@@ -50,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="shipped data files")
     data.add_argument("data_command", choices=["verify"])
+
+    assign = sub.add_parser("assign", help="write student versions of the chapters (instructors)")
+    assign.add_argument("out_dir", help="folder that receives the notebooks (not chapters/)")
+    assign.add_argument("ids", nargs="*", help="chapter ids from book.yml (default: all)")
+    assign.add_argument("--nbgrader", action="store_true",
+                        help="write an nbgrader course folder (source/ + nbgrader_config.py) instead")
     return parser
 
 
@@ -108,6 +115,14 @@ def _dispatch(args) -> int:
             return 0
         result = reproduce.run(args.name)
         print(reproduce.to_json(result) if args.json else reproduce.to_text(result))
+        return 0
+    if args.command == "assign":
+        from . import assign
+        paths = assign.write_assignment(args.out_dir, args.ids or None, nbgrader=args.nbgrader)
+        for path in paths:
+            print(f"wrote {path}")
+        if args.nbgrader:
+            print(f"\nThen, in {Path(args.out_dir)}: nbgrader generate_assignment NN_topic (see the instructors' page).")
         return 0
     if args.command == "data":
         from .data import verify_all

@@ -52,6 +52,7 @@ fixed-point multiplier and agrees up to rare one-step differences;
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import numbers
@@ -232,6 +233,8 @@ def _batches(data: Any, n_batches: int | None, batch_size: int, name: str = "dat
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             _fail(TypeError, name, "batches of floating-point tensors (or (x, y) pairs)", type(x).__name__)
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"{name} must hold non-empty batches; batch {i} has shape {tuple(x.shape)}.")
         if not bool(torch.isfinite(x).all()):
             bad = float(x[~torch.isfinite(x)].flatten()[0])
             raise ValueError(f"{name} must be finite (no NaN or inf); batch {i} contains {bad!r}.")
@@ -239,6 +242,15 @@ def _batches(data: Any, n_batches: int | None, batch_size: int, name: str = "dat
         yield x
     if count == 0:
         _fail(ValueError, name, "at least one batch", data)
+
+
+def _forward(model: nn.Module, x: torch.Tensor, name: str):
+    """``model(x)``; a batch the model cannot take (wrong shape) is a ValueError naming ``name``."""
+    try:
+        return model(x)
+    except RuntimeError as err:
+        raise ValueError(f"{name} must hold inputs that {type(model).__name__} accepts; a batch of shape "
+                         f"{tuple(x.shape)} failed with: {err}") from err
 
 
 def _quant_layers(model: nn.Module) -> dict[str, nn.Module]:
@@ -295,7 +307,7 @@ def collect_activation_stats(model: nn.Module, data: Any, n_batches: int | None 
     try:
         device = next(model.parameters()).device
         for x in _batches(data, n_batches, batch_size):
-            model(x.to(device))
+            _forward(model, x.to(device), "data")
     finally:
         for h in handles:
             h.remove()
@@ -795,6 +807,19 @@ class _FakeQuantMixin:
         """s_a · s_w: the scale of the int32 bias and of the accumulator, shape (out,) or 0-d."""
         return self.act_scale * self.weight_qparams()[0]
 
+    _frozen: tuple | None = None     # (dtype, fake-quantized weight, s_w) inside _frozen_weights, else None
+
+    def _fake_quant_weight(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(fake-quantized w, s_w)``; computed once per dtype while the weights are frozen (calibration)."""
+        if self._frozen is not None and self._frozen[0] == w.dtype:
+            return self._frozen[1], self._frozen[2]
+        s_w, z_w = self.weight_qparams()
+        qmin, qmax = self.weight_qrange()
+        w = _fake_quantize_core(w, self._weight_view(s_w), self._weight_view(z_w), qmin, qmax)
+        if self._frozen is not None:
+            self._frozen = (w.dtype, w, s_w)
+        return w, s_w
+
     def _operands(self, x: torch.Tensor):
         c = self.config
         dtype = self.weight.dtype if self.training else torch.float64
@@ -804,9 +829,7 @@ class _FakeQuantMixin:
             qmin, qmax = self.input_qrange()
             x = _fake_quantize_core(x, self.act_scale, self.act_zero_point, qmin, qmax)
         if c.w_bits:
-            s_w, z_w = self.weight_qparams()
-            qmin, qmax = self.weight_qrange()
-            w = _fake_quantize_core(w, self._weight_view(s_w), self._weight_view(z_w), qmin, qmax)
+            w, s_w = self._fake_quant_weight(w)
             if c.a_bits and self.act_enabled and b is not None:
                 # bias in int32 at scale s_a · s_w, so it adds straight into the accumulator
                 b = _fake_quantize_core(b, self.act_scale * s_w, torch.zeros((), dtype=torch.int64),
@@ -946,6 +969,10 @@ def quantize_model(model: nn.Module, w_bits: int | None = 8, a_bits: int | None 
         if nn.utils.parametrize.is_parametrized(layer):
             _fail(ValueError, "model", f"free of parametrizations (layer {name!r} has one; remove pruning masks "
                                        "first)", type(model).__name__)
+        for pname, p in layer.named_parameters(recurse=False):
+            if not bool(torch.isfinite(p).all()):
+                _fail(ValueError, "model", f"a model with finite parameters ({name}.{pname} has NaN or inf)",
+                      type(model).__name__)
     check_choice("calibration", calibration, ("sequential", "float"))
     pct = () if config.percentile is None else (100.0 - config.percentile, config.percentile)
     stats, batches = None, None
@@ -971,15 +998,40 @@ def quantize_model(model: nn.Module, w_bits: int | None = 8, a_bits: int | None 
         new_layers[name] = new
     qmodel = QuantizedModel(copy_, config).eval()
     if config.a_bits:
-        for name, layer in new_layers.items():   # module order: for LeNets, the order they run
-            st = stats[name]["input"] if stats is not None else _layer_input_stats(qmodel, name, layer, batches, pct)
-            lo, hi = st.range(config.percentile)
-            s, z = _choose_scale_core(torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64),
-                                      config.a_bits, config.a_symmetric, config.power_of_two)
-            layer.act_scale.fill_(float(s))
-            layer.act_zero_point.fill_(int(z))
-            layer.act_enabled = True
+        with torch.no_grad(), _frozen_weights(new_layers.values()):
+            _calibrate(qmodel, new_layers, config, stats, batches, pct)
     return qmodel
+
+
+def _calibrate(qmodel: QuantizedModel, new_layers: dict, config: QuantConfig, stats: dict | None,
+               batches: list | None, pct: tuple) -> None:
+    """Set each layer's activation scale and zero point, in module order (sequential unless ``stats``)."""
+    for name, layer in new_layers.items():   # module order: for LeNets, the order they run
+        st = stats[name]["input"] if stats is not None else _layer_input_stats(qmodel, name, layer, batches, pct)
+        lo, hi = st.range(config.percentile)
+        s, z = _choose_scale_core(torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64),
+                                  config.a_bits, config.a_symmetric, config.power_of_two)
+        layer.act_scale.fill_(float(s))
+        layer.act_zero_point.fill_(int(z))
+        layer.act_enabled = True
+
+
+@contextlib.contextmanager
+def _frozen_weights(layers: Iterable[_FakeQuantMixin]):
+    """Within the block each layer fake-quantizes its weight once and reuses it (the weights must not change).
+
+    Calibration runs the model on several batches per layer with fixed
+    weights; recomputing the weight scales (nine candidate ranges with
+    ``w_clip="mse"``) at every forward would dominate its cost.
+    """
+    layers = list(layers)
+    try:
+        for layer in layers:
+            layer._frozen = (None, None, None)
+        yield
+    finally:
+        for layer in layers:
+            layer._frozen = None
 
 
 class _StopForward(Exception):
@@ -1001,7 +1053,7 @@ def _layer_input_stats(qmodel: QuantizedModel, name: str, layer: nn.Module, batc
     try:
         for x in batches:
             try:
-                qmodel(x.to(device))
+                _forward(qmodel.model, x.to(device), "calib")
             except _StopForward:
                 pass
     finally:
@@ -1097,6 +1149,12 @@ def requantize(acc: torch.Tensor, multiplier: Any, shift: Any, zero_point: int, 
         _fail(ValueError, "shift", "in [1, 62]", shift)
     if bool((acc.abs() >= 2 ** 31).any()):
         _fail(ValueError, "acc", "within int32", int(acc.abs().max()))
+    for name, t in (("multiplier", m0), ("shift", sh)):
+        try:
+            if torch.broadcast_shapes(acc.shape, t.shape) != acc.shape:
+                raise RuntimeError
+        except RuntimeError:
+            _fail(ValueError, name, f"broadcastable to acc's shape {tuple(acc.shape)}", tuple(t.shape))
     return _requantize_core(acc.to(torch.int64), m0, sh, zero_point, qmin, qmax, relu)
 
 
@@ -1321,9 +1379,23 @@ class IntegerLeNet(nn.Module):
         return _quantize_core(x.detach().cpu(), torch.tensor(l.input_scale, dtype=torch.float64),
                               torch.tensor(l.input_zero_point), l.input_qmin, l.input_qmax)
 
+    def _check_input(self, x: Any) -> None:
+        check_type("x", x, torch.Tensor, "a torch.Tensor of images (N, 1, 28, 28)")
+        if not x.is_floating_point():
+            _fail(TypeError, "x", "a floating-point tensor of images (the first layer quantizes it)", x.dtype)
+        if self.arch == "LeNet5":
+            ok = x.ndim == 4 and tuple(x.shape[1:]) == (1, 28, 28)
+        else:   # LeNet-300-100 flattens its input
+            ok = x.ndim >= 2 and x[0].numel() == 784
+        if not ok or x.shape[0] == 0:
+            what = "(N, 1, 28, 28)" if self.arch == "LeNet5" else "(N, 1, 28, 28) or (N, 784)"
+            _fail(ValueError, "x", f"a non-empty batch of images of shape {what}", tuple(x.shape))
+        if not bool(torch.isfinite(x).all()):
+            _fail(ValueError, "x", "finite (no NaN or inf)", float(x[~torch.isfinite(x)].flatten()[0]))
+
     @torch.no_grad()
     def _run(self, x: torch.Tensor, trace: dict | None) -> torch.Tensor:
-        check_type("x", x, torch.Tensor, "a torch.Tensor of images (N, 1, 28, 28)")
+        self._check_input(x)
         q = self.quantize_input(x)
         if trace is not None:
             trace["input"] = q
@@ -1440,7 +1512,7 @@ def torch_ao_int8(model: nn.Module, calib: Any, *, n_batches: int | None = 4, ba
         prepared = tq.prepare(wrapped)
         with torch.no_grad():
             for x in _batches(calib, n_batches, batch_size, "calib"):
-                prepared(x.cpu())
+                _forward(prepared, x.cpu(), "calib")
         return tq.convert(prepared).eval()
 
 

@@ -144,3 +144,19 @@ def _roofline() -> dict:
 def _eie() -> dict:
     from .hardware.eie import eie_report
     return eie_report()
+
+
+@experiment("parallel", chapter="11",
+            summary="real torch.distributed processes: DDP (2 × batch B) vs one process (batch 2B), an FC and a "
+                    "conv layer split over processes, sync parameter server vs all-reduce, seconds per epoch")
+def _parallel() -> dict:
+    from .training.parallel import parallel_report
+    return parallel_report()
+
+
+@experiment("mixed-precision", chapter="12",
+            summary="LeNet-300-100: fp16 underflow of real gradients without / with dynamic loss scaling; "
+                    "test accuracy trained in fp32, emulated fp16 with fp32 master weights, pure fp16")
+def _mixed_precision() -> dict:
+    from .training.mixed_precision import mixed_precision_report
+    return mixed_precision_report()

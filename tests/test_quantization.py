@@ -3,6 +3,7 @@ import copy
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -362,3 +363,161 @@ X = torch.linspace(-1, 1, 10)
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# ------------------------------------------------------------------ every scheme, bit for bit
+@pytest.mark.parametrize("w_bits,a_bits,per_channel,w_symmetric,a_symmetric", [
+    (2, 2, True, True, False), (3, 5, False, False, False), (4, 4, True, False, True),
+    (6, 3, False, True, True), (8, 8, False, False, False), (5, 7, True, True, False), (16, 12, False, True, False),
+])
+def test_integer_inference_is_bit_exact_for_every_scheme(w_bits, a_bits, per_channel, w_symmetric, a_symmetric,
+                                                         lenet300, splits):
+    """Per-tensor and per-channel, symmetric and asymmetric weights and activations, 2 to 16 bits."""
+    test = splits["test"]
+    sub = Split("test", test.source, test.x[:200], test.y[:200])
+    qm = Q.quantize_model(lenet300, w_bits, a_bits, splits["train"], per_channel=per_channel,
+                          w_symmetric=w_symmetric, a_symmetric=a_symmetric, n_batches=1)
+    layer = qm.model.fc1
+    s_w, z_w = layer.weight_qparams()
+    assert s_w.shape == ((300,) if per_channel else ())
+    assert bool((z_w == 0).all()) == w_symmetric                  # asymmetric weights get zero points
+    assert (int(layer.act_zero_point) == 0) if a_symmetric else True
+    result = Q.compare_integer(qm, sub)
+    assert result["logits_equal"] and result["predictions_equal"], result
+    expected = "int8" if (w_bits <= 8 and a_bits <= 8 and w_symmetric) else "int64"
+    assert result["backend"] == expected
+
+
+def test_lenet5_per_tensor_asymmetric_is_bit_exact(lenet5, splits):
+    test = splits["test"]
+    sub = Split("test", test.source, test.x[:100], test.y[:100])
+    qm = Q.quantize_model(lenet5, 4, 6, splits["train"], per_channel=False, w_symmetric=False, n_batches=1)
+    result = Q.compare_integer(qm, sub)
+    assert result["logits_equal"] and result["backend"] == "int64"
+
+
+def test_calibration_caches_weights_only_while_calibrating(lenet300, splits):
+    qm = Q.quantize_model(lenet300, 4, 4, splits["train"], w_clip="mse", n_batches=1)
+    assert all(layer._frozen is None for layer in qm.quant_layers().values())   # released afterwards
+    x = splits["test"].x[:32]
+    before = qm(x)
+    with torch.no_grad():
+        qm.model.fc3.weight.mul_(-1.0)             # the next forward must see the new weights
+    assert not torch.equal(qm(x), before)
+
+
+# ------------------------------------------------------------------ more bad input
+def _nonfinite_model(value):
+    m = LeNet300()
+    with torch.no_grad():
+        m.fc2.weight[3, 4] = value
+    return m
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: Q.quantize(X, 0.1, 0, 0), ValueError, "n_bits must be an integer in \\[2, 32\\]; got 0"),
+    (lambda: Q.quantize(X, 0.1, 0, -8), ValueError, "n_bits"),
+    (lambda: Q.fake_quantize(X, 0.1, 0, 40), ValueError, "n_bits"),
+    (lambda: Q.choose_fixed_point(X, 33), ValueError, "n_bits"),
+    (lambda: Q.weight_qparams(torch.ones(2, 2), 0), ValueError, "n_bits"),
+    (lambda: Q.quantize_model(LeNet300(), 0, None), ValueError, "w_bits"),
+    (lambda: Q.dequantize(torch.ones(3, dtype=torch.int8), 0.0), ValueError, "scale must be positive"),
+    (lambda: Q.dequantize(torch.ones(3, dtype=torch.int8), -1e-3), ValueError, "scale must be positive"),
+    (lambda: Q.quantize(torch.ones(3, 2), torch.tensor([1.0, 0.0, 1.0]), 0, 8, axis=0), ValueError, "scale"),
+    (lambda: Q.fake_quantize(torch.ones(3), float("inf"), 0, 8), ValueError, "scale must be positive and finite"),
+    (lambda: Q.dequantize(torch.ones(3, 2, dtype=torch.int8), torch.ones(2), axis=0), ValueError,
+     "scale must be of length 3"),
+    (lambda: Q.quantize(torch.ones(3, 2), torch.ones(3), torch.zeros(2, dtype=torch.int64), 8, axis=0),
+     ValueError, "zero_point must be of length 3"),
+    (lambda: Q.requantize(torch.ones(3, 4, dtype=torch.int64), torch.full((5,), 2 ** 30), 31, 0, 8), ValueError,
+     "multiplier must be broadcastable"),
+    (lambda: Q.requantize(torch.ones(3, dtype=torch.int64), 0, 31, 0, 8), ValueError, "multiplier must be in"),
+    (lambda: Q.requantize(torch.tensor([2 ** 40]), 2 ** 30, 31, 0, 8), ValueError, "acc must be within int32"),
+    (lambda: Q.collect_activation_stats(LeNet5(), torch.full((2, 1, 28, 28), float("inf"))), ValueError,
+     "data must be finite"),
+    (lambda: Q.torch_ao_int8(LeNet5(), torch.full((2, 1, 28, 28), float("nan"))), ValueError, "calib must be finite"),
+    (lambda: Q.choose_fixed_point(torch.tensor([1.0, float("nan")]), 8), ValueError, "x must be finite"),
+    (lambda: Q.quantize_model(_nonfinite_model(float("inf")), 8, None), ValueError, "fc2.weight has NaN or inf"),
+    (lambda: Q.quantize_model(_nonfinite_model(float("nan")), 8, 8, torch.zeros(2, 1, 28, 28)), ValueError,
+     "finite parameters"),
+    (lambda: Q.quantize_model(LeNet5(), 8, 8, torch.zeros(0, 1, 28, 28)), ValueError, "non-empty batches"),
+    (lambda: Q.quantize_model(LeNet5(), 8, 8, torch.zeros(4, 784)), ValueError,
+     "calib must hold inputs that LeNet5 accepts"),
+    (lambda: Q.collect_activation_stats(LeNet5(), torch.zeros(4, 1, 32, 32)), ValueError, "data must hold inputs"),
+])
+def test_bad_input_widths_scales_nonfinite_and_shapes(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+@pytest.mark.parametrize("x,exc,match", [
+    (torch.zeros(4, 784), ValueError, "x must be a non-empty batch of images of shape \\(N, 1, 28, 28\\)"),
+    (torch.zeros(4, 1, 32, 32), ValueError, "x must be a non-empty batch"),
+    (torch.zeros(0, 1, 28, 28), ValueError, "non-empty"),
+    (torch.full((2, 1, 28, 28), float("nan")), ValueError, "x must be finite"),
+    (torch.zeros(2, 1, 28, 28, dtype=torch.int64), TypeError, "x must be a floating-point"),
+    (np.zeros((2, 1, 28, 28)), TypeError, "x must be a torch.Tensor"),
+])
+def test_integer_lenet_rejects_bad_images(x, exc, match, q_lenet5):
+    int_model = Q.IntegerLeNet(q_lenet5)
+    with pytest.raises(exc, match=match):
+        int_model(x)
+    with pytest.raises(exc, match=match):
+        int_model.trace(x)
+
+
+def test_integer_lenet300_takes_flat_or_image_batches(lenet300, splits):
+    qm = Q.quantize_model(lenet300, 8, 8, splits["train"], n_batches=1)
+    int_model = Q.IntegerLeNet(qm)
+    x = splits["test"].x[:8]
+    assert torch.equal(int_model(x), int_model(x.flatten(1)))
+    with pytest.raises(ValueError, match="\\(N, 1, 28, 28\\) or \\(N, 784\\)"):
+        int_model(torch.zeros(2, 1, 20, 20))
+
+
+# ------------------------------------------------------------------ chapter 5's exercise checks
+def _good_frac_bits(x, n_bits):
+    qmin, qmax = -2 ** (n_bits - 1), 2 ** (n_bits - 1) - 1
+    return -math.ceil(math.log2(max(x.max().item() / qmax, x.min().item() / qmin)))
+
+
+def _good_fake_quantize(x, scale, zero_point, qmin, qmax):
+    lo, hi = (qmin - zero_point) * scale, (qmax - zero_point) * scale
+    x_c = x.clamp(lo, hi)
+    q = (torch.round(x / scale) + zero_point).clamp(qmin, qmax)
+    return x_c + ((q - zero_point) * scale - x_c).detach()
+
+
+def _good_rounding_shift(v, shift):
+    floor = v >> shift
+    rem = v - (floor << shift)
+    half = 1 << (shift - 1)
+    return floor + ((rem > half) | ((rem == half) & ((floor & 1) == 1))).long()
+
+
+def test_exercise_checks_accept_right_answers():
+    from effdl import exercises as E
+    assert "passed" in E.check_fixed_point_frac_bits(_good_frac_bits)
+    assert "passed" in E.check_fake_quantize_ste(_good_fake_quantize)
+    assert "passed" in E.check_rounding_shift(_good_rounding_shift)
+    # the library's own pieces pass too
+    assert "passed" in E.check_fake_quantize_ste(
+        lambda x, s, z, lo, hi: Q._FakeQuantizeSTE.apply(x, torch.tensor(s), torch.tensor(float(z)), lo, hi))
+    assert "passed" in E.check_rounding_shift(lambda v, s: Q._rounding_right_shift(v, torch.tensor(s)))
+
+
+@pytest.mark.parametrize("check,wrong,hint", [
+    ("check_fixed_point_frac_bits", lambda x, n: _good_frac_bits(x, n) - 1, "would still cover"),
+    ("check_fixed_point_frac_bits", lambda x, n: _good_frac_bits(x, n) + 1, "does not cover"),
+    ("check_fake_quantize_ste",                                     # STE without the clipping mask
+     lambda x, s, z, lo, hi: x + (((torch.round(x / s) + z).clamp(lo, hi) - z) * s - x).detach(), "saturate"),
+    ("check_fake_quantize_ste", lambda x, s, z, lo, hi: ((torch.round(x / s) + z).clamp(lo, hi) - z) * s,
+     "straight through"),
+    ("check_fake_quantize_ste", lambda x, s, z, lo, hi: x.clamp((lo - z) * s, (hi - z) * s), "forward values"),
+    ("check_rounding_shift", lambda v, s: (v + (1 << (s - 1))) >> s, "even neighbour"),
+    ("check_rounding_shift", lambda v, s: torch.round(v.double() / 2 ** s).long(), "beyond 2\\^53"),
+])
+def test_exercise_checks_reject_wrong_answers(check, wrong, hint):
+    from effdl import exercises as E
+    with pytest.raises(AssertionError, match=hint):
+        getattr(E, check)(wrong)

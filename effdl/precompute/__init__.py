@@ -18,7 +18,9 @@ from pathlib import Path
 from .._validate import check_choice
 
 STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lowrank",
-          "compression": "effdl.precompute.compression", "ternary": "effdl.precompute.ternary"}
+          "compression": "effdl.precompute.compression", "ternary": "effdl.precompute.ternary",
+          "quantization": "effdl.precompute.quantization",
+          "mixed_precision": "effdl.precompute.mixed_precision"}
 
 
 def run(stage: str, out_dir: Path | str | None = None) -> dict:

@@ -1,0 +1,165 @@
+"""Chapter 5's precomputed sweeps (``effdl precompute quantization``): accuracy against bit width.
+
+The analogue, on LeNet-5 (and LeNet-300-100), of the seed's figure of
+GoogLeNet and VGG-16 accuracy against the number of bits of the weights, of
+the activations and of both. For each model, each bit width of :data:`BITS`
+and each mode — weights only (``"w"``), activations only (``"a"``), both
+(``"wa"``) — :func:`effdl.quantization.sweep_bits` measures
+
+1. **post-training quantization** (PTQ): per-channel symmetric power-of-two
+   weights, unsigned power-of-two activations at every layer input,
+   calibrated sequentially on 1,024 training images; the activation
+   clipping (min/max or a percentile) and the weight clipping (min/max or
+   least squared error) chosen on the validation split. These are the same
+   procedure and the same numbers as ``effdl reproduce quantization``;
+2. **quantization-aware fine-tuning** (QAT) of that model with fake
+   quantization and the straight-through estimator, for up to
+   :data:`EPOCHS` epochs at each learning rate of :data:`LR_GRID`; the
+   learning rate and the epoch (0 = no fine-tuning) are chosen on the
+   validation split.
+
+The float model is fine-tuned the same way (``fp_ft_*``): the fair baseline
+for the fine-tuned rows. At :data:`PTQ_ONLY_BITS` (16 bits) only PTQ is run:
+it already matches the float model, and fine-tuning would only repeat the
+float baseline. Test accuracy is computed once per chosen configuration and
+never used to choose.
+
+No checkpoints: :func:`rebuild` re-creates any row's model from the record
+(seeded, deterministic: training for the recorded best epoch ends at the
+recorded weights).
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from .. import quantization as Q
+from .. import zoo
+from .._validate import check_choice, check_type
+from ..data import load_mnist
+from ..train import fit
+
+SEED = 0
+THREADS = 1
+MODELS = ("lenet5", "lenet300")
+BITS = (2, 3, 4, 5, 6, 8)        # PTQ and fine-tuned
+PTQ_ONLY_BITS = (16,)            # PTQ only: already at the float accuracy
+MODES = ("w", "a", "wa")
+EPOCHS = 3
+LR_GRID = (0.003, 0.001)         # 1/10 and 1/30 of the zoo models' learning rate (0.03); first wins ties
+FT_BATCH_SIZE = 64              # finetune_quantized's default, which sweep_bits uses
+SETTINGS = {"per_channel": True, "power_of_two": True, "calibration": "sequential", "n_batches": 4}
+
+
+def _splits():
+    return tuple(load_mnist(s, source="embedded") for s in ("train", "val", "test"))
+
+
+def _sweep(arch: str, splits) -> dict:
+    train, val, test = splits
+    model = zoo.load(arch)
+    start = time.perf_counter()
+    out = Q.sweep_bits(model, train, val, test, bits=BITS, modes=MODES, finetune=True, epochs=EPOCHS,
+                       lr_grid=LR_GRID, seed=SEED, show_progress=False, **SETTINGS)
+    ptq = Q.sweep_bits(model, train, val, test, bits=PTQ_ONLY_BITS, modes=MODES, finetune=False, seed=SEED,
+                       **SETTINGS)
+    out["rows"] += ptq["rows"]
+    out["seconds"] = round(time.perf_counter() - start)
+    for row in out["rows"]:
+        print(f"{arch} {row['bits']:2d} bits {row['mode']:2s}: PTQ test {row['test_acc']:.1f}"
+              + (f", fine-tuned {row['ft_test_acc']:.1f} (lr {row['ft_lr']:g}, epoch {row['ft_epoch']})"
+                 if "ft_test_acc" in row else ""), flush=True)
+    return out
+
+
+def run(out_dir) -> dict:
+    """Both models' sweeps; ``out_dir`` is unused (no checkpoints), kept for the common interface.
+
+    Runs with one torch thread (restored afterwards): LeNet's operations are
+    too small to gain from a second one, and on a machine shared with other
+    jobs a two-thread kernel waits for its slower thread at every operation —
+    measured here, one fine-tuning epoch took 25× longer with two threads
+    than with one while other jobs ran.
+    """
+    splits = _splits()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        models = {arch: _sweep(arch, splits) for arch in MODELS}
+    finally:
+        torch.set_num_threads(previous)
+    return {"seed": SEED, "threads": THREADS, "data": "embedded MNIST subset: train 3,500 · val 500 · test 1,000",
+            "selection": "clipping, learning rate and epoch chosen on the validation split; test evaluated "
+                         "once per chosen configuration",
+            "bits": list(BITS), "ptq_only_bits": list(PTQ_ONLY_BITS), "modes": list(MODES), "epochs": EPOCHS,
+            "lr_grid": list(LR_GRID), "settings": dict(SETTINGS),
+            "models": models}
+
+
+# ------------------------------------------------------------------ reading the record
+def curves(sweep: dict, *, split: str = "test") -> dict:
+    """Accuracy against bits per mode, from one model's sweep (``record["models"][arch]``).
+
+    Returns ``{mode: {"bits": [...], "ptq": [...], "ft_bits": [...], "ft": [...]}}``
+    sorted by bits; ``split`` is ``"test"`` or ``"val"``. Rows without a
+    fine-tuned result (16 bits) appear only in the PTQ curve.
+
+    >>> sweep = {"rows": [{"bits": 4, "mode": "w", "test_acc": 90.0, "val_acc": 91.0, "ft_test_acc": 95.0,
+    ...                    "ft_val_acc": 96.0}, {"bits": 16, "mode": "w", "test_acc": 97.0, "val_acc": 97.5}]}
+    >>> curves(sweep)["w"]
+    {'bits': [4, 16], 'ptq': [90.0, 97.0], 'ft_bits': [4], 'ft': [95.0]}
+    """
+    check_type("sweep", sweep, dict, "one model's sweep from the quantization record")
+    check_choice("split", split, ("test", "val"))
+    out: dict = {}
+    for row in sorted(sweep["rows"], key=lambda r: r["bits"]):
+        c = out.setdefault(row["mode"], {"bits": [], "ptq": [], "ft_bits": [], "ft": []})
+        c["bits"].append(row["bits"])
+        c["ptq"].append(row[f"{split}_acc"])
+        if f"ft_{split}_acc" in row:
+            c["ft_bits"].append(row["bits"])
+            c["ft"].append(row[f"ft_{split}_acc"])
+    return out
+
+
+def find_row(sweep: dict, bits: int, mode: str) -> dict:
+    """The row of ``sweep`` for ``bits`` and ``mode`` (ValueError if the sweep has none)."""
+    for row in sweep["rows"]:
+        if row["bits"] == bits and row["mode"] == mode:
+            return row
+    raise ValueError(f"bits and mode must name a row of the sweep; got {bits!r}, {mode!r}.")
+
+
+def rebuild(arch: str, bits: int, mode: str, *, record: dict | None = None, finetuned: bool = True,
+            splits=None) -> Q.QuantizedModel:
+    """Re-create the model of one row of the record: PTQ as chosen, then (``finetuned``) its fine-tuning.
+
+    Uses the row's chosen clipping, learning rate and best epoch: the
+    fine-tuning runs that many epochs of the sweep's seeded SGD
+    (:func:`effdl.quantization.finetune_quantized`, batch 64), so the result
+    has the weights whose validation accuracy the record chose.
+    ``splits`` (train, val, test) default to the embedded MNIST subset;
+    ``record`` to ``load_record("quantization")``.
+    """
+    check_choice("arch", arch, MODELS)
+    check_choice("mode", mode, MODES)
+    if record is None:
+        from . import load_record
+        record = load_record("quantization")
+    row = find_row(record["models"][arch], bits, mode)
+    train = (splits if splits is not None else _splits())[0]
+    settings = record["settings"]
+    model: nn.Module = zoo.load(arch)
+    calib = list(Q._batches(train, settings["n_batches"], 256, "train"))   # as sweep_bits calibrates
+    qm = Q.quantize_model(model, bits if "w" in mode else None, bits if "a" in mode else None, calib,
+                          per_channel=settings["per_channel"], power_of_two=settings["power_of_two"],
+                          calibration=settings["calibration"], percentile=row["percentile"],
+                          w_clip=row["w_clip"] or Q.WEIGHT_CLIPS[0])
+    if finetuned and row.get("ft_epoch"):
+        # the first ft_epoch epochs of the sweep's seeded run: same batches, same steps, same weights
+        fit(qm, train, epochs=row["ft_epoch"], lr=row["ft_lr"], batch_size=FT_BATCH_SIZE, seed=record["seed"],
+            keep_best=False, show_progress=False)
+        qm.eval()
+    return qm

@@ -1,0 +1,623 @@
+"""Mixed-precision training: fp16 gradients, loss scaling, fp32 master weights, Tensor Core arithmetic.
+
+Chapter 12 (Mixed precision) teaches it, after Micikevicius et al.,
+*Mixed Precision Training* (ICLR 2018): keep an fp32 master copy of the
+weights, scale the loss so that small gradients survive fp16, and accumulate
+fp16 products in fp32. This CPU has no fast fp16 arithmetic, so fp16 is
+*emulated*: values are computed in fp32 and rounded to fp16 wherever fp16
+hardware would store them (weights, activations, activation and weight
+gradients). A product of two fp16 numbers is exact in fp32 (11 × 11
+significant bits ≤ 24), so an fp32 matmul of fp16 operands is what a Tensor
+Core computes before its result is stored.
+
+- :func:`weight_gradients`, :func:`underflow_fraction`, :func:`overflow_fraction`:
+  how many real LeNet gradients flush to zero (or overflow) in fp16 at a
+  given loss scale;
+- :class:`LossScaler`: static or dynamic loss scaling with the rules of
+  ``torch.amp.GradScaler`` (skip the step on inf/NaN and back off; grow after
+  ``growth_interval`` good steps);
+- :func:`train_mixed`: LeNet trained in fp32, in emulated fp16 with fp32
+  master weights, or in pure fp16 (weights, momentum and update rounded to
+  fp16, so updates smaller than half a unit in the last place are lost);
+- :func:`tensor_core_mma` and :func:`tensor_core_matmul`: the 4×4×4
+  ``D = A·B + C`` of a Volta Tensor Core with fp32 or fp16 accumulation;
+- :func:`matmul_gflops`: measured matmul speed per dtype on this machine;
+  :func:`autocast_compare`: real ``torch.autocast`` training on CUDA.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .._validate import check_bool, check_choice, check_float, check_int, check_type
+from ..numerics import FP16
+
+FP16_MAX = FP16.max                      # 65504
+FP16_MIN_NORMAL = FP16.min_normal        # 2^-14
+FP16_MIN_SUBNORMAL = FP16.min_subnormal  # 2^-24: smaller magnitudes round to zero
+MODES = ("fp32", "fp16_master", "fp16_pure")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+# ======================================================= rounding to fp16
+def to_fp16(x: torch.Tensor) -> torch.Tensor:
+    """``x`` rounded to the nearest fp16 value (ties to even), returned as fp32.
+
+    Magnitudes below half the smallest subnormal (2^-25) become 0; beyond
+    65504 (+ half an ulp) they become ±inf, as on fp16 hardware.
+    """
+    check_type("x", x, torch.Tensor, "a tensor")
+    return x.to(torch.float16).to(x.dtype if x.is_floating_point() else torch.float32)
+
+
+class _RoundFP16(torch.autograd.Function):
+    """Identity that stores its input in fp16 — and its gradient too, on the way back."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.half().float()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.half().float()
+
+
+def fp16_storage(x: torch.Tensor) -> torch.Tensor:
+    """Round ``x`` to fp16 in the forward pass and its gradient to fp16 in the backward pass."""
+    return _RoundFP16.apply(x)
+
+
+def emulate_fp16(model: nn.Module) -> list:
+    """Make every Linear/Conv2d of ``model`` read and write fp16 activations (and their gradients).
+
+    A pre-hook rounds each layer's input, a hook rounds its output; both
+    round the gradient flowing back through them. Weights are not touched:
+    keep them fp16-representable yourself (:func:`train_mixed` does).
+    Returns the hook handles; call ``h.remove()`` on each to undo.
+    """
+    check_type("model", model, nn.Module, "a torch.nn.Module")
+    handles = []
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            handles.append(module.register_forward_pre_hook(lambda m, inp: (fp16_storage(inp[0]),)))
+            handles.append(module.register_forward_hook(lambda m, inp, out: fp16_storage(out)))
+    return handles
+
+
+# ========================================================= gradient ranges
+def _check_scale(scale) -> float:
+    return check_float("scale", scale, min=0, min_open=True)
+
+
+def underflow_fraction(grads, scale: float = 1.0) -> float:
+    """Fraction of the non-zero values of ``grads`` that become 0 when ``scale · g`` is stored in fp16."""
+    scale = _check_scale(scale)
+    g = _concat(grads)
+    nonzero = g[g != 0]
+    if nonzero.numel() == 0:
+        raise ValueError("grads must hold at least one non-zero value; got only zeros.")
+    return float(((nonzero * scale).half() == 0).double().mean())
+
+
+def overflow_fraction(grads, scale: float = 1.0) -> float:
+    """Fraction of the values of ``grads`` that become ±inf when ``scale · g`` is stored in fp16."""
+    scale = _check_scale(scale)
+    g = _concat(grads)
+    if g.numel() == 0:
+        raise ValueError("grads must not be empty.")
+    return float(torch.isinf((g * scale).half()).double().mean())
+
+
+def max_safe_scale(grads) -> float:
+    """The largest power of two ``S`` with ``S · max|g|`` still finite in fp16 — where dynamic scaling settles."""
+    g = _concat(grads).abs().max()
+    if not torch.isfinite(g) or g == 0:
+        raise ValueError(f"grads must be finite and not all zero; got max |g| = {float(g)!r}.")
+    s = 2.0 ** int(torch.floor(torch.log2(torch.tensor(FP16_MAX / float(g), dtype=torch.float64))))
+    while torch.isinf(torch.tensor(float(g) * s).half()):   # ties at the top of the range
+        s /= 2
+    return s
+
+
+def _concat(grads) -> torch.Tensor:
+    if isinstance(grads, torch.Tensor):
+        return grads.detach().reshape(-1).float()
+    if isinstance(grads, dict):
+        grads = list(grads.values())
+    check_type("grads", grads, (list, tuple), "a tensor, or a list or dict of tensors")
+    for g in grads:
+        check_type("grads[i]", g, torch.Tensor, "a tensor")
+    return torch.cat([g.detach().reshape(-1).float() for g in grads]) if grads else torch.empty(0)
+
+
+def weight_gradients(model: nn.Module, split, *, n_batches: int = 8, batch_size: int = 64, seed: int = 0,
+                     activations: bool = False) -> list[torch.Tensor]:
+    """Real fp32 gradients of ``model`` on ``n_batches`` training batches: one flat tensor per batch.
+
+    Each is the gradient of the batch's mean cross-entropy with respect to
+    every parameter (``activations=False``) or to every Linear/Conv2d output
+    (``activations=True``) — the values an fp16 backward pass would have to
+    store. The model is left unchanged.
+    """
+    from ..data import Split
+    check_type("model", model, nn.Module, "a torch.nn.Module")
+    check_type("split", split, Split, "an effdl.data.Split")
+    n_batches = check_int("n_batches", n_batches, min=1)
+    batch_size = check_int("batch_size", batch_size, min=1, max=len(split))
+    seed = check_int("seed", seed, min=0)
+    check_bool("activations", activations)
+    model = copy.deepcopy(model).cpu().float().train()
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
+    out = []
+    for b in range(n_batches):
+        idx = order[(b * batch_size) % len(split):][:batch_size]
+        outputs = []
+
+        def keep(module, inputs, output, outputs=outputs):
+            output.retain_grad()                  # (batch, features): its gradient is kept after backward
+            outputs.append(output)
+
+        hooks = [m.register_forward_hook(keep) for m in model.modules()
+                 if isinstance(m, (nn.Linear, nn.Conv2d))] if activations else []
+        model.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(split.x[idx]), split.y[idx]).backward()
+        for h in hooks:
+            h.remove()
+        tensors = [o.grad for o in outputs] if activations else [p.grad for p in model.parameters()]
+        out.append(torch.cat([t.reshape(-1) for t in tensors]).detach().clone())
+    return out
+
+
+# ============================================================ loss scaling
+class LossScaler:
+    """Loss scaling as ``torch.amp.GradScaler`` does it, for gradients you unscale yourself.
+
+    Multiply the loss by :attr:`scale` before ``backward``; then
+    :meth:`unscale` divides the gradients by it and reports whether any is
+    inf/NaN; :meth:`update` records the step. With ``dynamic=True``: a step
+    with inf/NaN is skipped and the scale multiplied by ``backoff_factor``;
+    after ``growth_interval`` consecutive good steps it is multiplied by
+    ``growth_factor``. With ``dynamic=False`` the scale stays fixed (static
+    loss scaling) and bad steps are still skipped.
+
+    >>> s = LossScaler(init_scale=8.0, growth_interval=2)
+    >>> for found_inf in [False, False, True, False]:
+    ...     s.update(found_inf)
+    >>> s.scale, s.skipped
+    (8.0, 1)
+    """
+
+    def __init__(self, init_scale: float = 2.0 ** 16, *, growth_factor: float = 2.0, backoff_factor: float = 0.5,
+                 growth_interval: int = 2000, dynamic: bool = True):
+        self.scale = check_float("init_scale", init_scale, min=0, min_open=True)
+        self.growth_factor = check_float("growth_factor", growth_factor, min=1, min_open=True)
+        self.backoff_factor = check_float("backoff_factor", backoff_factor, min=0, max=1, min_open=True,
+                                          max_open=True)
+        self.growth_interval = check_int("growth_interval", growth_interval, min=1)
+        self.dynamic = check_bool("dynamic", dynamic)
+        self.good_steps = 0
+        self.skipped = 0
+        self.history: list[tuple[float, bool]] = []   # (scale used, step skipped) per step
+
+    def unscale(self, grads: list[torch.Tensor]) -> bool:
+        """Divide ``grads`` in place by the scale; return True if any is inf or NaN."""
+        found_inf = False
+        for g in grads:
+            if g is None:
+                continue
+            if not torch.isfinite(g).all():
+                found_inf = True
+            g.div_(self.scale)
+        return found_inf
+
+    def update(self, found_inf: bool) -> None:
+        """Record a step: skipped if ``found_inf``; adjust the scale (dynamic scaling only)."""
+        check_bool("found_inf", found_inf)
+        self.history.append((self.scale, found_inf))
+        if found_inf:
+            self.skipped += 1
+        if not self.dynamic:
+            return
+        if found_inf:
+            self.scale *= self.backoff_factor
+            self.good_steps = 0
+        else:
+            self.good_steps += 1
+            if self.good_steps == self.growth_interval:
+                self.scale *= self.growth_factor
+                self.good_steps = 0
+
+
+def scaled_underflow(grads: list[torch.Tensor], scaler: LossScaler) -> dict:
+    """Run ``scaler`` over a sequence of gradients (one tensor per step) as a training run would.
+
+    At each step the gradients are scaled by the current scale and stored in
+    fp16; a step with an overflow is skipped and the scaler backs off. Returns
+    the underflow fraction over the steps that were *not* skipped (those are
+    the gradients the optimizer uses), the underflow without scaling, the
+    scales of the steps used (and the largest), the scale the scaler would
+    try next and the number of skipped steps.
+    """
+    check_type("scaler", scaler, LossScaler, "an effdl.training.mixed_precision.LossScaler")
+    check_type("grads", grads, (list, tuple), "a list of gradient tensors, one per step")
+    if not grads:
+        raise ValueError("grads must hold at least one step; got [].")
+    used, lost, total, lost_unscaled = [], 0, 0, 0
+    for g in grads:
+        g = _concat(g)
+        stored = (g * scaler.scale).half()
+        found_inf = bool(torch.isinf(stored).any())
+        nonzero = g != 0
+        lost_unscaled += int((g[nonzero].half() == 0).sum())
+        if not found_inf:
+            used.append(scaler.scale)
+            lost += int((stored[nonzero] == 0).sum())
+            total += int(nonzero.sum())
+        scaler.update(found_inf)
+    n_nonzero = sum(int((_concat(g) != 0).sum()) for g in grads)
+    return {"underflow_unscaled": lost_unscaled / n_nonzero,
+            "underflow_scaled": lost / total if total else float("nan"),
+            "scales_used": used, "max_scale_used": max(used) if used else None, "final_scale": scaler.scale,
+            "skipped": scaler.skipped}
+
+
+# ================================================ training in (emulated) fp16
+@dataclass
+class MixedResult:
+    """A :func:`train_mixed` run. ``model`` is the trained model (fp16-valued weights for fp16 modes)."""
+
+    mode: str
+    model: nn.Module
+    test_acc: float
+    val_acc: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    scales: list = field(default_factory=list)
+    skipped: int = 0
+    lost_update_fraction: list = field(default_factory=list)
+
+
+def train_mixed(mode: str = "fp16_master", *, arch: str = "lenet300", loss_scale="dynamic", epochs: int = 10,
+                lr: float = 0.03, momentum: float = 0.9, batch_size: int = 64, schedule: str = "cosine",
+                seed: int = 0, growth_interval: int = 200, train=None, val=None, test=None) -> MixedResult:
+    """Train ``arch`` on the embedded MNIST with SGD + momentum in one of three precisions.
+
+    Parameters
+    ----------
+    mode : {"fp32", "fp16_master", "fp16_pure"}
+        ``"fp32"``: ordinary training. ``"fp16_master"``: weights,
+        activations and all gradients stored in fp16 (emulated), products
+        accumulated in fp32, and an fp32 master copy of the weights that the
+        optimizer updates in fp32 (Micikevicius et al.). ``"fp16_pure"``: the
+        same but without master weights: the unscaled gradient, the momentum
+        buffer and the new weight are each rounded to fp16, so an update
+        smaller than half an ulp of its weight is lost.
+    loss_scale : "dynamic", float or None
+        ``"dynamic"``: :class:`LossScaler` from 2^16 with ``growth_interval``;
+        a positive number: static scaling; None: no scaling (fp16 modes) —
+        ignored for ``"fp32"``.
+    lr, schedule : float, {"cosine", "constant"}
+        Peak learning rate (0.03, the zoo's choice for LeNet-300-100 on
+        validation) and its schedule: cosine decay to 0 over all steps, or
+        constant. Late in a cosine schedule updates get small, which is where
+        pure fp16 loses them.
+    train, val, test : Split, optional
+        Default: the embedded MNIST splits.
+
+    Returns
+    -------
+    MixedResult
+        Final test accuracy (the model after the last epoch, evaluated in its
+        own precision), validation accuracy and mean training loss per epoch,
+        the loss scale per step and, for ``"fp16_pure"``, the fraction of
+        non-zero updates lost to rounding per epoch.
+    """
+    from ..data import Split, load_mnist
+    from ..models import build_model
+    from ..train import evaluate
+
+    check_choice("mode", mode, MODES)
+    if loss_scale is None or isinstance(loss_scale, str):
+        if loss_scale is not None:
+            check_choice("loss_scale", loss_scale, ("dynamic",))
+    else:
+        check_float("loss_scale", loss_scale, min=0, min_open=True)
+    epochs = check_int("epochs", epochs, min=0)
+    lr = check_float("lr", lr, min=0, min_open=True)
+    momentum = check_float("momentum", momentum, min=0, max=1, max_open=True)
+    batch_size = check_int("batch_size", batch_size, min=1)
+    check_choice("schedule", schedule, ("cosine", "constant"))
+    seed = check_int("seed", seed, min=0)
+    growth_interval = check_int("growth_interval", growth_interval, min=1)
+    train = load_mnist("train", source="embedded") if train is None else check_type("train", train, Split, "a Split")
+    val = load_mnist("val", source="embedded") if val is None else check_type("val", val, Split, "a Split")
+    test = load_mnist("test", source="embedded") if test is None else check_type("test", test, Split, "a Split")
+
+    model = build_model(arch, seed=seed)
+    params = list(model.parameters())
+    fp16 = mode != "fp32"
+    if not fp16 or loss_scale is None:
+        scaler = LossScaler(1.0, dynamic=False)
+    elif loss_scale == "dynamic":
+        scaler = LossScaler(2.0 ** 16, growth_interval=growth_interval)
+    else:
+        scaler = LossScaler(float(loss_scale), dynamic=False)
+    handles = emulate_fp16(model) if fp16 else []
+    master = [p.detach().clone() for p in params]                   # fp32 master weights
+    velocity = [torch.zeros_like(p) for p in params]
+    with torch.no_grad():
+        for p, w in zip(params, master):
+            p.copy_(to_fp16(w) if fp16 else w)                      # the fp16 copy used by forward/backward
+    result = MixedResult(mode, model, 0.0)
+    generator = torch.Generator().manual_seed(seed)
+    steps_per_epoch = -(-len(train) // batch_size)
+    step_no = 0
+    for _ in range(epochs):
+        order = torch.randperm(len(train), generator=generator)
+        total, count, lost, changed = 0.0, 0, 0, 0
+        model.train()
+        for start in range(0, len(train), batch_size):
+            idx = order[start:start + batch_size]
+            rate = lr if schedule == "constant" else \
+                lr * 0.5 * (1 + math.cos(math.pi * step_no / (epochs * steps_per_epoch)))
+            step_no += 1
+            loss = nn.functional.cross_entropy(model(train.x[idx]), train.y[idx])  # softmax/loss in fp32
+            model.zero_grad(set_to_none=True)
+            (loss * scaler.scale).backward()
+            grads = [to_fp16(p.grad) if fp16 else p.grad for p in params]   # weight gradients stored in fp16
+            found_inf = any(not torch.isfinite(g).all() for g in grads)
+            result.scales.append(scaler.scale)
+            scaler.update(found_inf)
+            if found_inf:
+                continue                                             # skip the step, as GradScaler does
+            with torch.no_grad():
+                for i, (p, g) in enumerate(zip(params, grads)):
+                    if mode == "fp16_pure":
+                        g = to_fp16(g / result.scales[-1])           # unscale in fp16
+                        velocity[i] = to_fp16(momentum * velocity[i] + g)
+                        step = to_fp16(rate * velocity[i])
+                        new = to_fp16(p - step)                       # w ← fp16(w − fp16(lr·v))
+                        nz = step != 0
+                        lost += int(((new == p) & nz).sum())          # a non-zero update that changed nothing
+                        changed += int(nz.sum())
+                        p.copy_(new)
+                    else:
+                        g = g / result.scales[-1]                    # unscale in fp32
+                        velocity[i].mul_(momentum).add_(g)           # v ← m·v + g
+                        master[i].sub_(rate * velocity[i])           # w ← w − lr·v, in fp32
+                        p.copy_(to_fp16(master[i]) if fp16 else master[i])
+            total += loss.item() * len(idx)
+            count += len(idx)
+        if not count or not torch.isfinite(torch.tensor(total)):
+            raise FloatingPointError(f"{mode} training diverged or skipped every step; lower lr (got {lr!r}).")
+        result.train_loss.append(total / count)
+        result.val_acc.append(evaluate(model, val, device="cpu"))
+        if mode == "fp16_pure":
+            result.lost_update_fraction.append(lost / changed if changed else 0.0)
+    result.test_acc = evaluate(model, test, device="cpu")
+    result.skipped = scaler.skipped
+    for h in handles:
+        h.remove()
+    result.model = model.eval()
+    return result
+
+
+def lost_updates(weights: torch.Tensor, updates: torch.Tensor) -> float:
+    """Fraction of the non-zero ``updates`` that leave their fp16 weight unchanged: fp16(w + u) == w."""
+    check_type("weights", weights, torch.Tensor, "a tensor")
+    check_type("updates", updates, torch.Tensor, "a tensor")
+    if weights.shape != updates.shape:
+        raise ValueError(f"updates must have the weights' shape {tuple(weights.shape)}; got {tuple(updates.shape)}.")
+    w = to_fp16(weights.float())
+    nz = updates != 0
+    if not nz.any():
+        raise ValueError("updates must hold at least one non-zero value.")
+    return float((to_fp16(w + updates.float())[nz] == w[nz]).double().mean())
+
+
+# =================================================== Tensor Core arithmetic
+def _check_accumulate(accumulate: str) -> str:
+    return check_choice("accumulate", accumulate, ("fp32", "fp16"))
+
+
+def tensor_core_mma(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, *, accumulate: str = "fp32") -> torch.Tensor:
+    """One Volta Tensor Core operation ``D = A·B + C`` on 4×4 matrices, emulated.
+
+    ``A`` and ``B`` are rounded to fp16; each product ``a_ik · b_kj`` is exact
+    (fp16 × fp16 fits in fp32); the four products are added to ``c_ij`` one
+    after the other in fp32 (``accumulate="fp32"``) or with a rounding to fp16
+    after every addition (``"fp16"``, and ``C`` is rounded to fp16 first).
+    Returns ``D`` (4, 4) as fp32 holding fp32- or fp16-representable values.
+    """
+    for name, t in (("a", a), ("b", b), ("c", c)):
+        check_type(name, t, torch.Tensor, "a 4×4 tensor")
+        if t.shape != (4, 4):
+            raise ValueError(f"{name} must have shape (4, 4); got {tuple(t.shape)}.")
+    return tensor_core_matmul(a, b, c, accumulate=accumulate)
+
+
+def tensor_core_matmul(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None, *,
+                       accumulate: str = "fp32") -> torch.Tensor:
+    """``A·B (+ C)`` as a chain of 4×4×4 Tensor Core operations along K, emulated (see :func:`tensor_core_mma`).
+
+    Every output element adds its K products in order, each product exact,
+    each addition rounded to the accumulator's format — the order a chain of
+    4-deep MMAs walking along K produces. ``A`` (M, K), ``B`` (K, N), ``C`` (M, N).
+    """
+    accumulate = _check_accumulate(accumulate)
+    check_type("a", a, torch.Tensor, "a 2-D tensor")
+    check_type("b", b, torch.Tensor, "a 2-D tensor")
+    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"a and b must be (M, K) and (K, N) matrices; got {tuple(a.shape)} and {tuple(b.shape)}.")
+    m, n = a.shape[0], b.shape[1]
+    if c is None:
+        c = torch.zeros(m, n)
+    check_type("c", c, torch.Tensor, "a tensor")
+    if c.shape != (m, n):
+        raise ValueError(f"c must have shape {(m, n)}; got {tuple(c.shape)}.")
+    a16, b16 = to_fp16(a.float()), to_fp16(b.float())
+    acc = to_fp16(c.float()) if accumulate == "fp16" else c.float().clone()
+    for k in range(a.shape[1]):
+        product = a16[:, k, None] * b16[None, k, :]      # (M, N), exact in fp32
+        acc = acc + product                               # one fp32 addition
+        if accumulate == "fp16":
+            acc = to_fp16(acc)                            # … stored back in fp16
+    return acc
+
+
+def accumulation_error(k: int, *, accumulate: str = "fp32", m: int = 16, n: int = 16, seed: int = 0) -> float:
+    """Relative error ‖D − D_exact‖ / ‖D_exact‖ of an (m×k)(k×n) Tensor Core product on N(0, 1) inputs.
+
+    ``D_exact`` is the fp64 product of the *same* fp16-rounded inputs, so the
+    error measured is that of the accumulation alone.
+    """
+    k = check_int("k", k, min=1)
+    accumulate = _check_accumulate(accumulate)
+    m, n = check_int("m", m, min=1), check_int("n", n, min=1)
+    g = torch.Generator().manual_seed(check_int("seed", seed, min=0))
+    a, b = to_fp16(torch.randn(m, k, generator=g)), to_fp16(torch.randn(k, n, generator=g))
+    exact = a.double() @ b.double()
+    d = tensor_core_matmul(a, b, accumulate=accumulate).double()
+    return float((d - exact).norm() / exact.norm())
+
+
+# ======================================================== real hardware paths
+def matmul_gflops(dtype: str = "fp32", *, n: int = 256, repeats: int = 3, device: str = "cpu",
+                  threads: int | None = 1) -> float:
+    """Measured GFLOP/s of an ``n × n × n`` matmul in ``dtype`` (best of ``repeats``; 2n³ flops each).
+
+    On a CPU without bf16/fp16 instructions those formats are converted in
+    software and run far slower than fp32; a CPU with AVX512-BF16/FP16 or
+    AMX runs them at fp32 speed or faster — measure before you assume.
+    ``threads`` sets torch's CPU threads for the measurement (restored
+    after; None keeps the current setting): on a busy 2-core machine two
+    threads can be many times slower than one.
+    """
+    check_choice("dtype", dtype, DTYPES)
+    n = check_int("n", n, min=1)
+    repeats = check_int("repeats", repeats, min=1)
+    check_choice("device", device, ("cpu", "cuda"))
+    if threads is not None:
+        threads = check_int("threads", threads, min=1)
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return matmul_gflops(dtype, n=n, repeats=repeats, device=device, threads=None)
+        finally:
+            torch.set_num_threads(before)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' needs a CUDA device; none is available here.")
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(device=device, dtype=DTYPES[dtype])
+    b = torch.randn(n, n, generator=g).to(device=device, dtype=DTYPES[dtype])
+    best = float("inf")
+    for _ in range(repeats + 1):                          # the first call warms up
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
+def cpu_low_precision_flags() -> list[str]:
+    """The CPU's bf16/fp16 matrix instructions named in ``/proc/cpuinfo`` (Linux; [] elsewhere or if none).
+
+    ``avx512_bf16`` and ``amx_bf16`` make bf16 matmuls fast, ``avx512_fp16``
+    and ``amx_fp16`` fp16 ones; without them the formats are emulated.
+    """
+    from pathlib import Path
+    path = Path("/proc/cpuinfo")
+    if not path.is_file():
+        return []
+    wanted = {"avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16", "amx_tile"}
+    return sorted(wanted & set(path.read_text().split()))
+
+
+def autocast_compare(*, dtype: str = "fp16", epochs: int = 2, batch_size: int = 256, arch: str = "lenet5",
+                     seed: int = 0) -> dict:
+    """Train ``arch`` on CUDA in fp32 and with ``torch.autocast`` + ``torch.amp.GradScaler``: time and accuracy.
+
+    Raises ``RuntimeError`` when there is no CUDA device (chapters check
+    ``torch.cuda.is_available()`` first and skip).
+    """
+    from ..data import load_mnist
+    from ..models import build_model
+    from ..train import evaluate
+
+    check_choice("dtype", dtype, ("fp16", "bf16"))
+    epochs = check_int("epochs", epochs, min=1)
+    batch_size = check_int("batch_size", batch_size, min=1)
+    if not torch.cuda.is_available():
+        raise RuntimeError("autocast_compare needs a CUDA device; none is available here.")
+    device = torch.device("cuda")
+    train, test = load_mnist("train"), load_mnist("test")
+    x, y = train.x.to(device), train.y.to(device)
+    out = {}
+    for name in ("fp32", dtype):
+        model = build_model(arch, seed=seed).to(device)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        amp = name != "fp32"
+        scaler = torch.amp.GradScaler("cuda", enabled=amp and dtype == "fp16")
+        gen = torch.Generator().manual_seed(seed)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(epochs):
+            order = torch.randperm(len(train), generator=gen).to(device)
+            for i in range(0, len(train), batch_size):
+                idx = order[i:i + batch_size]
+                with torch.autocast("cuda", dtype=DTYPES[dtype], enabled=amp):
+                    loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+        torch.cuda.synchronize()
+        out[name] = {"seconds": time.perf_counter() - start, "test_acc": evaluate(model, test, device=device)}
+    return out
+
+
+# ================================================================ the report
+def underflow_report(*, arch: str = "lenet300", n_batches: int = 32, seed: int = 0) -> dict:
+    """Fp16 underflow of the zoo model's real weight gradients, without and with dynamic loss scaling.
+
+    The scaler starts at GradScaler's 2^16 and doubles after every good step
+    (``growth_interval=1``, instead of 2000) so that it finds its level
+    within these few batches; the underflow counts only the steps it did not
+    skip.
+    """
+    from .. import zoo
+    from ..data import load_mnist
+    grads = weight_gradients(zoo.load(arch), load_mnist("train", source="embedded"), n_batches=n_batches, seed=seed)
+    run = scaled_underflow(grads, LossScaler(2.0 ** 16, growth_interval=1))
+    return {"grad_underflow_fp16": run["underflow_unscaled"], "grad_underflow_fp16_scaled": run["underflow_scaled"],
+            "max_scale_used": run["max_scale_used"], "skipped_of": [run["skipped"], n_batches]}
+
+
+def mixed_precision_report() -> dict:
+    """The chapter's headline numbers (``effdl reproduce mixed-precision --json``).
+
+    Re-trains seed 0 of the precomputed runs (``effdl.precompute.mixed_precision``,
+    same recipe) in all three precisions on one thread — the record's
+    setting, so the accuracies are the record's — and measures the underflow
+    of the zoo LeNet-300-100's gradients live.
+    """
+    from ..precompute.mixed_precision import RECIPE
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)          # small layers: one thread is faster on 2 busy cores, and deterministic
+    try:
+        out = underflow_report()
+        runs = {mode: train_mixed(mode, seed=0, **RECIPE) for mode in MODES}
+    finally:
+        torch.set_num_threads(threads)
+    out.update(acc_fp32=runs["fp32"].test_acc, acc_fp16_master_fp32=runs["fp16_master"].test_acc,
+               acc_fp16_pure=runs["fp16_pure"].test_acc,
+               lost_update_fraction_pure=round(runs["fp16_pure"].lost_update_fraction[-1], 4),
+               skipped_steps={m: r.skipped for m, r in runs.items()})
+    return out

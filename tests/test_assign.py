@@ -1,0 +1,285 @@
+"""effdl.assign and the chapters' exercises: nbgrader format, student versions, checks that can fail."""
+import copy
+import re
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from effdl import assign, book, cli
+
+CHAPTERS = book.load_book().chapters
+# Chapters still being written when the format arrived: their exercise cells
+# hold answer and check together. `python -m effdl.assign tag 05 11 12`
+# then `effdl execute 05 11 12` converts them; then empty this set (the
+# strict xfail fails as soon as a listed chapter passes).
+UNTAGGED: set[str] = set()
+
+
+def _read(chapter):
+    return nbformat.read(chapter.path, as_version=4)
+
+
+def _imports(nb):
+    """The chapter's setup-cell imports, executed: the names answer cells may use."""
+    setup = next(c for c in nb.cells if c.cell_type == "code")
+    lines = [line for line in setup.source.split("\n") if re.match(r"(import|from) \S+", line)]
+    namespace = {}
+    exec("\n".join(lines), namespace)
+    return namespace
+
+
+def _chapter_param(c):
+    marks = [pytest.mark.xfail(strict=True, reason="exercise cells not tagged yet")] if c.id in UNTAGGED else []
+    return pytest.param(c, id=c.id, marks=marks)
+
+
+# ------------------------------------------------------------------ every chapter
+@pytest.mark.parametrize("chapter", [_chapter_param(c) for c in CHAPTERS])
+def test_chapter_exercises_are_in_nbgrader_format(chapter):
+    nb = _read(chapter)
+    assert assign.validate(nb) == []
+    last = max(i for ex in assign.find_exercises(nb) for i in (ex.answer, ex.check))
+    assert all(c.cell_type == "markdown" or not c.outputs for c in nb.cells[last + 1:]), \
+        "graded exercises close the chapter: after them only questions and empty work cells"
+
+
+@pytest.mark.parametrize("chapter", [pytest.param(c, id=c.id) for c in CHAPTERS])
+def test_student_version_stubs_solutions_and_hides_tests(chapter):
+    nb = _read(chapter)
+    before = copy.deepcopy(nb)
+    student = assign.student_version(nb)
+    assert nb == before, "student_version must not change its input"
+    assert len(student.cells) == len(nb.cells)
+    exercises = {i for ex in assign.find_exercises(nb) for i in (ex.answer, ex.check)}
+    for i, (src, out) in enumerate(zip(nb.cells, student.cells)):
+        for marker in (assign.BEGIN_SOLUTION, assign.END_SOLUTION, assign.BEGIN_HIDDEN, assign.END_HIDDEN):
+            assert marker not in out.source
+        if i not in exercises:
+            assert out == src, f"cell {i} is not an exercise cell and must be unchanged"
+            continue
+        assert out.outputs == [] and out.execution_count is None
+        solution = re.findall(rf"{assign.BEGIN_SOLUTION}\n(.*?)\n\s*{assign.END_SOLUTION}", src.source, re.S)
+        for line in "\n".join(solution).split("\n"):
+            if line.strip() and not line.strip().startswith("#"):
+                assert line not in out.source.split("\n"), f"cell {i} still shows the solution line {line!r}"
+        for hidden in re.findall(rf"{assign.BEGIN_HIDDEN}\n(.*?)\n{assign.END_HIDDEN}", src.source, re.S):
+            assert hidden not in out.source
+    for ex in assign.find_exercises(nb):
+        answer = student.cells[ex.answer].source
+        if ex.function:          # the signature and the stub at the body's indentation stay
+            assert re.search(rf"^def {ex.function}\(.*\):\n    # YOUR CODE HERE\n    raise NotImplementedError\(",
+                             answer, re.M), answer
+
+
+def _run_exercise(nb, ex):
+    namespace = _imports(nb)
+    exec(nb.cells[ex.answer].source, namespace)
+    exec(nb.cells[ex.check].source, namespace)
+
+
+_EXERCISES = [pytest.param(c, k, id=f"{c.id}-{k}") for c in CHAPTERS for k in range(2)]
+
+
+@pytest.mark.parametrize("chapter, k", _EXERCISES)
+def test_solution_passes_its_check_and_hidden_tests(chapter, k):
+    nb = _read(chapter)
+    ex = assign.find_exercises(nb)[k]
+    _run_exercise(nb, ex)        # the check cell, hidden tests included, raises if the solution fails
+
+
+@pytest.mark.parametrize("chapter, k", _EXERCISES)
+def test_student_stub_fails_with_a_helpful_message(chapter, k):
+    nb = _read(chapter)
+    student = assign.student_version(nb)
+    ex = assign.find_exercises(nb)[k]
+    with pytest.raises(NotImplementedError, match="exercise not answered yet: replace this line"):
+        _run_exercise(student, ex)
+
+
+WRONG_ANSWERS = {
+    # a plausible mistake for each check, which it must catch with a hint
+    "check_conv_counts": (lambda c, k, r, h, w: (k * c * r * r, k * h * w * c * r * r), "bias"),
+    "check_energy_per_image": (lambda macs, w, b, mem: (macs * 4.6 + w * 640.0) / 1e6, "batch|differs"),
+    "check_decode_float": (lambda bits, e, m: float(int(bits, 2)), "exponent|sign|decode"),
+    "check_round_fixed": (lambda x, m, n: __import__("numpy").round(x * 2 ** n) / 2 ** n, "saturates"),
+    "check_nearest_centroid": (lambda w, c: abs(w[..., None] - c)[..., ::-1].argmin(-1), "nearest|lower"),
+    "check_truncated_svd": (lambda w, r: (w[:r] * 0 + 1, w[:, :r] * 0), "best rank|differ"),
+    "check_tt_params": (lambda ins, outs, ranks: sum(n * m for n, m in zip(ins, outs)), "core|dense"),
+    "check_winograd_f23": (lambda d, g: __import__("numpy").correlate(d, g, "valid"), "needs only 4"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_ANSWERS))
+def test_new_checks_catch_a_wrong_answer(name):
+    from effdl import exercises
+
+    fn, hint = WRONG_ANSWERS[name]
+    with pytest.raises(AssertionError, match=hint):
+        getattr(exercises, name)(fn)
+
+
+def test_winograd_conv_check_counts_multiplications():
+    import numpy as np
+    from scipy.signal import correlate2d
+
+    from effdl import exercises
+
+    def direct(x, g):            # right values, direct method: 9 multiplications per output
+        out = np.zeros((x.shape[0] - 2, x.shape[1] - 2), dtype=x.dtype)
+        for i in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                out[i, j] = (x[i:i + 3, j:j + 3] * g).sum()
+        return out
+
+    assert np.allclose(direct(np.eye(5), np.ones((3, 3))), correlate2d(np.eye(5), np.ones((3, 3)), "valid"))
+    with pytest.raises(AssertionError, match="at most 16 multiplications"):
+        exercises.check_winograd_conv(direct)
+    with pytest.raises(AssertionError, match="valid output"):
+        exercises.check_winograd_conv(lambda x, g: correlate2d(x, g, "same"))
+
+
+# ------------------------------------------------------------------ the machinery, on small notebooks
+def _toy(combined=False, tagged=True):
+    cells = [new_markdown_cell("# T\n\nText."), new_code_cell("x = 1", outputs=[new_output("stream", text="1\n")]),
+             new_markdown_cell("## Exercises\n\n1. Write f, then g.")]
+    for name in ("f", "g"):
+        answer = f"def {name}(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"
+        check = (f"check_magnitude_mask({name})\n### BEGIN HIDDEN TESTS\ncheck_magnitude_mask({name}, seed=3)\n"
+                 "### END HIDDEN TESTS")
+        cells += [new_code_cell(answer + "\n\n" + check)] if combined else [new_code_cell(answer), new_code_cell(check)]
+    nb = new_notebook(cells=cells)
+    return assign.tag_exercises(nb) if tagged else nb
+
+
+def test_tag_exercises_splits_and_is_idempotent():
+    nb = _toy(combined=True, tagged=False)
+    assert [ex.answer == ex.check for ex in assign.find_exercises(nb)] == [True, True]
+    assert any("share a cell" in p for p in assign.validate(nb))
+    assign.tag_exercises(nb)
+    assert len(nb.cells) == 7 and assign.validate(nb) == [], assign.validate(nb)
+    assert nb.cells[3].source.endswith("### END SOLUTION") and nb.cells[4].source.startswith("check_magnitude_mask(f)")
+    again = assign.tag_exercises(copy.deepcopy(nb))
+    assert again == nb
+    grade = nb.cells[4].metadata["nbgrader"]
+    assert grade["grade"] and grade["locked"] and grade["points"] == 1 and grade["schema_version"] == 3
+
+
+def test_student_version_of_a_toy_notebook():
+    student = assign.student_version(_toy())
+    assert student.cells[1].outputs, "outputs of other cells stay"
+    assert student.cells[3].source == "def f(x):\n    " + assign.CODE_STUB.replace("\n", "\n    ")
+    assert student.cells[4].source == "check_magnitude_mask(f)"
+    namespace = {}
+    exec(student.cells[3].source, namespace)
+    with pytest.raises(NotImplementedError, match="exercise not answered yet"):
+        namespace["f"](1)
+
+
+@pytest.mark.parametrize("source, match", [
+    ("### BEGIN SOLUTION\nx = 1", "without"),
+    ("x = 1\n### END SOLUTION", "without"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "nested"),
+])
+def test_unbalanced_markers_are_errors(source, match):
+    nb = new_notebook(cells=[new_code_cell(source)])
+    with pytest.raises(assign.ExerciseError, match=match):
+        assign.student_version(nb)
+
+
+def test_validate_reports_problems():
+    nb = _toy()
+    del nb.cells[4].metadata["nbgrader"]
+    assert any("grade metadata" in p for p in assign.validate(nb))
+    nb = _toy()
+    nb.cells[1].source = "### BEGIN HIDDEN TESTS\nx = 1\n### END HIDDEN TESTS"
+    assert any("not an exercise cell" in p for p in assign.validate(nb))
+    nb = _toy()
+    nb.cells[1].source = "x = 1  ### BEGIN SOLUTION"
+    assert any("next cell is not a code cell" in p for p in assign.validate(nb))
+    nb = _toy()
+    del nb.cells[5:]
+    assert any("at least 2" in p for p in assign.validate(nb))
+    nb = _toy()
+    nb.cells[4].source = "print(f(2))"
+    assert any("check_* function" in p for p in assign.validate(nb))
+    nb = _toy()
+    nb.cells[4].source = nb.cells[4].source.replace("check_magnitude_mask", "check_nothing")
+    assert any("not a function of effdl.exercises" in p for p in assign.validate(nb))
+
+
+def test_write_assignment_and_cli(tmp_path, capsys):
+    assert cli.main(["assign", str(tmp_path / "class"), "08", "00"]) == 0
+    written = sorted(p.name for p in (tmp_path / "class").iterdir())
+    assert written == ["00_why_efficiency.ipynb", "08_winograd.ipynb"]
+    assert "wrote" in capsys.readouterr().out
+    student = nbformat.read(tmp_path / "class" / "08_winograd.ipynb", as_version=4)
+    assert student == assign.student_version(_read(book.load_book().chapter("08")))
+    assert cli.main(["assign", str(tmp_path / "course"), "08", "--nbgrader"]) == 0
+    source = tmp_path / "course" / "source" / "08_winograd" / "08_winograd.ipynb"
+    assert nbformat.read(source, as_version=4) == _read(book.load_book().chapter("08"))
+    assert "ClearSolutions.code_stub" in (tmp_path / "course" / "nbgrader_config.py").read_text()
+
+
+@pytest.mark.parametrize("args, match", [
+    (["assign", str(book.ROOT / "chapters")], "must not be the chapters folder"),
+    (["assign", "/tmp/x", "99"], "chapter_id must be one of"),
+])
+def test_assign_cli_errors(args, match, capsys):
+    assert cli.main(args) == 2
+    assert re.search(match, capsys.readouterr().err)
+
+
+# ------------------------------------------------------------------ student versions run
+@pytest.mark.parametrize("chapter_id", ["00", "01"])
+def test_student_version_executes_up_to_the_exercises(chapter_id, tmp_path):
+    """Fast chapters: every cell before the first exercise runs clean; each check cell then fails
+    with the stub's NotImplementedError, and nothing else fails."""
+    from nbclient import NotebookClient
+
+    path, = assign.write_assignment(tmp_path, [chapter_id])
+    nb = nbformat.read(path, as_version=4)
+    exercises = assign.find_exercises(nb)
+    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    checks = {ex.check for ex in exercises}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        if i in checks:
+            assert [e.ename for e in errors] == ["NotImplementedError"], f"cell {i}: {errors}"
+            assert "exercise not answered yet" in errors[0].evalue
+        else:
+            assert not errors, f"cell {i} failed in the student version: {errors}"
+
+
+# ------------------------------------------------------------------ nbgrader itself, where installed
+def test_nbgrader_generate_assignment_matches(tmp_path):
+    pytest.importorskip("nbgrader", reason="nbgrader is not installed (it is optional; see tests/README.md)")
+    assign.write_assignment(tmp_path, ["08"], nbgrader=True)
+    run = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "08_winograd", "--force",
+                          "--CourseDirectory.root=."], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    theirs = nbformat.read(tmp_path / "release" / "08_winograd" / "08_winograd.ipynb", as_version=4)
+    ours = assign.student_version(_read(book.load_book().chapter("08")))
+    assert [(c.cell_type, c.source) for c in theirs.cells] == [(c.cell_type, c.source) for c in ours.cells]
+
+
+# ------------------------------------------------------------------ the instructors' page
+def test_instructors_page_table_is_current_and_staged(tmp_path):
+    import yaml
+
+    text = book.INSTRUCTORS_MD.read_text()
+    block = re.search(r"<!-- instructors:start -->\n(.*?)\n<!-- instructors:end -->", text, re.S)
+    assert block, "chapters/instructors.md lacks the table markers"
+    assert block.group(1).strip() == book.instructor_table().strip(), \
+        "the instructors' table is stale: paste `python -c 'from effdl.book import instructor_table; " \
+        "print(instructor_table())'`"
+    stage = book.stage_book(book.load_book(), tmp_path / "stage")
+    toc = yaml.safe_load((stage / "_toc.yml").read_text())
+    assert {"caption": "For instructors", "chapters": [{"file": "instructors"}]} in toc["parts"]
+    assert (stage / "instructors.md").read_text() == text
+    assert "(instructors.md)" in (stage / "index.md").read_text()

@@ -1,0 +1,300 @@
+"""effdl.training.parallel on real processes: DDP = one process with the combined batch, model-parallel
+layers and the pipeline = one process, the synchronous parameter server = all-reduce, the asynchronous
+one's staleness bookkeeping, the sweep; failed, dying and hanging workers end the run with a clear error
+(with timeouts); bad input. Workers use the forkserver (one torch import for the whole file) except in
+the test that checks plain spawn."""
+import doctest
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from effdl.models import build_model
+from effdl.training import parallel as P
+
+
+# --------------------------------------------------- worker functions (module level: picklable)
+def _identity_worker(rank, world_size, tag):
+    t = torch.tensor([float(rank)])
+    dist.all_reduce(t)                                   # the processes really are one group
+    return {"rank": rank, "world": world_size, "tag": tag, "pid": os.getpid(), "sum": float(t),
+            "threads": torch.get_num_threads(), "backend": dist.get_backend()}
+
+
+def _raising_worker(rank, world_size):
+    if rank == 1:
+        raise ValueError("boom from rank 1")
+    t = torch.ones(1)
+    dist.all_reduce(t)                                   # rank 0 would wait here forever without the launcher
+    return rank
+
+
+def _dying_worker(rank, world_size):
+    if rank == 1:
+        os._exit(3)
+    dist.barrier()
+    return rank
+
+
+def _hanging_worker(rank, world_size):
+    time.sleep(600)
+
+
+def test_docstring_examples():
+    assert doctest.testmod(P).failed == 0
+
+
+# ------------------------------------------------------------------------------- launcher
+def test_hello_all_reduces_the_ranks():
+    out = P.launch(P.hello, 2)
+    assert [o["sum_of_ranks"] for o in out] == [1, 1] and [o["rank"] for o in out] == [0, 1]
+
+
+def test_the_same_worker_runs_under_torchrun():
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                          "-m", "effdl.training.parallel", "--steps", "2"],
+                         check=False, capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "rank 0 of 2 (gloo)" in run.stdout and "same weights as one process with batch 32: True" in run.stdout
+
+
+def test_torchrun_main_outside_torchrun_is_a_clear_error(monkeypatch):
+    for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(SystemExit, match="run me under torchrun"):
+        P.torchrun_main([])
+
+
+def test_time_allreduce_is_measured():
+    assert 0 < P.time_allreduce(1000, 2, repeats=2) < 10
+
+
+def test_launch_runs_one_process_per_rank_in_one_group():
+    out = P.launch(_identity_worker, 3, "x", timeout_s=60)
+    assert [o["rank"] for o in out] == [0, 1, 2]
+    assert all(o["world"] == 3 and o["tag"] == "x" and o["sum"] == 3.0 for o in out)   # 0 + 1 + 2
+    assert len({o["pid"] for o in out} | {os.getpid()}) == 4                           # real processes
+    assert all(o["threads"] == 1 and o["backend"] == "gloo" for o in out)
+
+
+def test_launch_with_plain_spawn():
+    out = P.launch(_identity_worker, 2, "s", timeout_s=120, start_method="spawn")
+    assert [o["sum"] for o in out] == [1.0, 1.0]
+
+
+def test_a_raising_worker_ends_the_run_with_its_traceback():
+    start = time.monotonic()
+    with pytest.raises(P.WorkerError, match=r"rank 1 of _raising_worker raised first(.|\n)*boom from rank 1"):
+        P.launch(_raising_worker, 2, timeout_s=60)
+    assert time.monotonic() - start < 30                 # rank 0, blocked in all_reduce, was stopped
+
+
+def test_a_dying_worker_ends_the_run():
+    with pytest.raises(P.WorkerError, match="rank 1 of _dying_worker died.*exit code 3"):
+        P.launch(_dying_worker, 2, timeout_s=60)
+
+
+def test_a_hanging_worker_times_out():
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"_hanging_worker did not finish within timeout_s=2.0"):
+        P.launch(_hanging_worker, 2, timeout_s=2.0)
+    assert time.monotonic() - start < 20
+
+
+# ---------------------------------------------------------------------- data parallelism
+def test_global_batches_are_seeded_and_cover_each_epoch_once():
+    batches = list(P.global_batches(100, 32, 5, seed=3))
+    assert [len(b) for b in batches] == [32] * 5
+    epoch0 = torch.cat(batches[:3])
+    assert len(set(epoch0.tolist())) == 96               # no repeats within an epoch (4 dropped)
+    assert all(torch.equal(a, b) for a, b in zip(batches, P.global_batches(100, 32, 5, seed=3)))
+    assert not torch.equal(batches[0], next(P.global_batches(100, 32, 1, seed=4)))
+
+
+def test_ddp_two_processes_equal_one_process_with_twice_the_batch():
+    ddp = P.data_parallel_train(2, batch_size=16, steps=6, lr=0.05)
+    ref = P.large_batch_train(32, steps=6, lr=0.05)
+    init = build_model("lenet300", seed=0).state_dict()
+    assert P.max_abs_diff(ddp.state_dict, ref.state_dict) < 1e-5
+    assert P.max_abs_diff(ref.state_dict, init) > 1e-3   # the weights did move
+    # a control that must differ: one process with only one shard's batch
+    assert P.max_abs_diff(ddp.state_dict, P.large_batch_train(16, steps=6, lr=0.05).state_dict) > 1e-4
+    assert len(ddp.losses) == 6 and ddp.seconds > 0
+
+
+def test_time_per_epoch_measures_each_world_size():
+    times = P.time_per_epoch((1, 2), global_batch=64, n_train=256)
+    assert set(times) == {1, 2} and all(t > 0 for t in times.values())
+
+
+# ------------------------------------------------------------------------ parameter server
+def test_sync_parameter_server_equals_allreduce():
+    ps = P.parameter_server_train(2, mode="sync", batch_size=16, steps=4)
+    ar = P.data_parallel_train(2, batch_size=16, steps=4)
+    assert P.max_abs_diff(ps.state_dict, ar.state_dict) < 1e-6
+    assert ps.extra["staleness"] == [0] * 8 and ps.extra["worker"] == [1, 2] * 4
+    n = sum(v.numel() for v in ps.state_dict.values())
+    assert ps.extra["server_bytes_per_step"] == 2 * 2 * 4 * n
+
+
+def test_async_parameter_server_staleness_bookkeeping():
+    steps = 5
+    ps = P.parameter_server_train(2, mode="async", batch_size=16, steps=steps, delays=[0.0, 0.05])
+    workers, stale = ps.extra["worker"], ps.extra["staleness"]
+    assert sorted(workers) == [1] * steps + [2] * steps
+    # a worker's gradient was computed on the weights the server sent after its previous update
+    # (or the initial ones), so its staleness = updates applied by the others in between
+    last = {}
+    for k, (w, s) in enumerate(zip(workers, stale)):
+        assert s == k - last.get(w, 0), (k, w, s)
+        last[w] = k + 1
+    assert max(stale) >= 1                               # the slow worker's gradients arrive stale
+    assert all(len(l) == steps for l in ps.extra["worker_losses"])
+
+
+@pytest.mark.parametrize("order", [[1, 2, 1, 1, 2], [3, 3, 3], [1, 2, 3, 1, 2, 3], [2]])
+def test_staleness_of_counts_updates_since_the_workers_last(order):
+    got = P.staleness_of(order)
+    for k, w in enumerate(order):
+        previous = [j for j in range(k) if order[j] == w]
+        assert got[k] == (k - previous[-1] - 1 if previous else k)
+
+
+def test_communication_bytes():
+    b = P.communication_bytes(1000, 4)
+    assert b["parameter_server_link"] == 2 * 4 * 1000 * 4
+    assert b["ring_allreduce_per_process"] == 2 * 3 / 4 * 1000 * 4
+    assert P.communication_bytes(1000, 1)["ring_allreduce_per_process"] == 0
+    assert P.communication_bytes(1000, 64)["ring_allreduce_per_process"] < 2 * 1000 * 4
+
+
+def test_pipeline_bubble():
+    assert P.pipeline_bubble(1, 8) == 0 and P.pipeline_bubble(3, 4) == pytest.approx(2 / 6)
+    assert P.pipeline_bubble(4, 32) < P.pipeline_bubble(4, 4)
+
+
+# ------------------------------------------------------------------------ model parallelism
+@pytest.mark.parametrize("out_features,world", [(300, 2), (10, 3)])
+def test_split_layer_pieces_concatenate_to_the_layer(out_features, world):
+    layer = nn.Linear(20, out_features)
+    x = torch.randn(5, 20)
+    parts = [P.split_layer(layer, world, r)(x) for r in range(world)]
+    assert [p.shape[1] for p in parts] == [b - a for a, b in P.split_ranges(out_features, world)]
+    torch.testing.assert_close(torch.cat(parts, 1), layer(x))
+
+
+def test_model_parallel_fc_matches_one_process():
+    fc = build_model("lenet300", seed=0).fc1
+    x, g = torch.randn(8, 784), torch.randn(8, 300)
+    r = P.model_parallel_forward(fc, x, 2, grad_output=g)
+    assert r.max_abs_diff < 1e-5
+    xr = x.clone().requires_grad_(True)
+    y = fc(xr)
+    y.backward(g)
+    torch.testing.assert_close(r.output, y.detach())
+    torch.testing.assert_close(r.grad_input, xr.grad)            # all-reduced over the two processes
+    torch.testing.assert_close(r.grad_weight, fc.weight.grad)    # each process's rows, concatenated
+
+
+def test_model_parallel_conv_matches_one_process_with_uneven_split():
+    torch.manual_seed(1)
+    conv = nn.Conv2d(3, 7, 3, padding=1)                 # 7 maps over 3 processes: 3 + 2 + 2
+    x = torch.randn(2, 3, 9, 9)
+    r = P.model_parallel_forward(conv, x, 3)
+    assert r.max_abs_diff < 1e-5
+    torch.testing.assert_close(r.output, conv(x).detach())
+
+
+@pytest.mark.parametrize("n_stages", [2, 3])
+def test_pipeline_step_matches_one_process(n_stages):
+    r = P.pipeline_train_step(n_stages, batch_size=32, micro_batches=4)
+    assert r.max_abs_diff < 1e-5
+    assert set(r.grads) == {n for n, _ in build_model("lenet300").named_parameters()}
+    assert len(r.events) == 2 * 4 * n_stages
+    ends = {(s, ph, m): e for s, ph, m, _, e in r.events}
+    starts = {(s, ph, m): b for s, ph, m, b, _ in r.events}
+    for s, ph, m in ends:                                # causality across processes
+        if ph == "forward" and s > 0:
+            assert starts[(s, ph, m)] >= ends[(s - 1, ph, m)]
+        if ph == "backward" and s < n_stages - 1:
+            assert starts[(s, ph, m)] >= ends[(s + 1, ph, m)]
+
+
+# --------------------------------------------------------------- hyper-parameter parallelism
+def test_parallel_sweep_deals_configurations_and_matches_a_serial_run():
+    from effdl.data import load_mnist
+    from effdl.train import evaluate, fit
+    lrs = [0.01, 0.1, 0.03]
+    out = P.parallel_sweep(lrs, 2, epochs=1, n_train=500)
+    assert [r["lr"] for r in out["rows"]] == lrs and [r["rank"] for r in out["rows"]] == [0, 1, 0]
+    model = build_model("lenet300", seed=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train = load_mnist("train")
+        train = type(train)("train", train.source, train.x[:500], train.y[:500])
+        fit(model, train, epochs=1, lr=0.1, batch_size=64, seed=0, device="cpu", show_progress=False)
+        acc = evaluate(model, load_mnist("val"), device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    assert abs(out["rows"][1]["val_acc"] - acc) <= 0.4
+
+
+# ------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: P.launch(_identity_worker, 0, "x"), ValueError, "world_size must be an integer in"),
+    (lambda: P.launch(_identity_worker, 1.5, "x"), TypeError, "world_size must be an integer"),
+    (lambda: P.launch(_identity_worker, True, "x"), TypeError, "world_size must be an integer"),
+    (lambda: P.launch("nope", 2), TypeError, "fn must be a module-level function"),
+    (lambda: P.launch(_identity_worker, 2, "x", timeout_s=0), ValueError, "timeout_s must be in"),
+    (lambda: P.launch(_identity_worker, 2, "x", backend="mpi"), ValueError, "backend must be one of"),
+    (lambda: P.launch(_identity_worker, 2, "x", start_method="fork"), ValueError, "start_method must be one of"),
+    (lambda: P.launch(_identity_worker, 2, "x", num_threads=0), ValueError, "num_threads must be"),
+    (lambda: P.data_parallel_train(0), ValueError, "world_size must be an integer in"),
+    (lambda: P.data_parallel_train(-1), ValueError, "world_size"),
+    (lambda: P.data_parallel_train(2, batch_size=0), ValueError, "batch_size"),
+    (lambda: P.data_parallel_train(2, lr=0), ValueError, "lr must be in"),
+    (lambda: P.data_parallel_train(2, batch_size=3000), ValueError, "world_size \\* batch_size"),
+    (lambda: P.data_parallel_train(2, arch="vgg"), ValueError, "arch must be one of"),
+    (lambda: P.large_batch_train(0), ValueError, "batch_size"),
+    (lambda: P.time_per_epoch(()), ValueError, "world_sizes must not be empty"),
+    (lambda: P.time_per_epoch((0, 2)), ValueError, "world_sizes\\[i\\]"),
+    (lambda: P.time_per_epoch((1, 3), global_batch=128), ValueError, "divisible"),
+    (lambda: P.parameter_server_train(0), ValueError, "n_workers"),
+    (lambda: P.parameter_server_train(2, mode="gossip"), ValueError, "mode must be one of"),
+    (lambda: P.parameter_server_train(2, delays=[0.1]), ValueError, "delays must have one entry per worker"),
+    (lambda: P.parameter_server_train(2, delays=[0.1, -1.0]), ValueError, "delays\\[i\\]"),
+    (lambda: P.split_layer(nn.Linear(4, 3), 4, 0), ValueError, "world_size must be an integer in \\[1, 3\\]"),
+    (lambda: P.split_layer(nn.Linear(4, 3), 2, 2), ValueError, "rank must be an integer in \\[0, 1\\]"),
+    (lambda: P.split_layer(nn.ReLU(), 2, 0), TypeError, "layer must be an nn.Linear or nn.Conv2d"),
+    (lambda: P.split_layer(nn.Conv2d(4, 4, 3, groups=2), 2, 0), ValueError, "ungrouped"),
+    (lambda: P.model_parallel_forward(nn.Linear(4, 3), torch.randn(2, 5), 2), ValueError, "x must fit the layer"),
+    (lambda: P.model_parallel_forward(nn.Linear(4, 3), torch.randn(2, 4), 2, grad_output=torch.randn(2, 2)),
+     ValueError, "grad_output must have the output's shape"),
+    (lambda: P.pipeline_train_step(4), ValueError, "n_stages must be an integer in \\[1, 3\\]"),
+    (lambda: P.pipeline_train_step(2, batch_size=30, micro_batches=4), ValueError, "divisible by micro_batches"),
+    (lambda: P.pipeline_stages(nn.Linear(2, 2), 2), TypeError, "model must be an effdl.models.LeNet300"),
+    (lambda: P.parallel_sweep([], 2), ValueError, "lrs must not be empty"),
+    (lambda: P.parallel_sweep([0.1, -0.1], 2), ValueError, "lrs\\[i\\]"),
+    (lambda: P.parallel_sweep([0.1], 0), ValueError, "n_processes"),
+    (lambda: P.global_batches(10, 11, 1).__next__(), ValueError, "global_batch must be an integer in \\[1, 10\\]"),
+    (lambda: P.max_abs_diff({"a": torch.zeros(1)}, {"b": torch.zeros(1)}), ValueError, "same keys"),
+    (lambda: P.split_ranges(5, 0), ValueError, "world_size must be an integer in \\[1"),
+    (lambda: P.split_ranges(-1, 2), ValueError, "n must be an integer in \\[0"),
+    (lambda: P.staleness_of("12"), TypeError, "order must be a list of worker ids"),
+    (lambda: P.communication_bytes(0, 2), ValueError, "n_params"),
+    (lambda: P.communication_bytes(10, 0), ValueError, "n_workers"),
+    (lambda: P.pipeline_bubble(0, 4), ValueError, "n_stages"),
+    (lambda: P.pipeline_bubble(2, 0), ValueError, "micro_batches"),
+    (lambda: P.time_allreduce(0), ValueError, "n_values"),
+    (lambda: P.default_backend(0), ValueError, "world_size"),
+])
+def test_bad_input(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
