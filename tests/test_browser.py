@@ -133,7 +133,9 @@ def _check_animations(page, stem):
 # (chapter, the slider's description, key pressed on the slider's handle, how many times)
 LAB_WIDGETS = [("02", "pruned", "ArrowLeft", 40),       # the sparsity slider, 90 % → 50 %
                ("03", "conv bits", "ArrowLeft", 2),     # a bit-width slider, 4 → 2 bits
-               ("09", "batch size", "ArrowLeft", 2)]    # the batch-size slider, 16 → 4
+               ("05", "weight bits", "ArrowLeft", 2),   # quantization: the weights' bit width
+               ("09", "batch size", "ArrowLeft", 2),    # the batch-size slider, 16 → 4
+               ("10", "weights", "ArrowLeft", 5)]       # EIE: the weight density
 
 
 @pytest.fixture(scope="module")
