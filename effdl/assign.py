@@ -11,9 +11,9 @@ an instructor can hand the chapters to nbgrader directly or use
   whose body sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION``;
 - a **check** cell, ``{grade: true, solution: false, locked: true, points,
   grade_id, …}``: a call to a property check of :mod:`effdl.exercises`
-  (fresh random inputs, never a printed number), optionally followed by the
-  same check with another seed between ``### BEGIN HIDDEN TESTS`` and
-  ``### END HIDDEN TESTS``.
+  (fresh random inputs, never a printed number), followed by the same check
+  with another seed (:data:`HIDDEN_SEED`) between ``### BEGIN HIDDEN TESTS``
+  and ``### END HIDDEN TESTS``.
 
 :func:`student_version` does to a chapter what ``nbgrader
 generate_assignment`` does with this package's stub (:data:`CODE_STUB`):
@@ -22,11 +22,13 @@ each solution region becomes the stub at the region's indentation (so the
 tests are removed, and the outputs of the answer and check cells are
 cleared; every other cell keeps its stored output, figures included.
 :func:`tag_exercises` (maintainers) turns a chapter whose exercise cells
-still hold answer and check together into this format.
+still hold answer and check together into this format, hidden tests
+included.
 """
 from __future__ import annotations
 
 import copy
+import inspect
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,9 @@ BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 CODE_STUB = ("# YOUR CODE HERE\n"
              'raise NotImplementedError("exercise not answered yet: replace this line with your code")')
 TEXT_STUB = "YOUR ANSWER HERE"
+# The seed of the hidden tests: every check of effdl.exercises takes `seed=`
+# and its default differs from this one, so a hidden test sees other inputs.
+HIDDEN_SEED = 1
 SCHEMA_VERSION = 3
 _CHECK_CALL = re.compile(r"\b(check_\w+)\(")
 _DEF = re.compile(r"^\s*def (\w+)\(", re.M)
@@ -86,6 +91,41 @@ def _split_combined(source: str) -> tuple[str, str] | None:
     return None
 
 
+def _with_seed(line: str, seed: int) -> str:
+    """``line`` with ``seed=seed`` added to each ``check_*(…)`` call that has no ``seed=`` yet."""
+    out, pos = [], 0
+    for call in _CHECK_CALL.finditer(line):
+        if call.start() < pos:
+            continue                                    # a check call nested in an earlier one's arguments
+        depth, end = 1, call.end()
+        while end < len(line) and depth:
+            depth += {"(": 1, ")": -1}.get(line[end], 0)
+            end += 1
+        if depth:
+            raise ExerciseError(f"unbalanced parentheses in the check call {line!r}.")
+        args = line[call.end():end - 1]
+        if not re.search(r"\bseed\s*=", args):
+            out += [line[pos:end - 1], ", " if args.strip() else "", f"seed={seed})"]
+        else:
+            out.append(line[pos:end])
+        pos = end
+    return "".join(out) + line[pos:]
+
+
+def hidden_tests(check_source: str, seed: int = HIDDEN_SEED) -> str:
+    """The hidden-test region for a check cell: its check calls again with ``seed=seed``.
+
+    >>> print(hidden_tests("print(check_staleness(staleness))"))
+    ### BEGIN HIDDEN TESTS
+    print(check_staleness(staleness, seed=1))
+    ### END HIDDEN TESTS
+    """
+    calls = [_with_seed(line, seed) for line in check_source.split("\n") if _CHECK_CALL.search(line)]
+    if not calls:
+        raise ExerciseError(f"no check_* call to repeat in {check_source[:80]!r}.")
+    return "\n".join([BEGIN_HIDDEN, *calls, END_HIDDEN])
+
+
 def find_exercises(nb) -> list[Exercise]:
     """The graded exercises of a notebook, in order.
 
@@ -119,9 +159,11 @@ def find_exercises(nb) -> list[Exercise]:
 def tag_exercises(nb, *, points: int = 1):
     """Put a notebook's exercises into the nbgrader format (maintainers); return the notebook.
 
-    Splits each cell holding both an answer and its check into two cells
-    (the check cell then needs re-executing: run ``effdl execute ID``), and
-    writes the nbgrader metadata of both cells. Idempotent.
+    Splits each cell holding both an answer and its check into two cells,
+    appends hidden tests (:func:`hidden_tests`) to each check cell that has
+    none, and writes the nbgrader metadata of both cells. Changed check
+    cells lose their outputs and need re-executing: run ``effdl execute ID``.
+    Idempotent.
     """
     from nbformat.v4 import new_code_cell
 
@@ -137,6 +179,9 @@ def tag_exercises(nb, *, points: int = 1):
         i += 1
     for ex in find_exercises(nb):
         answer, check = nb.cells[ex.answer], nb.cells[ex.check]
+        if BEGIN_HIDDEN not in check.source:
+            check.source = check.source.rstrip() + "\n" + hidden_tests(check.source)
+            check.outputs, check.execution_count = [], None
         answer.metadata["nbgrader"] = {"grade": False, "grade_id": ex.grade_id, "locked": False,
                                        "schema_version": SCHEMA_VERSION, "solution": True, "task": False}
         old = _nbgrader(check)
@@ -152,8 +197,8 @@ def validate(nb) -> list[str]:
     An empty list means: at least two graded exercises, after the notebook's
     last ``Exercises`` heading, each an answer cell with solution metadata
     followed by a locked check cell with points that calls a function of
-    :mod:`effdl.exercises`; unique grade ids; no solution or hidden-test
-    markers outside such cells.
+    :mod:`effdl.exercises` taking ``seed=`` and holds hidden tests; unique
+    grade ids; no solution or hidden-test markers outside such cells.
     """
     from . import exercises
 
@@ -184,8 +229,13 @@ def validate(nb) -> list[str]:
                 and check.get("points", 0) > 0 and check.get("schema_version") == SCHEMA_VERSION
                 and check.get("grade_id")):
             problems.append(f"{where}: the check cell lacks nbgrader grade metadata (grade, locked, points).")
-        if not callable(getattr(exercises, ex.check_function or "", None)):
+        check_fn = getattr(exercises, ex.check_function or "", None)
+        if not callable(check_fn):
             problems.append(f"{where}: {ex.check_function} is not a function of effdl.exercises.")
+        elif "seed" not in inspect.signature(check_fn).parameters:
+            problems.append(f"{where}: {ex.check_function} takes no seed= argument for hidden tests.")
+        if BEGIN_HIDDEN not in nb.cells[ex.check].source:
+            problems.append(f"{where}: the check cell has no {BEGIN_HIDDEN!r} region; run tag_exercises.")
         ids += [answer.get("grade_id"), check.get("grade_id")]
     if len(ids) != len(set(ids)):
         problems.append(f"grade ids are not unique: {ids}.")

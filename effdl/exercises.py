@@ -643,7 +643,7 @@ def check_fold_cycles(fn, seed: int = 990) -> str:
 
 
 # ---------------------------------------------------------------- chapter 5: quantization
-def check_fixed_point_frac_bits(fn) -> str:
+def check_fixed_point_frac_bits(fn, seed: int = 55) -> str:
     """Chapter 5: ``fn(x, n_bits) -> int``, the radix point of a signed ``n_bits`` word for tensor ``x``.
 
     The answer is the largest number of fraction bits whose format still
@@ -651,7 +651,7 @@ def check_fixed_point_frac_bits(fn) -> str:
     """
     from . import quantization as Q
 
-    gen = torch.Generator().manual_seed(55)
+    gen = torch.Generator().manual_seed(seed)
     for n_bits, spread in [(8, 1.0), (4, 0.05), (16, 300.0), (2, 0.7), (6, 1e4), (12, 1e-4)]:
         x = (torch.randn(500, generator=gen, dtype=torch.float64) + 0.3) * spread
         f = fn(x.clone(), n_bits)
@@ -673,7 +673,7 @@ def check_fixed_point_frac_bits(fn) -> str:
     return "radix point: all checks passed"
 
 
-def check_fake_quantize_ste(fn) -> str:
+def check_fake_quantize_ste(fn, seed: int = 5) -> str:
     """Chapter 5: ``fn(x, scale, zero_point, qmin, qmax)`` fake quantization with a straight-through gradient.
 
     Forward: ``(clamp(round(x / scale) + zero_point, qmin, qmax) − zero_point) · scale``.
@@ -681,7 +681,7 @@ def check_fake_quantize_ste(fn) -> str:
     """
     from . import quantization as Q
 
-    gen = torch.Generator().manual_seed(5)
+    gen = torch.Generator().manual_seed(seed)
     for scale, zero_point, n_bits, signed in [(0.25, 0, 4, True), (0.1, 3, 4, False), (0.02, 128, 8, False),
                                               (1.0, 0, 2, True)]:
         qmin, qmax = Q.qrange(n_bits, signed)
@@ -711,9 +711,9 @@ def check_fake_quantize_ste(fn) -> str:
     return "fake quantization with STE: all checks passed"
 
 
-def check_rounding_shift(fn) -> str:
+def check_rounding_shift(fn, seed: int = 31) -> str:
     """Chapter 5: ``fn(v, shift)``: ``round(v / 2**shift)``, ties to even, with integer operations only."""
-    gen = torch.Generator().manual_seed(31)
+    gen = torch.Generator().manual_seed(seed)
     for shift in (1, 3, 8, 20):
         v = torch.randint(-2 ** 40, 2 ** 40, (5000,), generator=gen)
         ties = torch.arange(-6, 7) * 2 ** (shift - 1)                 # exact halves (and integers)
@@ -801,14 +801,14 @@ def check_eie_cycles(fn, seed: int = 11) -> str:
     return "EIE cycle count: all checks passed"
 
 
-def check_split_ranges(fn) -> str:
+def check_split_ranges(fn, seed: int = 11) -> str:
     """Chapter 11: ``fn(n, world_size) -> [(start, stop), …]``, the outputs each process of a
     model-parallel layer computes: contiguous, covering ``range(n)``, sizes differing by at most 1."""
     import random
 
     from .training.parallel import split_ranges
 
-    rng = random.Random(11)
+    rng = random.Random(seed)
     cases = [(10, 3), (300, 2), (7, 7), (50, 4), (5, 1)] + [(rng.randint(1, 500), rng.randint(1, 9)) for _ in range(40)]
     for n, w in cases:
         if w > n:
@@ -827,14 +827,14 @@ def check_split_ranges(fn) -> str:
     return "split ranges: all checks passed"
 
 
-def check_staleness(fn) -> str:
+def check_staleness(fn, seed: int = 12) -> str:
     """Chapter 11: ``fn(order) -> [staleness of each update]`` for an asynchronous parameter server,
     ``order`` the worker id of each update in the order the server applied them."""
     import random
 
     from .training.parallel import staleness_of
 
-    rng = random.Random(12)
+    rng = random.Random(seed)
     for trial in range(60):
         n_workers = rng.randint(1, 5)
         order = [rng.randint(1, n_workers) for _ in range(rng.randint(1, 30))]
@@ -851,14 +851,14 @@ def check_staleness(fn) -> str:
     return "staleness: all checks passed"
 
 
-def check_loss_scale_update(fn) -> str:
+def check_loss_scale_update(fn, seed: int = 13) -> str:
     """Chapter 12: ``fn(scale, good_steps, found_inf) -> (scale, good_steps)``, one step of dynamic loss
     scaling with torch.amp.GradScaler's defaults (×2 after 2000 good steps, ×0.5 on inf/NaN)."""
     import random
 
     from .training.mixed_precision import LossScaler
 
-    rng = random.Random(13)
+    rng = random.Random(seed)
     for trial in range(20):
         ref = LossScaler(2.0 ** rng.randint(0, 24))
         scale, good = ref.scale, 0
@@ -877,12 +877,12 @@ def check_loss_scale_update(fn) -> str:
     return "dynamic loss scaling: all checks passed"
 
 
-def check_underflow_fraction(fn) -> str:
+def check_underflow_fraction(fn, seed: int = 14) -> str:
     """Chapter 12: ``fn(grads, scale) -> float``, the fraction of non-zero gradient values that become
     zero when ``scale · g`` is stored in fp16."""
     from .training.mixed_precision import underflow_fraction
 
-    gen = torch.Generator().manual_seed(14)
+    gen = torch.Generator().manual_seed(seed)
     for trial in range(12):
         g = torch.randn(2000, generator=gen) * 10.0 ** torch.randint(-12, 0, (2000,), generator=gen).float()
         g[torch.rand(2000, generator=gen) < 0.1] = 0.0
@@ -894,3 +894,252 @@ def check_underflow_fraction(fn) -> str:
             _fail(f"scale 2^{int(torch.log2(torch.tensor(scale)))}: expected {want:.4f}, got {got:.4f}; cast "
                   "scale · g to torch.float16 and count the values that became 0.")
     return "fp16 underflow: all checks passed"
+
+
+def check_distillation_loss(fn, seed: int = 1313) -> str:
+    """Chapter 13: ``fn(student_logits, teacher_logits, labels, temperature, alpha) -> scalar tensor``,
+    Hinton et al.'s ``α · T² · KL(softmax(t/T) ‖ softmax(s/T)) + (1 − α) · CE(s, y)`` (batch mean)."""
+    import torch.nn.functional as F
+
+    from .training.distillation import distillation_loss
+
+    gen = torch.Generator().manual_seed(seed)
+    for trial in range(12):
+        batch, k = int(torch.randint(1, 40, (1,), generator=gen)), int(torch.randint(2, 12, (1,), generator=gen))
+        temperature = [1.0, 2.0, 4.0, 8.0, 0.5, 20.0][trial % 6] * float(1 + torch.rand(1, generator=gen))
+        alpha = [0.0, 1.0, 0.5, 0.9][trial % 4] if trial < 8 else float(torch.rand(1, generator=gen))
+        s = (torch.randn(batch, k, generator=gen) * 3).requires_grad_(True)
+        t = torch.randn(batch, k, generator=gen) * 5
+        y = torch.randint(0, k, (batch,), generator=gen)
+        want = distillation_loss(s, t, y, temperature=temperature, alpha=alpha)
+        got = fn(s, t.clone(), y.clone(), temperature, alpha)
+        if not isinstance(got, torch.Tensor) or got.numel() != 1:
+            _fail("return the loss as a scalar tensor (so that .backward() works).")
+        if not torch.allclose(got.detach().reshape(()), want.detach(), rtol=1e-4, atol=1e-6):
+            log_p_s, p_t = F.log_softmax(s / temperature, 1), F.softmax(t / temperature, 1)
+            kl_sum = (p_t * (p_t.log() - log_p_s)).sum()
+            hard = F.cross_entropy(s, y)
+            if alpha == 0:
+                _fail("with alpha = 0 the loss is the plain cross-entropy of the student's logits (at T = 1).")
+            if torch.allclose(got.detach(), alpha * kl_sum / batch + (1 - alpha) * hard, rtol=1e-4):
+                _fail("multiply the soft term by T²: its gradient shrinks as 1/T² (Hinton et al., section 2).")
+            if torch.allclose(got.detach(), alpha * temperature ** 2 * kl_sum + (1 - alpha) * hard, rtol=1e-4):
+                _fail("average the KL divergence over the batch (batchmean), like the cross-entropy.")
+            _fail(f"T = {temperature:.3g}, alpha = {alpha:.2f}: expected {float(want):.5f}, got {float(got):.5f}. "
+                  "Soften both logits by T, take KL(teacher ‖ student), weight it α · T², add (1 − α) · CE.")
+        if not got.requires_grad:
+            _fail("the loss must stay differentiable: no .detach(), .item() or numpy on the student's logits.")
+        if alpha > 0:
+            g_want, = torch.autograd.grad(want, s)
+            g_got, = torch.autograd.grad(got.reshape(()), s)
+            if not torch.allclose(g_got, g_want, rtol=1e-3, atol=1e-6):
+                _fail("the value is right but the gradient is not: compute the loss with differentiable torch "
+                      "operations on the student's logits.")
+    return "distillation loss: all checks passed"
+
+
+def check_accuracy_stderr(fn, seed: int = 1515) -> str:
+    """Chapter 15: ``fn(accuracy, n_images) -> float``, the binomial standard error in percentage points."""
+    import math
+
+    from .summary import accuracy_stderr
+
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(6):
+        acc = float(torch.empty(1).uniform_(50.0, 99.5, generator=gen))
+        n = int(torch.randint(200, 20000, (1,), generator=gen))
+        got = fn(acc, n)
+        if not isinstance(got, (int, float)) or isinstance(got, bool) or not math.isfinite(got):
+            _fail(f"return a finite number (percentage points); got {got!r}.")
+        if not math.isclose(got, accuracy_stderr(acc, n), rel_tol=1e-6):
+            if math.isclose(got, accuracy_stderr(acc, n) / 100, rel_tol=1e-6):
+                _fail("work in percentage points: the accuracy comes in percent, so should the error.")
+            _fail(f"for accuracy={acc:.2f} % on n_images={n} your value is off; "
+                  "use the spread of a Bernoulli(p) mean over n draws.")
+        if not math.isclose(fn(acc, 4 * n), got / 2, rel_tol=1e-6):
+            _fail("four times as many test images must halve the standard error.")
+        if not math.isclose(fn(100 - acc, n), got, rel_tol=1e-6):
+            _fail("an accuracy of p and one of 100 − p must have the same standard error.")
+    # against simulation: the spread of accuracies measured on fresh test sets
+    p, n = 0.9, 1000
+    draws = torch.bernoulli(torch.full((4000, n), p), generator=gen).mean(dim=1) * 100
+    if abs(float(draws.std()) - fn(90.0, n)) > 0.05:
+        _fail("your standard error does not match the spread of simulated test sets.")
+    return "accuracy standard error: all checks passed"
+
+
+def check_geomean_speedup(fn, seed: int = 1516) -> str:
+    """Chapter 15: ``fn(baseline_times, new_times) -> float``, the geometric mean of baseline/new over layers."""
+    import math
+
+    gen = torch.Generator().manual_seed(seed)
+    for n in (1, 3, 9):
+        base = (torch.rand(n, generator=gen) * 1000 + 1).tolist()
+        new = (torch.rand(n, generator=gen) * 10 + 0.1).tolist()
+        got = fn(base, new)
+        want = math.exp(sum(math.log(b / t) for b, t in zip(base, new)) / n)
+        if not isinstance(got, (int, float)) or isinstance(got, bool) or not math.isclose(got, want, rel_tol=1e-9):
+            _fail(f"for {n} layers your value is off: average the speedups' logarithms, then exponentiate.")
+        if n > 1:
+            order = torch.randperm(n, generator=gen).tolist()
+            if not math.isclose(fn([base[i] for i in order], [new[i] for i in order]), got, rel_tol=1e-9):
+                _fail("the order of the layers must not matter.")
+            if got > sum(b / t for b, t in zip(base, new)) / n + 1e-9:
+                _fail("a geometric mean is never above the arithmetic mean of the speedups.")
+        if not math.isclose(fn([3 * b for b in base], new), 3 * got, rel_tol=1e-9):
+            _fail("a baseline three times slower on every layer must give a speedup three times larger.")
+    return "geometric-mean speedup: all checks passed"
+
+
+def check_dsd_masks(fn, seed: int = 17) -> str:
+    """Chapter 13: ``fn(model, sparsity, skip_first) -> {name: bool mask}``, DSD's sparse-phase masks:
+    per layer, the ``round(sparsity · numel)`` smallest-|w| weights of every prunable weight
+    (``effdl.pruning.prunable_parameters``), the first one left out when ``skip_first``."""
+    from torch import nn
+
+    gen = torch.Generator().manual_seed(seed)
+    for trial in range(8):
+        layers, width = [], int(torch.randint(2, 5, (1,), generator=gen))
+        if trial % 2:                                            # a small CNN
+            layers += [nn.Conv2d(1, width, 3), nn.ReLU(), nn.Flatten()]
+            n_in = width * 4 * 4
+        else:
+            layers += [nn.Flatten()]
+            n_in = 36
+        for _ in range(int(torch.randint(1, 3, (1,), generator=gen))):
+            n_out = int(torch.randint(5, 40, (1,), generator=gen))
+            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+            n_in = n_out
+        model = nn.Sequential(*layers, nn.Linear(n_in, 3))
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen))
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        sparsity = [0.3, 0.5, float(torch.rand(1, generator=gen)) * 0.95][trial % 3]
+        skip_first = bool(trial % 4 >= 2)
+        masks = fn(model, sparsity, skip_first)
+        weights = pruning.prunable_parameters(model)
+        names = list(weights)
+        want = names[1:] if skip_first else names
+        if not isinstance(masks, dict) or sorted(masks) != sorted(want):
+            _fail(f"return a dict keyed by the names of prunable_parameters(model); with skip_first={skip_first} "
+                  f"expected keys {want}, got {sorted(masks) if isinstance(masks, dict) else type(masks).__name__}.")
+        if any(not torch.equal(before[k], v) for k, v in model.state_dict().items()):
+            _fail("compute the masks only: do not change the model's weights (applying them is apply_masks' job).")
+        for name in want:
+            m, w = masks[name], weights[name].detach()
+            if not isinstance(m, torch.Tensor) or m.dtype != torch.bool or m.shape != w.shape:
+                _fail(f"masks[{name!r}] must be a bool tensor of shape {tuple(w.shape)} (True = kept).")
+            n_pruned = int((~m).sum())
+            if n_pruned != round(sparsity * w.numel()):
+                _fail(f"{name}: prune round(sparsity · numel) = {round(sparsity * w.numel())} weights of this "
+                      f"layer (per layer, not globally); you pruned {n_pruned}.")
+            if m.any() and (~m).any() and w[m].abs().min() < w[~m].abs().max():
+                _fail(f"{name}: a kept weight is smaller in magnitude than a pruned one: rank by |w| within "
+                      "the layer.")
+    return "DSD masks: all checks passed"
+
+
+# ------------------------------------------------------------ chapter 14: training hardware
+def check_training_days(fn, seed: int = 1400) -> str:
+    """Chapter 14: ``fn(total_flops, peak_tflops, utilization) -> days`` to train on one chip."""
+    import math
+
+    from .hardware import specs
+
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(20):
+        flops = 10.0 ** float(torch.empty(1).uniform_(15, 23, generator=gen))
+        peak = float(torch.empty(1).uniform_(1, 200, generator=gen))
+        util = float(torch.empty(1).uniform_(0.05, 1.0, generator=gen))
+        want = specs.training_time_s(flops, peak, util) / 86400
+        got = fn(flops, peak, util)
+        if not isinstance(got, (int, float)) or isinstance(got, bool):
+            _fail(f"return a number of days (a float); got {type(got).__name__}.")
+        if not math.isclose(got, want, rel_tol=1e-9):
+            if math.isclose(got, want * 86400, rel_tol=1e-9):
+                _fail("that is seconds, not days: a day has 86,400 seconds.")
+            _fail(f"for {flops:.3g} FLOPs on a {peak:.3g}-TFLOPS chip at utilization {util:.2f} the time is off: "
+                  "divide the work by the rate the chip actually sustains (peak × 10¹² × utilization).")
+    for bad in (0.0, -0.5, 1.5):
+        try:
+            fn(1e18, 10.0, bad)
+        except ValueError:
+            continue
+        _fail(f"utilization must be in (0, 1]: raise ValueError for {bad}.")
+    return "training days: all checks passed"
+
+
+def check_tensor_core_fp32_mma(fn, seed: int = 1401) -> str:
+    """Chapter 14: ``fn(a, b, c) -> d``, one 4×4×4 Tensor Core step: fp16 inputs, exact products, fp32 sums."""
+    from .training import mixed_precision as mp
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def call(a, b, c):
+        d = fn(a.clone(), b.clone(), c.clone())
+        if not isinstance(d, torch.Tensor) or d.shape != (4, 4):
+            _fail("return a 4×4 tensor D = A·B + C.")
+        return d.double()
+
+    for _ in range(10):                                   # agrees with effdl's emulation on fresh inputs
+        a, b, c = (torch.randn(4, 4, generator=gen) for _ in range(3))
+        want = mp.tensor_core_mma(a, b, c).double()
+        if not torch.allclose(call(a, b, c), want, rtol=1e-6, atol=1e-6):
+            _fail("D differs from a Tensor Core's result on random inputs: round A and B to fp16, multiply, "
+                  "and add the products to C in fp32.")
+    a = torch.full((4, 4), 1.0 + 2.0 ** -13)              # not representable in fp16: rounds to 1.0
+    b, c = torch.ones(4, 4), torch.zeros(4, 4)
+    if torch.allclose(call(a, b, c), (a.double() @ b.double()), rtol=0, atol=1e-6):
+        _fail("the inputs must be rounded to fp16 first (a Tensor Core reads fp16 A and B).")
+    a = torch.full((4, 4), 0.25)
+    b = torch.full((4, 4), 0.25)
+    c = torch.full((4, 4), 2048.0)                         # fp16 spacing at 2048 is 2: the products vanish in fp16
+    if not torch.allclose(call(a, b, c), torch.full((4, 4), 2048.25, dtype=torch.float64)):
+        _fail("accumulate in fp32: 2048 + 4 × 0.0625 is 2048.25 in fp32 but 2048 if each sum is stored in fp16.")
+    return "Tensor Core MMA with fp32 accumulation: all checks passed"
+
+
+# ----------------------------------------------------------- chapter 16: measured on a GPU
+def check_two_four_mask(fn, seed: int = 1600) -> str:
+    """Chapter 16: ``fn(weight) -> bool mask`` keeping exactly 2 of every 4 consecutive weights by magnitude."""
+    from .hardware import gpu_bench
+
+    gen = torch.Generator().manual_seed(seed)
+    for shape in [(8, 16), (3, 4, 8), (12,), (1, 4)]:
+        w = torch.randn(shape, generator=gen)
+        mask = fn(w.clone())
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != w.shape:
+            _fail(f"return a bool tensor of the weight's shape {tuple(w.shape)} (True = kept).")
+        kept = mask.reshape(-1, 4).sum(dim=1)
+        if not torch.all(kept == 2):
+            _fail("keep exactly 2 of every group of 4 consecutive weights along the last dimension "
+                  f"(found groups keeping {sorted(set(kept.tolist()))}).")
+        groups, m = w.abs().reshape(-1, 4), mask.reshape(-1, 4)
+        if torch.any(groups[m].reshape(-1, 2).min(dim=1).values < groups[~m].reshape(-1, 2).max(dim=1).values):
+            _fail("in some group a kept weight is smaller in magnitude than a pruned one: rank by |w|.")
+        if not torch.equal(mask, gpu_bench.two_four_mask(w)):
+            _fail("your mask differs from the 2:4 rule on random weights.")
+        if not torch.equal(fn(w * mask), mask):
+            _fail("applying the mask and masking again must keep the same weights.")
+    return "2:4 mask: all checks passed"
+
+
+def check_matmul_intensity(fn, seed: int = 1601) -> str:
+    """Chapter 16: ``fn(m, k, n, bytes_per_element) -> FLOP per DRAM byte`` of ``(m×k) @ (k×n)``."""
+    import math
+
+    from .hardware import roofline
+
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(20):
+        m, k, n = (int(v) for v in torch.randint(1, 20000, (3,), generator=gen))
+        nbytes = [1, 2, 4][int(torch.randint(0, 3, (1,), generator=gen))]
+        want = roofline.fc_work(k, n, batch_size=m, weight_bits=8 * nbytes, act_bits=8 * nbytes).intensity("dram")
+        got = fn(m, k, n, nbytes)
+        if not isinstance(got, (int, float)) or isinstance(got, bool):
+            _fail(f"return a number (FLOP per byte); got {type(got).__name__}.")
+        if not math.isclose(got, want, rel_tol=1e-9):
+            _fail(f"for m={m}, k={k}, n={n} at {nbytes} byte(s) per element the intensity is off: count 2 FLOPs "
+                  "per multiply-add, and read A and B and write C once each.")
+    return "matmul intensity: all checks passed"

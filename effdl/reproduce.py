@@ -160,3 +160,19 @@ def _parallel() -> dict:
 def _mixed_precision() -> dict:
     from .training.mixed_precision import mixed_precision_report
     return mixed_precision_report()
+
+
+@experiment("distillation", chapter="13",
+            summary="a small student trained on 3 % of the training set with hard labels vs the teacher's soft "
+                    "targets (temperature T), next to the teacher and the student trained on all the data")
+def _distillation() -> dict:
+    from .training.distillation import distillation_report
+    return distillation_report()
+
+
+@experiment("dsd", chapter="13",
+            summary="dense → sparse → dense training vs a dense baseline trained for the same epochs, "
+                    "mean ± std over seeds, test accuracy")
+def _dsd() -> dict:
+    from .training.dsd import dsd_report
+    return dsd_report()

@@ -35,6 +35,16 @@ model whose weights are the reparametrisation ``w = codebook[index]``
 reserved zero not trainable; it keeps the epoch with the best validation
 accuracy.
 
+**Bit-reproducible.** The group-by-and-sum accumulates in float64, in the
+order of the weights (``index_add_`` on a 1-D tensor is a serial loop), so a
+centroid's gradient is exactly ``centroid_gradient`` rounded to float32 —
+torch's own backward of ``table[index]`` sums in float32 with a kernel that
+may run in parallel. And :func:`finetune_centroids` runs on one CPU thread:
+MKL splits a long dot product (LeNet-300-100's 784 inputs) across threads,
+so the last bit of a float32 matmul depends on the thread count, and one ulp
+in one step changes the codebooks the file stores. The result then depends
+on the inputs and the seed alone.
+
 The chapter's worked example (the paper's Figure 3): a 4×4 weight matrix
 clusters into four values; with the example gradient, one SGD step at
 learning rate 1 moves the centroids.
@@ -58,6 +68,7 @@ as in the paper's figure; :func:`share_weights` would treat them as pruned.)
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -395,11 +406,47 @@ def share_weights(model: nn.Module, bits: int | dict[str, int], init: str = "lin
 
 
 # ------------------------------------------------------ trained quantization
+class _Gather(torch.autograd.Function):
+    """``table[index]`` whose backward sums each entry's gradients in float64, in a fixed order.
+
+    ``grad_table[k] = float32(Σ_{i: index_i = k} grad_i)``, summed in float64
+    in the row-major order of ``index`` — :func:`centroid_gradient` bit for
+    bit, whatever the thread count (a 1-D ``index_add_`` is a serial loop on
+    the CPU; on a GPU, float64 atomics keep the order's effect far below
+    float32's last bit).
+    """
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.n_table = table.shape[0]
+        return table[index]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (index,) = ctx.saved_tensors
+        sums = torch.zeros(ctx.n_table, dtype=torch.float64, device=grad.device)   # (n_table,)
+        sums.index_add_(0, index.reshape(-1), grad.reshape(-1).to(torch.float64))  # group by index, sum
+        return sums.to(grad.dtype), None
+
+
+@contextmanager
+def _one_thread():
+    """Run torch's CPU kernels on one thread (bit-reproducible matmuls), then restore the count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class _SharedWeight(nn.Module):
     """Parametrisation ``weight = table[index]``, ``table = [0, centroids]`` for a pruned layer.
 
-    Autograd's backward of the gather is a scatter-add, so ``centroids.grad``
-    is exactly :func:`centroid_gradient` of the weight gradient.
+    The backward of the gather (:class:`_Gather`) is a float64 scatter-add,
+    so ``centroids.grad`` is :func:`centroid_gradient` of the weight
+    gradient, rounded once to float32.
     """
 
     def __init__(self, layer: SharedLayer):
@@ -415,7 +462,7 @@ class _SharedWeight(nn.Module):
         return torch.cat([self.centroids.new_zeros(1), self.centroids])    # the zero is a constant
 
     def forward(self, original: torch.Tensor) -> torch.Tensor:
-        return self.table()[self.index]
+        return _Gather.apply(self.table(), self.index)
 
 
 def _trainable_model(shared: SharedModel, train_biases: bool) -> nn.Module:
@@ -460,6 +507,11 @@ def finetune_centroids(shared: SharedModel, train: Split, val: Split | None = No
     result is the epoch of best validation accuracy (epoch 0, the input
     codebooks, included), chosen by :func:`effdl.train.fit`.
 
+    Runs on one CPU thread (the caller's thread count is restored): the
+    codebooks are then the same bits whatever ``torch.get_num_threads()``
+    is, so a Deep Compression file rebuilds byte for byte. One thread is
+    also the faster choice for LeNet-sized layers on a busy machine.
+
     Returns
     -------
     (SharedModel, History)
@@ -469,6 +521,7 @@ def finetune_centroids(shared: SharedModel, train: Split, val: Split | None = No
     check_bool("train_biases", train_biases)
     check_float("lr", lr, min=0, min_open=True)
     model = _trainable_model(shared, train_biases)
-    history = fit(model, train, epochs=epochs, lr=lr, momentum=momentum, batch_size=batch_size,
-                  val=val, keep_best=True, seed=seed, device=device, show_progress=show_progress)
+    with _one_thread():                  # a matmul's last bit depends on the thread count
+        history = fit(model, train, epochs=epochs, lr=lr, momentum=momentum, batch_size=batch_size,
+                      val=val, keep_best=True, seed=seed, device=device, show_progress=show_progress)
     return _read_back(model.cpu(), shared), history

@@ -1,11 +1,13 @@
 """effdl.assign and the chapters' exercises: nbgrader format, student versions, checks that can fail."""
 import copy
+import inspect
 import re
 import subprocess
 import sys
 
 import nbformat
 import pytest
+import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from effdl import assign, book, cli
@@ -99,6 +101,60 @@ def test_student_stub_fails_with_a_helpful_message(chapter, k):
         _run_exercise(student, ex)
 
 
+def _fingerprint(x):
+    """A comparable summary of an argument a check passed to the reader's function."""
+    import numpy as np
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        x = x.detach().double().numpy()
+    if isinstance(x, np.ndarray) and x.dtype == object:     # e.g. chapter 8's numbers that count multiplications
+        x = np.vectorize(lambda v: float(getattr(v, "value", v)), otypes=[float])(x)
+    if isinstance(x, np.ndarray) and x.dtype != object:
+        x = np.asarray(x, dtype=float)
+        return ("array", x.shape, float(x.sum()), float(np.abs(x).max(initial=0)))
+    if isinstance(x, dict):
+        return ("dict", tuple(sorted((repr(k), _fingerprint(v)) for k, v in x.items())))
+    if isinstance(x, (list, tuple)):
+        return (type(x).__name__, tuple(_fingerprint(v) for v in x))
+    assert " at 0x" not in repr(x), f"no content-based fingerprint for {type(x).__name__}"
+    return repr(x)
+
+
+@pytest.mark.parametrize("chapter, k", _EXERCISES)
+def test_hidden_tests_draw_other_inputs(chapter, k):
+    """The hidden tests re-run a check with another seed: that must give the solution other inputs."""
+    from effdl import exercises
+
+    nb = _read(chapter)
+    ex = assign.find_exercises(nb)[k]
+    namespace = _imports(nb)
+    exec(nb.cells[ex.answer].source, namespace)
+    solution, check = namespace[ex.function], getattr(exercises, ex.check_function)
+
+    def inputs(seed):
+        import random
+
+        import numpy as np
+
+        seen = []
+        torch.manual_seed(0), np.random.seed(0), random.seed(0)     # only `seed` may tell the two runs apart
+
+        def recorder(*args, **kwargs):
+            seen.append(_fingerprint((args, kwargs)))
+            return solution(*args, **kwargs)
+
+        check(recorder, seed=seed)
+        return seen
+
+    default = inspect.signature(check).parameters["seed"].default
+    assert default != assign.HIDDEN_SEED, f"{ex.check_function}'s default seed is the hidden tests' seed"
+    assert f"seed={assign.HIDDEN_SEED})" in nb.cells[ex.check].source
+    visible, hidden = inputs(default), inputs(assign.HIDDEN_SEED)
+    assert visible and hidden and visible != hidden, f"{ex.check_function} ignores its seed"
+    assert visible == inputs(default), f"{ex.check_function} is not deterministic for a given seed"
+
+
 WRONG_ANSWERS = {
     # a plausible mistake for each check, which it must catch with a hint
     "check_conv_counts": (lambda c, k, r, h, w: (k * c * r * r, k * h * w * c * r * r), "bias"),
@@ -109,16 +165,27 @@ WRONG_ANSWERS = {
     "check_truncated_svd": (lambda w, r: (w[:r] * 0 + 1, w[:, :r] * 0), "best rank|differ"),
     "check_tt_params": (lambda ins, outs, ranks: sum(n * m for n, m in zip(ins, outs)), "core|dense"),
     "check_winograd_f23": (lambda d, g: __import__("numpy").correlate(d, g, "valid"), "needs only 4"),
+    "check_fixed_point_frac_bits": (lambda x, n_bits: n_bits - 1, "does not cover|finest"),
+    "check_fake_quantize_ste": (lambda x, s, z, lo, hi: (torch.clamp(torch.round(x / s) + z, lo, hi) - z) * s,
+                                "pass straight through"),
+    "check_rounding_shift": (lambda v, shift: v >> shift, "even neighbour"),
+    "check_split_ranges": (lambda n, w: [(i * (n // w), n if i == w - 1 else (i + 1) * (n // w)) for i in range(w)],
+                           "unbalanced|first processes"),
+    "check_staleness": (lambda order: [0] * len(order), "expected"),
+    "check_loss_scale_update": (lambda scale, good, inf: (scale / 2, 0) if inf else (scale, good + 1), "2000th"),
+    "check_underflow_fraction": (lambda g, scale: float(((g * scale).half() == 0).float().mean()), "float16"),
 }
 
 
+@pytest.mark.parametrize("seed", ["default", "hidden"])
 @pytest.mark.parametrize("name", sorted(WRONG_ANSWERS))
-def test_new_checks_catch_a_wrong_answer(name):
+def test_new_checks_catch_a_wrong_answer(name, seed):
     from effdl import exercises
 
     fn, hint = WRONG_ANSWERS[name]
+    kwargs = {"seed": assign.HIDDEN_SEED} if seed == "hidden" else {}
     with pytest.raises(AssertionError, match=hint):
-        getattr(exercises, name)(fn)
+        getattr(exercises, name)(fn, **kwargs)
 
 
 def test_winograd_conv_check_counts_multiplications():
@@ -165,6 +232,55 @@ def test_tag_exercises_splits_and_is_idempotent():
     assert again == nb
     grade = nb.cells[4].metadata["nbgrader"]
     assert grade["grade"] and grade["locked"] and grade["points"] == 1 and grade["schema_version"] == 3
+
+
+@pytest.mark.parametrize("combined", [True, False])
+def test_tag_exercises_adds_hidden_tests(combined):
+    nb = _toy(combined=combined, tagged=False)
+    for cell in nb.cells:                    # exercises written without hidden tests, checks printed
+        if assign.BEGIN_HIDDEN in cell.source:
+            cell.source = cell.source.split("\n" + assign.BEGIN_HIDDEN)[0].replace("check_magnitude_mask(f)",
+                                                                                 "print(check_magnitude_mask(f))")
+            cell.outputs = [new_output("stream", text="old\n")]
+    if not combined:
+        assign.tag_exercises(nb)             # already split: only the hidden tests are missing
+        nb.cells[4].source = nb.cells[4].source.split("\n" + assign.BEGIN_HIDDEN)[0]
+        assert any("no '### BEGIN HIDDEN TESTS' region" in p for p in assign.validate(nb))
+    assign.tag_exercises(nb)
+    assert assign.validate(nb) == [], assign.validate(nb)
+    assert nb.cells[4].source == ("print(check_magnitude_mask(f))\n### BEGIN HIDDEN TESTS\n"
+                                  "print(check_magnitude_mask(f, seed=1))\n### END HIDDEN TESTS")
+    assert nb.cells[4].outputs == [] and nb.cells[6].outputs == [], "changed check cells need re-executing"
+    assert nb.cells[6].source.endswith("check_magnitude_mask(g, seed=1)\n### END HIDDEN TESTS")
+    assert assign.tag_exercises(copy.deepcopy(nb)) == nb
+    assert assign.student_version(nb).cells[4].source == "print(check_magnitude_mask(f))"
+
+
+@pytest.mark.parametrize("check, hidden", [
+    ("check_a(f)", "check_a(f, seed=1)"),
+    ("check_a()", "check_a(seed=1)"),
+    ("print(check_a(g(x), k=(1, 2)))  # note", "print(check_a(g(x), k=(1, 2), seed=1))  # note"),
+    ("check_a(f, seed=3)", "check_a(f, seed=3)"),
+    ("x = check_a(f); y = check_b(g)", "x = check_a(f, seed=1); y = check_b(g, seed=1)"),
+    ("check_a(check_b(f))", "check_a(check_b(f), seed=1)"),
+    ("n = 3\ncheck_a(f, n)", "check_a(f, n, seed=1)"),
+])
+def test_hidden_tests_repeat_the_checks_with_the_hidden_seed(check, hidden):
+    assert assign.hidden_tests(check) == f"{assign.BEGIN_HIDDEN}\n{hidden}\n{assign.END_HIDDEN}"
+
+
+@pytest.mark.parametrize("check, match", [("print(f(2))", "no check_"), ("check_a(f", "unbalanced")])
+def test_hidden_tests_bad_checks(check, match):
+    with pytest.raises(assign.ExerciseError, match=match):
+        assign.hidden_tests(check)
+
+
+def test_validate_wants_checks_that_take_a_seed(monkeypatch):
+    from effdl import exercises
+
+    nb = _toy()
+    monkeypatch.setattr(exercises, "check_magnitude_mask", lambda fn: "ok")
+    assert any("takes no seed=" in p for p in assign.validate(nb))
 
 
 def test_student_version_of_a_toy_notebook():

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_book_yml_is_valid_and_complete():
     b = book.load_book()
     assert [p.id for p in b.parts] == ["intro", "inference-algorithms", "inference-hardware",
-                                       "training-algorithms", "training-hardware", "wrap-up"]
+                                       "training-algorithms", "training-hardware", "wrap-up", "appendix"]
     assert b.chapters, "the book has no chapters"
     listed = {c.path.resolve() for c in b.chapters}
     on_disk = {p.resolve() for p in (ROOT / "chapters").glob("*.ipynb")}
@@ -68,6 +68,10 @@ def test_chapters_are_executed_and_clean():
             for out in cell.outputs:
                 assert out.output_type != "error", f"{c.notebook} stores an error"
                 assert "Traceback" not in json.dumps(out), f"{c.notebook} stores a traceback"
+            # a cell ending with an open figure shows it twice (the result, then the inline backend's flush)
+            kinds = [o.output_type for o in cell.outputs if "image/png" in o.get("data", {})]
+            assert not ("execute_result" in kinds and "display_data" in kinds), \
+                f"{c.notebook}: a cell shows its figure twice; assign it (fig = ...) or close it first:\n{cell.source}"
         text = " ".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
         assert re.search(r"^#+ .*Exercises", text, re.M | re.I) or "Exercises" in text, \
             f"{c.notebook} must close with exercises"

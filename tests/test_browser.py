@@ -130,12 +130,15 @@ def _check_animations(page, stem):
 
 
 # ------------------------------------------------------------------ JupyterLab
-# (chapter, the slider's description, key pressed on the slider's handle, how many times)
-LAB_WIDGETS = [("02", "pruned", "ArrowLeft", 40),       # the sparsity slider, 90 % → 50 %
-               ("03", "conv bits", "ArrowLeft", 2),     # a bit-width slider, 4 → 2 bits
-               ("05", "weight bits", "ArrowLeft", 2),   # quantization: the weights' bit width
-               ("09", "batch size", "ArrowLeft", 2),    # the batch-size slider, 16 → 4
-               ("10", "weights", "ArrowLeft", 5)]       # EIE: the weight density
+# (chapter, the slider's description, key pressed on the slider's handle, how many times,
+#  dropdowns of the same widget to set first: ((description, option), ...))
+LAB_WIDGETS = [("01", "frac bits", "ArrowLeft", 2,      # fixed point's fraction bits, 4 → 2; the widget opens
+                (("format", "fixed point"),)),         # on FP16, where the split sliders are disabled
+               ("02", "pruned", "ArrowLeft", 40, ()),   # the sparsity slider, 90 % → 50 %
+               ("03", "conv bits", "ArrowLeft", 2, ()),  # a bit-width slider, 4 → 2 bits
+               ("05", "weight bits", "ArrowLeft", 2, ()),  # quantization: the weights' bit width
+               ("09", "batch size", "ArrowLeft", 2, ()),  # the batch-size slider, 16 → 4
+               ("10", "weights", "ArrowLeft", 5, ())]   # EIE: the weight density
 
 
 @pytest.fixture(scope="module")
@@ -197,8 +200,32 @@ def _accept_kernel_dialog(page) -> None:
         dialog.first.get_by_role("button", name="Select", exact=True).click()
 
 
-@pytest.mark.parametrize("chapter_id, description, key, presses", LAB_WIDGETS)
-def test_lab_runs_chapter_and_slider_changes_figure(browser, lab, chapter_id, description, key, presses):
+def _wait_for_kernel(page, base: str, token: str, name: str, timeout: float = 90) -> None:
+    """Wait until the server runs an idle kernel for notebook ``name``, accepting the kernel dialog.
+
+    The page's own status can read idle while JupyterLab still waits for a kernel
+    to be chosen (a cold server, kernel list not read yet), so ask the server.
+    """
+    headers = {"Authorization": f"token {token}"}
+    deadline = time.monotonic() + timeout
+    while True:
+        _accept_kernel_dialog(page)
+        with urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions", headers=headers)) as r:
+            sessions = json.load(r)
+        if any(s.get("path") == name and (s.get("kernel") or {}).get("execution_state") == "idle" for s in sessions):
+            return
+        assert time.monotonic() < deadline, f"{name}: no idle kernel after {timeout:.0f} s (sessions: {sessions})"
+        time.sleep(1)
+
+
+def _menu(page, menu: str, item: str) -> None:
+    _accept_kernel_dialog(page)
+    page.locator(".lm-MenuBar-itemLabel", has_text=menu).first.click()
+    page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
+
+
+@pytest.mark.parametrize("chapter_id, description, key, presses, choices", LAB_WIDGETS)
+def test_lab_runs_chapter_and_slider_changes_figure(browser, lab, chapter_id, description, key, presses, choices):
     import nbformat
 
     base, token, folder = lab
@@ -216,10 +243,15 @@ def test_lab_runs_chapter_and_slider_changes_figure(browser, lab, chapter_id, de
         page.wait_for_function("n => document.querySelectorAll("
                                "'.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell').length === n",
                                arg=n_code, timeout=60_000)
-        _accept_kernel_dialog(page)
+        _wait_for_kernel(page, base, token, name)
         panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=60_000)
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        # the chapters are stored executed: clear the stored execution counts, so that a count
+        # below means this kernel ran the cell, and the stored widget views go
+        _menu(page, "Edit", "Clear Outputs of All Cells")
+        page.wait_for_function("() => ![...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) "
+                               ".jp-CodeCell .jp-InputPrompt')].some(p => /\\[\\d+\\]/.test(p.textContent))",
+                               timeout=30_000)
+        _menu(page, "Run", "Run All Cells")
         # every code cell shows an execution count once run ([*] while running)
         deadline = time.monotonic() + 240
         while _executed_cells(page) < n_code:
@@ -234,6 +266,16 @@ def test_lab_runs_chapter_and_slider_changes_figure(browser, lab, chapter_id, de
         box = slider.locator("xpath=ancestor::div[contains(@class, 'widget-vbox')][1]")
         figure = box.locator(".widget-image").first
         figure.wait_for(timeout=60_000)
+        for label, option in choices:            # e.g. the format whose controls the slider belongs to
+            shown = figure.screenshot()
+            dropdown = box.locator(".widget-dropdown", has=page.locator(".widget-label", has_text=label)).first
+            dropdown.locator("select").select_option(option)
+            deadline = time.monotonic() + 120
+            while figure.screenshot() == shown:
+                assert time.monotonic() < deadline, f"{name}: the figure did not change after choosing {option!r}"
+                time.sleep(1)
+        assert slider.locator(".noUi-target:not([disabled])").count() == 1, \
+            f"{name}: the slider {description!r} is disabled (choices made first: {choices})"
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         before = figure.screenshot(path=str(SCREENSHOTS / f"lab_{stem}_before.png"))
         readout = slider.locator(".widget-readout")

@@ -1,7 +1,8 @@
 """Tests for effdl.compression: the Deep Compression file round trip (bit-exact weights, equal
 outputs), the byte accounting (breakdown sums to the file size, fillers as the encoder counts
-them), the pipeline record, and damaged files — every truncation, random bit flips, empty and
-foreign files, consistent-checksum forgeries — which must raise CompressedFileError."""
+them), the pipeline record and its byte-identical rebuild on any thread count, and damaged
+files — every truncation, random bit flips, empty and foreign files, consistent-checksum
+forgeries — which must raise CompressedFileError."""
 import struct
 import zlib
 
@@ -137,6 +138,27 @@ def test_deep_compression_record(tmp_path, test_split):
     assert r.accuracy["file"] == r.accuracy["finetuned"] and r.outputs_match is True
     assert r.summary()["finetune_best_epoch"] in (0, 1)
     assert_same(read_shared(r.path), r.shared)
+
+
+def test_rebuild_is_byte_identical_whatever_the_thread_count(tmp_path):
+    """``effdl reproduce deep-compression`` rebuilds the shipped files byte for byte: fine-tuning
+    gives the same codebook bits on 1 and 2 torch threads (MKL's matmul and torch's scatter-add
+    of the centroid gradients do not) and leaves the caller's thread count alone."""
+    model = pruned("lenet300", 0.92)
+    train = load_mnist("train")
+    tiny = Split("train", train.source, train.x[:256], train.y[:256])
+    before, blobs = torch.get_num_threads(), []
+    try:
+        for i, threads in enumerate((1, 2, 2)):
+            torch.set_num_threads(threads)
+            r = deep_compression(model, path=tmp_path / f"{i}.dc", finetune=(tiny, None), epochs=1, lr=1e-2)
+            assert torch.get_num_threads() == threads
+            blobs.append((tmp_path / f"{i}.dc").read_bytes())
+    finally:
+        torch.set_num_threads(before)
+    assert blobs[0] == blobs[1] == blobs[2]
+    kmeans = share_weights(model, DEFAULT_BITS["lenet300"])
+    assert not np.array_equal(r.shared.layers["fc1.weight"].codebook, kmeans.layers["fc1.weight"].codebook)
 
 
 @pytest.mark.parametrize("kwargs, exc", [

@@ -8,6 +8,13 @@ Analysis of a Tensor Processing Unit", ISCA 2017 (per die); the P100, V100 and
 Cloud TPU v2 figures are those of the course's lecture (the book's FACTS.md);
 the P40's are NVIDIA's Tesla P40 datasheet.
 
+Chapter 14 (hardware for training) adds the training chips of the course's
+lecture (:data:`TRAINING_CHIPS`: K40, M40, P100, V100, Knights Landing,
+Cloud TPU v2, in :func:`training_chip_table`). Their peaks and memories are
+the lecture's (FACTS.md, "Training hardware"); each figure the lecture does
+not give (a release year, the K40's and M40's bandwidth) names its own source
+in ``source``.
+
 Units: peak rates in tera-operations per second, a multiply-add counting as
 **two** operations (the paper's 92 TOPS = 65,536 MACs × 2 × 700 MHz);
 bandwidth in GB/s (10⁹ bytes per second); clocks in MHz; power in W; on-chip
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from effdl._validate import check_type
+from effdl._validate import check_float, check_int, check_type
 
 PRECISIONS = ("int8", "fp16", "bf16", "fp32")
 
@@ -122,26 +129,59 @@ _CHIPS = (
          "precision or bandwidth"),
 )
 CHIPS: dict[str, Chip] = {c.name: c for c in _CHIPS}
+
+# --------------------------------------------------------------- chapter 14: training chips
+_LECTURE = "course lecture (FACTS.md: training hardware)"
+_TRAINING_ONLY = (
+    # 5.04 TFLOPS = 2880 cores × 2 × 875 MHz (the board spec's cores and top boost clock)
+    Chip("K40", "NVIDIA Tesla K40", "GPU", 2013, 875.0,
+         (("fp32", 5.04),), 288.0, "12 GB GDDR5", None, None, None, 2880, "fp32",
+         f"{_LECTURE}: 5.04 TFLOPS fp32, 12 GB; 2013, 2880 cores, 875 MHz boost: NVIDIA Tesla K40 board "
+         "specification BD-06902-001_v05 (November 2013); 288 GB/s: Microway, \"NVIDIA Tesla K40 Atlas GPU "
+         "Accelerator (Kepler GK110b) Up Close\"",
+         "Kepler; peak at the highest GPU Boost clock (boards ship at the 745 MHz base clock)"),
+    Chip("M40", "NVIDIA Tesla M40 (24 GB)", "GPU", 2015, None,
+         (("fp32", 6.8),), 288.0, "24 GB GDDR5", None, None, None, None, "fp32",
+         f"{_LECTURE}: 6.8 TFLOPS fp32, 24 GB; 288 GB/s and the 24 GB version: Microway, \"NVIDIA Tesla M40 "
+         "24GB GPU Accelerator (Maxwell GM200) Up Close\" (2016); released 10 November 2015 (12 GB version): "
+         "GPU spec pages of sysrqmts.com and technical.city",
+         "Maxwell; the 24 GB board followed the 12 GB one in 2016"),
+    Chip("KNL", "Intel Xeon Phi (Knights Landing)", "CPU", 2016, None,
+         (("fp32", 7.0),), 400.0, "16 GB MCDRAM (on package)", None, None, None, None, "fp32",
+         f"{_LECTURE}: 7 TFLOPS fp32, 16 GB MCDRAM at 400 GB/s; launched June 2016 at ISC: Intel, \"What "
+         "public disclosures has Intel made about Knights Landing?\" and The Next Platform, 20 June 2016",
+         "a many-core x86 CPU (up to 72 cores, AVX-512); bandwidth is the on-package MCDRAM's"),
+)
+_EXTRA = {c.name: c for c in _TRAINING_ONLY}
+# The lecture's training chips in order of release; P100, V100 and Cloud TPU v2 are the entries above.
+TRAINING_CHIPS: dict[str, Chip] = {n: {**CHIPS, **_EXTRA}[n]
+                                   for n in ("K40", "M40", "P100", "KNL", "V100", "Cloud TPU v2")}
+_ALL: dict[str, Chip] = {**CHIPS, **_EXTRA}
 _ALIASES = {"haswell": "Haswell", "cpu": "Haswell", "e5-2699 v3": "Haswell", "k80": "K80", "gpu": "K80",
             "tpu": "TPU", "tpu v1": "TPU", "tpuv1": "TPU", "p40": "P40", "p100": "P100", "v100": "V100",
-            "cloud tpu v2": "Cloud TPU v2", "tpu v2": "Cloud TPU v2", "tpuv2": "Cloud TPU v2"}
-# Pod of 64 Cloud TPUs (v2), from the course lecture.
+            "cloud tpu v2": "Cloud TPU v2", "tpu v2": "Cloud TPU v2", "tpuv2": "Cloud TPU v2",
+            "k40": "K40", "m40": "M40", "knl": "KNL", "knights landing": "KNL", "xeon phi": "KNL"}
+# Pod of 64 Cloud TPUs (v2), from the course lecture (FACTS.md); announced by Google on 17 May 2017
+# ("Build and train machine learning models on our new Google Cloud TPUs", The Keyword blog).
 CLOUD_TPU_V2_POD_PFLOPS = 11.5
+CLOUD_TPU_V2_POD_SIZE = 64
 
 
 def get_chip(name: str) -> Chip:
     """The chip called ``name`` (case-insensitive; "CPU" and "GPU" mean the TPU paper's Haswell and K80).
+
+    Knows the chips of :data:`CHIPS` (chapter 9) and of :data:`TRAINING_CHIPS` (chapter 14).
 
     >>> get_chip("k80").bandwidth_gbs
     160.0
     """
     if isinstance(name, Chip):
         return name
-    check_type("name", name, str, f"a chip name, one of {list(CHIPS)}")
+    check_type("name", name, str, f"a chip name, one of {list(_ALL)}")
     key = _ALIASES.get(name.strip().lower())
     if key is None:
-        raise ValueError(f"name must be one of {list(CHIPS)} (or an alias: {sorted(_ALIASES)}); got {name!r}.")
-    return CHIPS[key]
+        raise ValueError(f"name must be one of {list(_ALL)} (or an alias: {sorted(_ALIASES)}); got {name!r}.")
+    return _ALL[key]
 
 
 def chip_table() -> list[dict]:
@@ -155,3 +195,65 @@ def chip_table() -> list[dict]:
                      "memory": c.memory, "on_chip_mib": c.on_chip_mib, "tdp_w": c.tdp_w,
                      "tops_per_w": c.tops_per_watt(), "source": c.source})
     return rows
+
+
+def _best_16bit(chip: Chip) -> tuple[str, float] | None:
+    """The chip's fastest 16-bit peak as (precision, TOPS), or None if it lists none."""
+    sixteen = [(p, v) for p, v in chip.peaks if p in ("fp16", "bf16")]
+    return max(sixteen, key=lambda pv: pv[1]) if sixteen else None
+
+
+def training_chip_table() -> list[dict]:
+    """The training chips of chapter 14 as rows: name, kind, year, fp32 and best 16-bit peak (TFLOPS, a
+    multiply-add counting 2), memory, bandwidth (GB/s), fp32 ridge (FLOP per byte) and the source.
+
+    >>> [r["name"] for r in training_chip_table()]
+    ['K40', 'M40', 'P100', 'KNL', 'V100', 'Cloud TPU v2']
+    """
+    rows = []
+    for c in TRAINING_CHIPS.values():
+        fp32 = dict(c.peaks).get("fp32")
+        best16 = _best_16bit(c)
+        rows.append({"name": c.name, "display_name": c.display_name, "kind": c.kind, "year": c.year,
+                     "fp32_tflops": fp32, "low_precision": None if best16 is None else best16[0],
+                     "low_precision_tflops": None if best16 is None else best16[1],
+                     "memory": c.memory, "bandwidth_gbs": c.bandwidth_gbs,
+                     "fp32_ridge": None if fp32 is None or c.bandwidth_gbs is None else c.ridge("fp32"),
+                     "notes": c.notes, "source": c.source})
+    return rows
+
+
+def pod_pflops(n_devices: int = CLOUD_TPU_V2_POD_SIZE, chip: str | Chip = "Cloud TPU v2",
+               precision: str | None = None) -> float:
+    """Peak of ``n_devices`` copies of ``chip`` in PFLOPS: n × the per-device peak (perfect scaling).
+
+    >>> round(pod_pflops(64, "Cloud TPU v2"), 2)      # the lecture states 11.5 PFLOPS for the 64-TPU pod
+    11.52
+    """
+    n_devices = check_int("n_devices", n_devices, min=1)
+    return n_devices * get_chip(chip).peak_tops(precision) / 1000.0
+
+
+def training_flops(macs_per_example: float, n_examples: float, epochs: float = 1.0) -> float:
+    """FLOPs to train: 2 FLOPs per multiply-add × 3 passes (forward; backward to the inputs and to the
+    weights, each as costly as the forward) × examples × epochs.
+
+    >>> f"{training_flops(1e9, 1e6):.1e}"     # a 1-GMAC model on a million examples, one epoch
+    '6.0e+15'
+    """
+    macs = check_float("macs_per_example", macs_per_example, min=0, min_open=True)
+    n = check_float("n_examples", n_examples, min=0, min_open=True)
+    epochs = check_float("epochs", epochs, min=0, min_open=True)
+    return 6.0 * macs * n * epochs
+
+
+def training_time_s(total_flops: float, peak_tflops: float, utilization: float = 1.0) -> float:
+    """Seconds to execute ``total_flops`` on a chip of ``peak_tflops`` kept ``utilization`` busy (0 < u <= 1).
+
+    >>> training_time_s(6e15, 120.0, 0.5)   # on a V100's Tensor Cores at half their peak
+    100.0
+    """
+    flops = check_float("total_flops", total_flops, min=0)
+    peak = check_float("peak_tflops", peak_tflops, min=0, min_open=True)
+    u = check_float("utilization", utilization, min=0, max=1, min_open=True)
+    return flops / (peak * 1e12 * u)

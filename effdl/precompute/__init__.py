@@ -20,7 +20,8 @@ from .._validate import check_choice
 STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lowrank",
           "compression": "effdl.precompute.compression", "ternary": "effdl.precompute.ternary",
           "quantization": "effdl.precompute.quantization",
-          "mixed_precision": "effdl.precompute.mixed_precision"}
+          "mixed_precision": "effdl.precompute.mixed_precision",
+          "distillation": "effdl.precompute.distillation", "dsd": "effdl.precompute.dsd"}
 
 
 def run(stage: str, out_dir: Path | str | None = None) -> dict:

@@ -1,8 +1,9 @@
-"""Figures of chapters 11 (Parallelization) and 12 (Mixed precision).
+"""Figures of chapters 11 (Parallelization), 12 (Mixed precision) and 13 (Distillation and DSD).
 
-Each function draws results computed by :mod:`effdl.training.parallel` or
-:mod:`effdl.training.mixed_precision` (or read from the precomputed record)
-and never recomputes a model. One idea per figure, titled axes with units.
+Each function draws results computed by :mod:`effdl.training.parallel`,
+:mod:`effdl.training.mixed_precision`, :mod:`effdl.training.distillation` or
+:mod:`effdl.training.dsd` (or read from the precomputed record) and never recomputes a model. One idea
+per figure, titled axes with units.
 """
 from __future__ import annotations
 
@@ -243,4 +244,189 @@ def matmul_speed(gflops: dict, *, title: str):
     ax.set_ylabel("GFLOP/s (measured)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+# ------------------------------------------------------------------ chapter 13
+# Chapter 13's figures are closed before they are returned, so that a cell ending with the call
+# shows the figure once (by its repr) instead of twice (repr and the inline backend's flush).
+DISTILL_COLORS = {"teacher": "#999999", "full": "#0072B2", "hard": "#D55E00", "soft": "#009E73"}
+
+
+def _closed(fig):
+    plt.close(fig)
+    return fig
+
+
+def softmax_temperatures(probs: dict, *, label: int | None = None, title: str = ""):
+    """One image's class probabilities at several temperatures (log scale); ``probs``: T → (classes,)."""
+    fig, ax = _figure(3.0)
+    for i, (t, p) in enumerate(probs.items()):
+        p = np.asarray(p, dtype=float)
+        ax.semilogy(np.arange(len(p)), p, "o-", ms=4, color=RANK_COLORS[i % 8], label=f"T = {t:g}")
+    if label is not None:
+        ax.axvline(label, color="black", lw=0.8, ls=":")
+    ax.set_xticks(range(len(p)))
+    ax.set_xlabel("class (digit)" + (f"; true label {label} dotted" if label is not None else ""))
+    ax.set_ylabel("probability softmax(z/T) (log scale)")
+    ax.set_title(title or "Raising the temperature softens the distribution", fontsize=10)
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(True, alpha=0.3)
+    return _closed(fig)
+
+
+def dark_knowledge_figure(data: dict):
+    """Per image: the hard one-hot target vs the teacher's probabilities at T = 1 and at T (log scale).
+
+    ``data`` is :func:`effdl.training.distillation.dark_knowledge`'s result.
+    """
+    n = len(data["labels"])
+    fig, axes = plt.subplots(n, 2, figsize=(WIDTH, 1.9 * n), constrained_layout=True,
+                             gridspec_kw={"width_ratios": [1, 6]}, squeeze=False)
+    k = data["hard"].shape[1]
+    x = np.arange(k)
+    floor = 1e-12
+    series = [("hard target", data["hard"], "#999999"), ("teacher, T = 1", data["soft_1"], DISTILL_COLORS["hard"]),
+              (f"teacher, T = {data['temperature']:g}", data["soft_t"], DISTILL_COLORS["soft"])]
+    for row in range(n):
+        axes[row, 0].imshow(data["images"][row], cmap="gray_r", vmin=0, vmax=1)
+        axes[row, 0].set_xticks([])
+        axes[row, 0].set_yticks([])
+        axes[row, 0].set_title(f"label {int(data['labels'][row])}", fontsize=9)
+        ax = axes[row, 1]
+        for j, (name, p, color) in enumerate(series):
+            ax.bar(x + (j - 1) * 0.27, np.maximum(p[row], floor), 0.27, bottom=floor, color=color, label=name)
+        ax.set_yscale("log")
+        ax.set_ylim(floor, 2)
+        ax.set_xticks(x)
+        ax.set_ylabel("probability (log)")
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[-1, 1].set_xlabel("class (digit)")
+    fig.legend(*axes[0, 1].get_legend_handles_labels(), fontsize=8, ncol=3, loc="outside lower center")
+    fig.suptitle("Dark knowledge: what the teacher thinks each digit also resembles", fontsize=10)
+    return _closed(fig)
+
+
+def distillation_results(summary: dict, paper: dict):
+    """Test accuracy of teacher, full-data student, 3 % hard and 3 % soft (mean ± std over seeds),
+    next to the paper's speech numbers. ``summary``: key → {"mean", "std"} or a float; ``paper``: label → %."""
+    fig, axes = _figure(3.3, 2, gridspec_kw={"width_ratios": [4, 3]})
+    names = [("teacher", "teacher"), ("full", "student,\nall data"), ("hard", "student, 3 %\nhard targets"),
+             ("soft", "student, 3 %\nsoft targets")]
+    names = [(k, lab) for k, lab in names if k in summary]
+    for i, (key, label) in enumerate(names):
+        v = summary[key]
+        mean, std = (v["mean"], v["std"]) if isinstance(v, dict) else (float(v), 0.0)
+        axes[0].bar(i, mean, color=DISTILL_COLORS[key], yerr=std or None, capsize=4)
+        axes[0].text(i, mean + std + 0.5, f"{mean:.1f}", ha="center", va="bottom", fontsize=8)
+    axes[0].set_xticks(range(len(names)), [lab for _, lab in names], fontsize=8)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].set_title("MNIST (this book, mean ± std over seeds)", fontsize=10)
+    colors = [DISTILL_COLORS["full"], DISTILL_COLORS["hard"], DISTILL_COLORS["soft"]]
+    for i, (label, value) in enumerate(paper.items()):
+        axes[1].bar(i, value, color=colors[i % 3])
+        axes[1].text(i, value + 0.5, f"{value:.1f}", ha="center", va="bottom", fontsize=8)
+    axes[1].set_xticks(range(len(paper)), list(paper), fontsize=8)
+    axes[1].set_ylabel("frame accuracy (%)")
+    axes[1].set_title("Speech (Hinton et al. 2015)", fontsize=10)
+    for ax in axes:
+        ax.set_ylim(0, 105 if ax is axes[0] else 70)
+        ax.grid(True, axis="y", alpha=0.3)
+    return _closed(fig)
+
+
+def student_curves(curves: dict, *, chosen: dict | None = None):
+    """Validation accuracy against epochs (mean ± std over seeds) per condition; the chosen epoch marked.
+
+    ``curves``: condition → {"eval_epochs", "val_mean", "val_std"}; ``chosen``: condition → epoch.
+    """
+    fig, ax = _figure(3.2)
+    labels = {"full": "all data, hard labels", "hard": "3 %, hard targets", "soft": "3 %, soft targets"}
+    late = [np.asarray(c["val_mean"], dtype=float)[len(c["val_mean"]) // 10:] for c in curves.values()]
+    ax.set_ylim(max(0.0, min(m.min() for m in late) - 8), 100)   # the plateaus, not the first epochs
+    for key, c in curves.items():
+        e, m, s = (np.asarray(c[k], dtype=float) for k in ("eval_epochs", "val_mean", "val_std"))
+        ax.plot(e, m, "-", color=DISTILL_COLORS[key], label=labels.get(key, key))
+        ax.fill_between(e, m - s, m + s, color=DISTILL_COLORS[key], alpha=0.2, lw=0)
+        if chosen and key in chosen:
+            i = int(np.searchsorted(e, chosen[key]))
+            ax.plot(e[i], m[i], "o", color=DISTILL_COLORS[key], ms=6, mec="black")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("The student during training (dot: epoch chosen on validation)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
+    return _closed(fig)
+
+
+# ------------------------------------------------------------ chapter 13: DSD
+DSD_COLORS = {"baseline": "#0072B2", "dsd": "#D55E00"}
+PHASE_SHADES = {"dense": "#FFFFFF", "sparse": "#E8E8E8", "redense": "#D6EAF8"}
+
+
+def dsd_curves(curves: dict, phases, *, losses: dict | None = None, test_acc: dict | None = None,
+               title: str = "DSD vs a dense baseline trained as long (phases D, S, D′ shaded)"):
+    """Validation accuracy per epoch of DSD and its baseline with the phases D, S, D′ shaded.
+
+    ``curves``: method ("baseline", "dsd") → one validation-accuracy list per
+    seed (mean drawn bold, seeds thin); ``phases``: ``(phase, first epoch,
+    last epoch)`` rows of :class:`effdl.training.dsd.DSDResult`. Optional
+    panels: ``losses`` (same shape, training loss, log scale) and
+    ``test_acc`` (method → per-seed test accuracy: points joined by seed,
+    mean ± std bars). The accuracy axis starts a little below the lowest
+    mean after the first quarter of phase D, so that the late phases are
+    readable.
+    """
+    ncols = 1 + (losses is not None) + (test_acc is not None)
+    fig, axes = _figure(3.3, ncols, **({"width_ratios": [2, 2, 1][:ncols]} if ncols == 3 else {}))
+    axes = np.atleast_1d(axes)
+
+    def shade(ax):
+        for name, first, last in phases:
+            if last >= first:
+                ax.axvspan(first - 0.5, last + 0.5, color=PHASE_SHADES[name], zorder=0)
+                ax.text((first + last) / 2, 1.0, {"dense": "D", "sparse": "S", "redense": "D′"}[name],
+                        transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=9)
+
+    def lines(ax, data, ylabel, log=False):
+        shade(ax)
+        for method, runs in data.items():
+            runs = np.array(runs, dtype=float)            # (seeds, epochs)
+            epochs = np.arange(1, runs.shape[1] + 1)
+            for r in runs:
+                ax.plot(epochs, r, color=DSD_COLORS[method], lw=0.4, alpha=0.2)
+            ax.plot(epochs, runs.mean(0), "o-", ms=2.5, color=DSD_COLORS[method],
+                    label=f"{'DSD' if method == 'dsd' else 'baseline'} (mean of {len(runs)})")
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+
+    lines(axes[0], curves, "validation accuracy (%)")
+    start = max(1, phases[0][2] // 4)                          # skip the first quarter of phase D
+    means = [np.array(r, dtype=float).mean(0)[start - 1:] for r in curves.values()]
+    if all(len(m) for m in means):
+        axes[0].set_ylim(min(m.min() for m in means) - 0.5, max(np.max(r) for r in curves.values()) + 0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].set_title("Validation accuracy", fontsize=10, pad=14)
+    if losses is not None:
+        lines(axes[1], losses, "training loss (nats, log)", log=True)
+        axes[1].set_title("Training loss", fontsize=10, pad=14)
+    if test_acc is not None:
+        ax = axes[-1]
+        methods = list(test_acc)
+        per_seed = np.array([test_acc[m] for m in methods], dtype=float)   # (methods, seeds)
+        for s in range(per_seed.shape[1]):
+            ax.plot(range(len(methods)), per_seed[:, s], "-", color="#999999", lw=0.6)
+        for i, m in enumerate(methods):
+            ax.plot(np.full(per_seed.shape[1], i), per_seed[i], "o", ms=3.5, color=DSD_COLORS[m], alpha=0.7)
+            std = per_seed[i].std(ddof=1) if per_seed.shape[1] > 1 else 0.0
+            ax.errorbar(i + 0.18, per_seed[i].mean(), yerr=std, fmt="s", color="black", ms=4, capsize=3)
+        ax.set_xticks(range(len(methods)), ["DSD" if m == "dsd" else m for m in methods])
+        ax.set_xlim(-0.4, len(methods) - 0.4)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title("Test, per seed", fontsize=10, pad=14)
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle(title, fontsize=11)
     return fig

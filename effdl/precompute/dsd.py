@@ -1,0 +1,185 @@
+"""Chapter 13's precomputed DSD runs (``effdl precompute dsd``).
+
+DSD (Han et al., ICLR 2017) against a dense baseline trained for the same
+epochs with the same schedule (:mod:`effdl.training.dsd`), on LeNet-300-100
+and the embedded MNIST subset.
+
+1. **Selection, on the validation split only** (seeds :data:`SELECTION_SEEDS`,
+   kept apart from the evaluation seeds). The settings DSD shares with its
+   baseline (learning rate, re-dense factor, weight decay, epochs per phase:
+   :data:`SHARED_GRID`) are chosen by the *baseline's* final validation
+   accuracy, so the control is as well tuned as DSD; then DSD's own knobs
+   (:data:`DSD_GRID`: sparsity 0.3 or 0.5, first layer pruned or not) are
+   chosen by DSD's validation accuracy with those settings. Ties go to the
+   lower validation loss. Every grid point's numbers are kept in the record.
+2. **Evaluation**: the chosen recipe for every seed in :data:`SEEDS`, both
+   methods from the same initial weights and phase D; each final model is
+   evaluated once on the test split. The record states whether DSD helped:
+   the difference of means against the seeds' standard deviation, and the
+   paired per-seed differences.
+3. **LeNet-5** with the same recipe and the first conv layer left dense, as
+   the paper does (no separate selection: a check that the finding is not
+   specific to the fully connected net).
+
+Nothing was tuned after looking at test numbers. No checkpoints:
+:func:`effdl.training.dsd.dsd_compare` rebuilds any run from its seed.
+"""
+from __future__ import annotations
+
+import itertools
+import statistics
+
+import torch
+
+from ..data import load_mnist
+from ..pruning import prunable_parameters
+from ..training.dsd import (
+    METHODS,
+    _check_common,
+    _check_sparsity,
+    _continue,
+    _dense_phase,
+    mean_std,
+    verdict,
+)
+
+ARCH = "lenet300"
+SELECTION_SEEDS = [100, 101]
+SEEDS = list(range(10))
+LENET5_SEEDS = [0, 1, 2, 3, 4]
+FIXED = {"momentum": 0.9, "batch_size": 64}
+SHARED_GRID = {"lr": [0.01, 0.03], "weight_decay": [0.0, 5e-4], "redense_lr_factor": [0.1, 0.3],
+               "phase_epochs": [(10, 5, 5), (20, 10, 10)]}
+DSD_GRID = {"sparsity": [0.3, 0.5], "skip_first": [False, True]}
+
+
+def _variants():
+    return [dict(zip(DSD_GRID, v)) for v in itertools.product(*DSD_GRID.values())]
+
+
+def _shared_configs():
+    for lr, wd, factor, (d, s, r) in itertools.product(*SHARED_GRID.values()):
+        yield {"lr": lr, "weight_decay": wd, "redense_lr_factor": factor,
+               "dense_epochs": d, "sparse_epochs": s, "redense_epochs": r}
+
+
+def _branches(arch, shared, seed, train, val, test=None, variants=None):
+    """Phase D once; then the baseline and each DSD variant from a copy of it."""
+    cfg = _check_common(arch, train, val, test, seed=seed, after_step=None, **FIXED, **shared)
+    model, shell = _dense_phase(arch, train, val, cfg, "cpu", None)
+    out = {"baseline": _continue("baseline", model, shell, train, val, test, cfg, 0.0, False, "cpu", None)}
+    for v in variants or _variants():
+        out[_key(v)] = _continue("dsd", model, shell, train, val, test, cfg, _check_sparsity(v["sparsity"]),
+                                 v["skip_first"], "cpu", None)
+    return out
+
+
+def _key(v: dict) -> str:
+    return f"sparsity={v['sparsity']},skip_first={v['skip_first']}"
+
+
+_SHARED_KEYS = ("lr", "weight_decay", "redense_lr_factor", "dense_epochs", "sparse_epochs", "redense_epochs")
+
+
+def _select(train, val) -> tuple[dict, list]:
+    rows = []
+    for shared in _shared_configs():
+        runs = [_branches(ARCH, shared, seed, train, val) for seed in SELECTION_SEEDS]
+        row = {**shared}
+        for key in runs[0]:
+            row[key] = {"val_acc": round(statistics.mean(r[key].val_acc[-1] for r in runs), 3),
+                        "val_loss": round(statistics.mean(r[key].val_loss for r in runs), 5)}
+        rows.append(row)
+        print(f"  {shared}: baseline {row['baseline']}", flush=True)
+    best = max(rows, key=lambda r: (r["baseline"]["val_acc"], -r["baseline"]["val_loss"]))
+    shared = {k: best[k] for k in _SHARED_KEYS}
+    variant = max(_variants(), key=lambda v: (best[_key(v)]["val_acc"], -best[_key(v)]["val_loss"]))
+    return {"arch": ARCH, **variant, **shared, **FIXED}, rows
+
+
+def _run_row(r) -> dict:
+    row = {"test_acc": r.test_acc, "final_val_acc": r.val_acc[-1], "val_acc": r.val_acc,
+           "train_loss": [round(x, 5) for x in r.train_loss]}
+    if r.method == "dsd":
+        row["pruned_zero_fraction"] = [None if x is None else round(x, 5) for x in r.pruned_zero_fraction]
+        row["pruned_abs_ratio"] = [None if x is None else round(x, 5) for x in r.pruned_abs_ratio]
+        n_pruned = sum(int((~m).sum()) for m in r.masks.values())
+        row["pruned_weights"] = n_pruned
+        total = sum(w.numel() for w in prunable_parameters(r.model).values())
+        row["pruned_fraction_of_all_weights"] = round(n_pruned / total, 5)
+    return row
+
+
+def _evaluate(arch, recipe, seeds, train, val, test) -> dict:
+    shared = {k: recipe[k] for k in _SHARED_KEYS}
+    variant = {"sparsity": recipe["sparsity"], "skip_first": recipe["skip_first"]}
+    runs = {m: {} for m in METHODS}
+    phases = None
+    for seed in seeds:
+        out = _branches(arch, shared, seed, train, val, test, [variant])
+        runs["baseline"][str(seed)] = _run_row(out["baseline"])
+        runs["dsd"][str(seed)] = _run_row(out[_key(variant)])
+        phases = out["baseline"].phases
+        print(f"  {arch} seed {seed}: baseline {out['baseline'].test_acc} · dsd {out[_key(variant)].test_acc}",
+              flush=True)
+    acc = {m: [runs[m][str(s)]["test_acc"] for s in seeds] for m in METHODS}
+    comparison = verdict(acc["baseline"], acc["dsd"])
+    return {"recipe": {"arch": arch, **recipe}, "seeds": seeds, "phases": [list(p) for p in phases], "runs": runs,
+            "summary": {m: mean_std(acc[m]) for m in METHODS}, "comparison": comparison,
+            "helped": comparison["verdict"] == "helped", "conclusion": _sentence(arch, acc, comparison)}
+
+
+def _sentence(arch, acc, c) -> str:
+    b, d = mean_std(acc["baseline"]), mean_std(acc["dsd"])
+    n = len(acc["dsd"])
+    head = {"helped": "DSD helped", "hurt": "DSD hurt", "no clear difference": "DSD made no clear difference",
+            "one seed": "One seed cannot tell whether DSD helped"}
+    name = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}[arch]
+    text = (f"{head[c['verdict']]} on {name} here: test accuracy {d['mean']:.2f} ± {d['std']:.2f} % (DSD) vs "
+            f"{b['mean']:.2f} ± {b['std']:.2f} % (baseline, same epochs and schedule) over {n} seeds, a difference "
+            f"of {c['difference']:+.2f} points against a seed-to-seed std of {c['noise']:.2f}. Paired by seed "
+            f"(same initial weights and phase D), DSD was better on {c['seeds_dsd_better']} seeds, worse on "
+            f"{c['seeds_dsd_worse']} and equal on {n - c['seeds_dsd_better'] - c['seeds_dsd_worse']}")
+    p = c["paired_t_p_value"]
+    if p is None:
+        return text + "."
+    text += f" (paired t-test p = {p:.3f})"
+    if p < 0.05:
+        text += ": a small but consistent " + ("gain." if c["difference"] > 0 else "loss.")
+    else:
+        return text + ": no consistent effect either way."
+    return text
+
+
+def _selection_gain(rows, recipe) -> dict:
+    """Validation accuracy (selection seeds) of the chosen DSD variant and of the baseline, same settings."""
+    row = next(r for r in rows if all(r[k] == recipe[k] for k in _SHARED_KEYS))
+    dsd = row[_key(recipe)]["val_acc"]
+    return {"baseline_val_acc": row["baseline"]["val_acc"], "dsd_val_acc": dsd,
+            "dsd_minus_baseline": round(dsd - row["baseline"]["val_acc"], 3),
+            "note": f"the best of {len(_variants())} DSD variants on {len(SELECTION_SEEDS)} seeds: an optimistic "
+                    "estimate (selected on these very numbers); the test comparison on fresh seeds is the answer"}
+
+
+def run(out_dir) -> dict:
+    """Select on validation, evaluate on test; ``out_dir`` is unused (no checkpoints)."""
+    torch.set_num_threads(1)          # one thread: the same arithmetic order on every machine
+    train, val, test = (load_mnist(s, source="embedded") for s in ("train", "val", "test"))
+    print("selection on validation", flush=True)
+    recipe, rows = _select(train, val)
+    recipe = {k: v for k, v in recipe.items() if k != "arch"}
+    print(f"chosen: {recipe}", flush=True)
+    main = _evaluate(ARCH, recipe, SEEDS, train, val, test)
+    lenet5 = _evaluate("lenet5", {**recipe, "skip_first": True}, LENET5_SEEDS, train, val, test)
+    return {**main, "threads": 1,
+            "data": "embedded MNIST subset: train 3,500 · val 500 · test 1,000",
+            "selection": {"rule": "shared settings (lr, weight decay, re-dense factor, epochs per phase) by the "
+                                  "baseline's final validation accuracy, mean over the selection seeds (ties: lower "
+                                  "validation loss); then DSD's sparsity and first-layer choice by DSD's validation "
+                                  "accuracy with those settings. The test split is used once, after selection.",
+                          "seeds": SELECTION_SEEDS, "shared_grid": {k: [list(x) if isinstance(x, tuple) else x
+                                                                        for x in v] for k, v in SHARED_GRID.items()},
+                          "dsd_grid": DSD_GRID, "fixed": FIXED, "rows": rows,
+                          "chosen_on_validation": _selection_gain(rows, recipe)},
+            "lenet5": {**lenet5, "note": "the lenet300 recipe with the first conv layer left dense (as in the "
+                                         "paper); not selected separately"}}

@@ -1,0 +1,259 @@
+"""What reproduced — chapter 15, "Wrap-up".
+
+Runs every registered ``effdl reproduce`` experiment (:mod:`effdl.reproduce`)
+and sets its headline figures beside the papers' (cited, from the project's
+FACTS.md; the Deep Compression totals come from :mod:`effdl.paper_tables`).
+Each :class:`Claim` names the experiment, how to read *our* number out of its
+JSON, the paper's number with its source, and a criterion fixed in advance
+(written out in words, so the reader can disagree with it). The verdict is
+the criterion applied to the two numbers, nothing else: a claim measured on a
+different network or data set than the paper's says so in ``paper_note``.
+
+>>> rows = results_table({"winograd": {"F(2x2,3x3)": {"reduction": 2.25}, "F(4x4,3x3)": {"reduction": 4.0}}},
+...                      experiments=["winograd"])
+>>> [(r["what"], r["ours"], r["verdict"]) for r in rows]
+[('F(2×2,3×3) multiply reduction', 2.25, 'reproduced'), ('F(4×4,3×3) multiply reduction', 4.0, 'reproduced')]
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ._validate import check_choice, check_type
+from .paper_tables import PAPER_TABLES
+
+REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One paper figure and the experiment that re-measures it."""
+    chapter: str
+    experiment: str                        # name in effdl.reproduce.EXPERIMENTS
+    what: str
+    ours: Callable[[dict], float]          # our number, read from the experiment's JSON
+    paper: float | None                    # the paper's number (None: a target, not a paper figure)
+    paper_note: str                        # what the paper measured it on
+    source: str
+    criterion: str                         # the test below, in words
+    holds: Callable[[float, float | None, dict], bool]    # (ours, paper, the experiment's JSON)
+    unit: str = ""
+
+
+def _within(fraction: float):
+    return lambda ours, paper, result: abs(ours - paper) <= fraction * abs(paper)
+
+
+def _at_least(fraction: float):
+    return lambda ours, paper, result: ours >= fraction * paper
+
+
+def _no_worse_than(points: float):
+    return lambda ours, paper, result: ours >= -points
+
+
+def _equal(ours, paper, result) -> bool:
+    return ours == paper
+
+
+def _dsd_beats_spread(ours, paper, result) -> bool:
+    # a difference of means counts only if it is larger than the seeds' spread
+    return ours > max(result["dsd"]["std"], result["baseline"]["std"])
+
+
+_DC = "Han, Mao & Dally, Deep Compression, ICLR 2016"
+_PRUNE = "Han et al., Learning both Weights and Connections, NIPS 2015"
+_EIE = "Han et al., EIE, ISCA 2016, abstract"
+_TPU = "Jouppi et al., ISCA 2017 (the rooflines, §4)"
+_MP = "Micikevicius et al., Mixed Precision Training, ICLR 2018"
+_KD = "Hinton, Vinyals & Dean, Distilling the Knowledge in a Neural Network, 2015 (speech, frame accuracy)"
+_DSD = "Han et al., DSD, ICLR 2017 (ImageNet top-1 error)"
+# Tolerances: 1 test image of 1,000 is 0.1 points and the binomial standard
+# error of a ~95 % accuracy on 1,000 images is ~0.7 points, so accuracy claims
+# allow a 0.5-point drop; ratios and speedups must land within 10-20 %.
+_DROP = 0.5
+
+
+def _acc_change(section: str, before: str, after: str) -> Callable[[dict], float]:
+    return lambda r: round(r[section][after] - r[section][before], 2)
+
+
+def _huffman_saving(r: dict) -> float:
+    # 1 − (P+Q+H bytes) / (P+Q bytes), in percent
+    return round(100 * (1 - r["stages"]["huffman"]["bytes"] / r["stages"]["quantized"]["bytes"]), 1)
+
+
+def _bits_change(r: dict) -> float:
+    return round(r["lenet5"]["bits"]["8"]["wa"] - r["lenet5"]["fp_acc"], 2)
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("01", "numbers", "fp32 / fp16 / bf16 / int fields and ranges match numpy and torch",
+          lambda r: float(all(v for f in r["formats"].values() for k, v in f.items() if k.startswith("matches"))),
+          1.0, "IEEE 754-2008 binary32 / binary16; bfloat16", "IEEE 754-2008; numpy.finfo, torch.finfo",
+          "all formats match (1 = yes)", _equal),
+    # --- pruning (chapter 2)
+    Claim("02", "pruning", "LeNet-300-100 pruned: fewer weights", lambda r: r["lenet300"]["compression"],
+          12.0, "LeNet-300-100, MNIST", _PRUNE, "at least 90 % of the paper's ratio", _at_least(0.9), "×"),
+    Claim("02", "pruning", "LeNet-300-100 pruned: accuracy change", _acc_change("lenet300", "acc_dense", "acc_pruned"),
+          0.05, "LeNet-300-100, MNIST: error 1.64 → 1.59 %", _PRUNE, f"drop of at most {_DROP} points",
+          _no_worse_than(_DROP), "pts"),
+    Claim("02", "pruning", "LeNet-5 pruned: fewer weights", lambda r: r["lenet5"]["compression"],
+          12.0, "LeNet-5, MNIST", _PRUNE, "at least 90 % of the paper's ratio", _at_least(0.9), "×"),
+    Claim("02", "pruning", "LeNet-5 pruned: accuracy change", _acc_change("lenet5", "acc_dense", "acc_pruned"),
+          0.03, "LeNet-5, MNIST: error 0.80 → 0.77 %", _PRUNE, f"drop of at most {_DROP} points",
+          _no_worse_than(_DROP), "pts"),
+    # --- Deep Compression (chapter 4)
+    Claim("04", "deep-compression", "LeNet-300-100 file on disk vs dense", lambda r: r["lenet300"]["ratio"],
+          PAPER_TABLES["lenet300"].reported["ratio_pqh"], "LeNet-300-100, MNIST", f"{_DC}, Table 1",
+          "at least 90 % of the paper's ratio", _at_least(0.9), "×"),
+    Claim("04", "deep-compression", "LeNet-300-100 compressed: accuracy change",
+          _acc_change("lenet300", "acc_dense", "acc_compressed"), 0.06, "error 1.64 → 1.58 %", f"{_DC}, Table 1",
+          f"drop of at most {_DROP} points", _no_worse_than(_DROP), "pts"),
+    Claim("04", "deep-compression", "LeNet-5 file on disk vs dense", lambda r: r["lenet5"]["ratio"],
+          PAPER_TABLES["lenet5"].reported["ratio_pqh"], "LeNet-5, MNIST", f"{_DC}, Table 1",
+          "at least 90 % of the paper's ratio", _at_least(0.9), "×"),
+    Claim("04", "deep-compression", "LeNet-5 compressed: accuracy change",
+          _acc_change("lenet5", "acc_dense", "acc_compressed"), 0.06, "error 0.80 → 0.74 %", f"{_DC}, Table 1",
+          f"drop of at most {_DROP} points", _no_worse_than(_DROP), "pts"),
+    Claim("04", "deep-compression", "LeNet-300-100: bytes Huffman coding saves after P+Q",
+          lambda r: _huffman_saving(r["lenet300"]), None, "'Huffman coding saves 20–30 % more'", f"{_DC}, §4",
+          "between 20 and 30 %", lambda o, p, r: 20.0 <= o <= 30.0, "%"),
+    Claim("04", "deep-compression", "LeNet-5: bytes Huffman coding saves after P+Q",
+          lambda r: _huffman_saving(r["lenet5"]), None, "'Huffman coding saves 20–30 % more'", f"{_DC}, §4",
+          "between 20 and 30 %", lambda o, p, r: 20.0 <= o <= 30.0, "%"),
+    Claim("04", "paper-tables", "AlexNet P+Q+H, calculated from the per-layer table",
+          lambda r: r["alexnet"]["total"]["ratio_pqh"], PAPER_TABLES["alexnet"].reported["ratio_pqh"],
+          "AlexNet, ImageNet", f"{_DC}, Tables 1 and 4", "within 10 % of the paper's ratio", _within(0.1), "×"),
+    Claim("04", "paper-tables", "VGG-16 P+Q+H, calculated from the per-layer table",
+          lambda r: r["vgg16"]["total"]["ratio_pqh"], PAPER_TABLES["vgg16"].reported["ratio_pqh"],
+          "VGG-16, ImageNet", f"{_DC}, Tables 1 and 5", "within 10 % of the paper's ratio", _within(0.1), "×"),
+    # --- quantization, ternary, low rank, Winograd (chapters 5-8)
+    Claim("05", "quantization", "LeNet-5, 8-bit weights and activations: accuracy change", _bits_change,
+          0.0, "AlexNet weights only, 8-bit conv / 5-bit fc: top-1 error 42.78 → 42.78 %", f"{_DC}, Table 6",
+          f"drop of at most {_DROP} points", _no_worse_than(_DROP), "pts"),
+    Claim("05", "quantization", "integer-only inference equals fake quantization",
+          lambda r: float(r["lenet5"]["int_matches_fake_quant"]), 1.0, "a property, not a paper figure", "—",
+          "logits identical (1 = yes)", _equal),
+    Claim("06", "ternary", "LeNet-5 TTQ: accuracy change", _acc_change("lenet5", "fp_acc", "ttq_acc"),
+          0.3, "AlexNet, ImageNet: top-1 error 42.8 → 42.5 %", "Zhu, Han, Mao & Dally, TTQ, ICLR 2017",
+          "drop of at most 1 point (the issue's target)", _no_worse_than(1.0), "pts"),
+    Claim("06", "ternary", "LeNet-5 TTQ: smaller than fp32", lambda r: r["lenet5"]["size_ratio"],
+          16.0, "AlexNet: 'about 16× smaller'", "Zhu, Han, Mao & Dally, TTQ, ICLR 2017",
+          "within 10 % of the paper's ratio", _within(0.1), "×"),
+    Claim("07", "lowrank", "LeNet-5 conv layers decomposed: MAC speedup",
+          lambda r: r["conv"]["uniform"]["speedup"], 4.0, "VGG-16, ImageNet: 4× faster",
+          "Zhang et al., TPAMI 2016", "at least 90 % of the paper's speedup", _at_least(0.9), "×"),
+    Claim("07", "lowrank", "LeNet-5 conv layers decomposed: accuracy change",
+          lambda r: round(r["conv"]["uniform"]["acc_lowrank"] - r["conv"]["acc_dense"], 2),
+          -0.3, "VGG-16: +0.3 % top-5 error", "Zhang et al., TPAMI 2016", f"drop of at most {_DROP} points",
+          _no_worse_than(_DROP), "pts"),
+    Claim("08", "winograd", "F(2×2,3×3) multiply reduction", lambda r: r["F(2x2,3x3)"]["reduction"],
+          2.25, "16 multiplies instead of 36", "Lavin & Gray, CVPR 2016", "equal", _equal, "×"),
+    Claim("08", "winograd", "F(4×4,3×3) multiply reduction", lambda r: r["F(4x4,3x3)"]["reduction"],
+          4.0, "36 multiplies instead of 144", "Lavin & Gray, CVPR 2016", "equal", _equal, "×"),
+    # --- inference hardware (chapters 9, 10)
+    Claim("09", "roofline", "TPU: memory-bound apps of the six",
+          lambda r: float(sum(a["bound"]["TPU"] == "memory" for a in r["apps"].values())),
+          4.0, "MLPs and LSTMs memory-bound, CNNs compute-bound", _TPU, "equal", _equal),
+    Claim("10", "eie", "EIE vs CPU, dense (geometric mean of 9 layers)",
+          lambda r: r["geomean_speedup"]["cpu_dense"], 189.0, "the paper's measured EIE", _EIE,
+          "within 20 % of the paper's speedup", _within(0.2), "×"),
+    Claim("10", "eie", "EIE vs GPU, dense (geometric mean of 9 layers)",
+          lambda r: r["geomean_speedup"]["gpu_dense"], 13.0, "the paper's measured EIE", _EIE,
+          "within 20 % of the paper's speedup", _within(0.2), "×"),
+    Claim("10", "eie", "EIE: time lost to load imbalance (mean of 9 layers)",
+          lambda r: round(100 * (sum(1 / v["load_balance"] for v in r["layers"].values()) / len(r["layers"]) - 1), 1),
+          10.0, "actual time about 10 % above workload ÷ peak", "Han et al., EIE, ISCA 2016",
+          "within 5 points", lambda o, p, r: abs(o - p) <= 5.0, "%"),
+    # --- training (chapters 11-13)
+    Claim("11", "parallel", "DDP 2 × batch B vs 1 × batch 2B: max weight difference",
+          lambda r: r["ddp_max_abs_diff"], None, "a target (the issue's), not a paper figure", "—",
+          "at most 1e-5", lambda o, p, r: o <= 1e-5),
+    Claim("11", "parallel", "synchronous parameter server equals all-reduce",
+          lambda r: float(r["ps_sync_matches_allreduce"]), 1.0, "a property, not a paper figure", "—",
+          "equal (1 = yes)", _equal),
+    Claim("12", "mixed-precision", "fp16 gradients that underflow, with loss scaling",
+          lambda r: round(100 * r["grad_underflow_fp16_scaled"], 3), None,
+          "a target (the issue's); the method is the paper's", _MP, "below 1 % (the issue's target)",
+          lambda o, p, r: o < 1.0, "%"),
+    Claim("12", "mixed-precision", "fp16 + fp32 master weights: accuracy change vs fp32",
+          lambda r: round(r["acc_fp16_master_fp32"] - r["acc_fp32"], 2), -0.25,
+          "ResNet-50, ImageNet: top-1 73.85 → 73.6 %", _MP, "drop of at most 0.3 points (the issue's target)",
+          _no_worse_than(0.3), "pts"),
+    Claim("13", "distillation", "3 % of the data: soft-target minus hard-target student",
+          lambda r: round(r["student_soft_acc"] - r["student_hard_acc"], 2), 12.5,
+          "speech: 44.5 % (hard) → 57.0 % (soft)", _KD, "soft beats hard (difference > 0)",
+          lambda o, p, r: o > 0, "pts"),
+    Claim("13", "dsd", "DSD minus dense baseline, same epochs (mean over seeds)",
+          lambda r: round(r["dsd"]["mean"] - r["baseline"]["mean"], 2), 1.1,
+          "GoogLeNet: error 31.1 → 30.0 % (VGG-16 +4.3, ResNet-50 +0.8)", _DSD,
+          "better by more than the larger of the two seeds' standard deviations", _dsd_beats_spread, "pts"),
+)
+
+
+def run_all(names: list[str] | None = None, *, log: Callable[[str], None] | None = print) -> dict[str, dict]:
+    """Run the reproduce experiments ``names`` (default: every registered one) in this process.
+
+    ``log`` receives one line per experiment, ``"NAME took 1.2 s"``; pass ``None`` to stay quiet.
+    """
+    from . import reproduce
+
+    if names is None:
+        names = list(reproduce.EXPERIMENTS)
+    check_type("names", names, (list, tuple), "a list of experiment names")
+    results = {}
+    for name in names:
+        check_choice("names", name, reproduce.EXPERIMENTS)
+        start = time.perf_counter()
+        results[name] = reproduce.run(name)
+        if log is not None:
+            log(f"{name} took {time.perf_counter() - start:.1f} s")
+    return results
+
+
+def results_table(results: dict[str, dict], *, experiments: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per claim of ``experiments`` (default: all claims), our number next to the paper's.
+
+    ``results`` maps experiment name → its JSON (as :func:`run_all` returns).
+    Each row: chapter, experiment, what, ours, paper, unit, paper_note,
+    source, criterion, verdict (``"reproduced"`` / ``"not reproduced"``).
+    """
+    check_type("results", results, dict, "a dict of experiment name → JSON result")
+    claims = [c for c in CLAIMS if experiments is None or c.experiment in experiments]
+    missing = sorted({c.experiment for c in claims} - set(results))
+    if missing:
+        raise ValueError(f"results must hold every experiment of the claims; got none for {missing!r}.")
+    rows = []
+    for c in claims:
+        ours = c.ours(results[c.experiment])
+        if isinstance(ours, float) and not math.isfinite(ours):
+            raise ValueError(f"results[{c.experiment!r}] gives a non-finite value for {c.what!r}; got {ours!r}.")
+        holds = c.holds(ours, c.paper, results[c.experiment])
+        rows.append({"chapter": c.chapter, "experiment": c.experiment, "what": c.what, "ours": ours,
+                     "paper": c.paper, "unit": c.unit, "paper_note": c.paper_note, "source": c.source,
+                     "criterion": c.criterion, "verdict": REPRODUCED if holds else NOT_REPRODUCED})
+    return rows
+
+
+def accuracy_stderr(accuracy: float, n_images: int) -> float:
+    """Binomial standard error, in percentage points, of an accuracy (percent) measured on ``n_images``.
+
+    ``100 · sqrt(p (1 − p) / n)`` with ``p = accuracy / 100``: how far a test
+    accuracy moves from one draw of ``n_images`` test images to another.
+
+    >>> round(accuracy_stderr(94.0, 1000), 2)
+    0.75
+    """
+    from ._validate import check_float, check_int
+
+    p = check_float("accuracy", accuracy, min=0.0, max=100.0) / 100
+    n = check_int("n_images", n_images, min=1)
+    return 100 * math.sqrt(p * (1 - p) / n)
+
+
+def verdict_counts(rows: list[dict]) -> dict[str, int]:
+    """How many rows reproduced and how many did not."""
+    return {v: sum(r["verdict"] == v for r in rows) for v in (REPRODUCED, NOT_REPRODUCED)}

@@ -1,0 +1,438 @@
+"""Knowledge distillation: soft targets, temperature, and a student trained on 3 % of the data.
+
+Chapter 13 (Distillation and DSD) teaches it, after Hinton, Vinyals & Dean,
+*Distilling the Knowledge in a Neural Network* (NIPS Deep Learning Workshop
+2015). A trained *teacher* (here the zoo's LeNet-5, or an ensemble of the
+zoo's LeNet-5 and LeNet-300-100) labels each training image with its whole
+output distribution, softened by a temperature ``T``; a small *student* is
+trained to match those soft targets as well as the hard labels.
+
+- :func:`soft_targets`: ``softmax(z / T)``;
+- :func:`distillation_loss`: ``α · T² · KL(p_teacher^T ‖ p_student^T) + (1 − α) · CE``;
+- :func:`subset`: a stratified random fraction of a split (the paper's "3 % of the data");
+- :func:`train_student`: a small MLP trained on hard labels or on a teacher's soft targets;
+- :func:`dark_knowledge`: a teacher's probabilities at T = 1 and at T, for the chapter's figure;
+- :func:`run_experiment` / :func:`distillation_report`: the 3 %-of-data experiment with the
+  hyperparameters chosen on the validation split by ``effdl.precompute.distillation``.
+
+The paper's speech result (FACTS.md): all data 58.9 % frame accuracy; 3 % of the
+data with hard targets 44.5 %, with soft targets 57.0 %.
+
+>>> z = torch.tensor([[2.0, 1.0, 0.0]])
+>>> soft_targets(z, 1.0).sum().item()
+1.0
+>>> bool(soft_targets(z, 8.0).max() < soft_targets(z, 1.0).max())   # a higher T is softer
+True
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import statistics
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .._validate import check_choice, check_float, check_int, check_type
+from ..data import MNIST_MEAN, MNIST_STD, Split
+
+DATA_FRACTION = 0.03            # the paper's "3 % of the training set"
+STUDENT_HIDDEN = 64             # 784-64-10: 50,890 parameters, 8.5× fewer than LeNet-5's 431,080
+BATCH_SIZE = 32
+TEACHERS = ("lenet5", "ensemble_logits", "ensemble_probs")
+
+
+# ============================================================== validation
+def _check_temperature(temperature) -> float:
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"temperature must be a real number > 0; got {temperature!r}.")
+    t = float(temperature)
+    if math.isinf(t):
+        raise ValueError(f"temperature must be > 0 and finite; got {temperature!r}.")
+    if not t > 0:                  # also catches NaN
+        raise ValueError(f"temperature must be > 0; got {temperature!r}.")
+    return t
+
+
+def _check_logits(name: str, logits) -> torch.Tensor:
+    check_type(name, logits, torch.Tensor, "a torch.Tensor of logits (batch, classes)")
+    if not logits.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor; got dtype {logits.dtype}.")
+    return logits
+
+
+# ============================================================== soft targets and the loss
+def soft_targets(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Softmax at temperature ``T`` over the last dimension: ``p_i = exp(z_i/T) / Σ_j exp(z_j/T)``.
+
+    ``T = 1`` is the ordinary softmax; a larger ``T`` gives a softer
+    distribution (→ uniform as T → ∞), a smaller one a harder one (→ one-hot
+    as T → 0). Any shape (..., classes).
+    """
+    logits = _check_logits("logits", logits)
+    temperature = _check_temperature(temperature)
+    if logits.ndim == 0 or logits.shape[-1] == 0:
+        raise ValueError(f"logits must have a non-empty last (class) dimension; got shape {tuple(logits.shape)}.")
+    return torch.softmax(logits / temperature, dim=-1)
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, *,
+                      temperature: float, alpha: float) -> torch.Tensor:
+    """Hinton et al.'s loss: ``α · T² · KL(softmax(t/T) ‖ softmax(s/T)) + (1 − α) · CE(s, y)``.
+
+    Parameters
+    ----------
+    student_logits, teacher_logits : (batch, classes) float tensors
+        The teacher's are treated as constants (no gradient flows into them).
+    labels : (batch,) integer tensor in [0, classes)
+    temperature : float > 0
+        Softens both distributions in the KL term (not in the cross-entropy).
+    alpha : float in [0, 1]
+        Weight of the soft term; ``alpha=0`` is plain cross-entropy, ``alpha=1``
+        soft targets only.
+
+    Returns
+    -------
+    A scalar tensor: the KL is averaged over the batch (``batchmean``), the
+    cross-entropy too.
+    """
+    student_logits = _check_logits("student_logits", student_logits)
+    teacher_logits = _check_logits("teacher_logits", teacher_logits)
+    temperature = _check_temperature(temperature)
+    alpha = check_float("alpha", alpha, min=0.0, max=1.0)
+    if student_logits.ndim != 2 or student_logits.shape[0] == 0 or student_logits.shape[1] < 2:
+        raise ValueError("student_logits must have shape (batch ≥ 1, classes ≥ 2); "
+                         f"got {tuple(student_logits.shape)}.")
+    if teacher_logits.shape != student_logits.shape:
+        raise ValueError(f"teacher_logits must have the student's shape {tuple(student_logits.shape)}; "
+                         f"got {tuple(teacher_logits.shape)}.")
+    check_type("labels", labels, torch.Tensor, "an integer torch.Tensor of class indices (batch,)")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be an integer tensor; got dtype {labels.dtype}.")
+    if labels.shape != student_logits.shape[:1]:
+        raise ValueError(f"labels must have shape ({student_logits.shape[0]},); got {tuple(labels.shape)}.")
+    n_classes = student_logits.shape[1]
+    if int(labels.min()) < 0 or int(labels.max()) >= n_classes:
+        raise ValueError(f"labels must be class indices in [0, {n_classes - 1}]; got values from "
+                         f"{int(labels.min())} to {int(labels.max())}.")
+    return _distillation_loss(student_logits, teacher_logits, labels.long(), temperature, alpha)
+
+
+def _distillation_loss(s: torch.Tensor, t: torch.Tensor, y: torch.Tensor, temperature: float,
+                       alpha: float) -> torch.Tensor:
+    """The core of :func:`distillation_loss` on checked input. s, t: (batch, classes); y: (batch,)."""
+    hard = F.cross_entropy(s, y) if alpha < 1 else s.new_zeros(())   # CE(s, y) = −(1/B) Σ_b log softmax(s_b)[y_b]
+    if alpha == 0:
+        return hard
+    log_p_s = F.log_softmax(s / temperature, dim=1)                   # log p_s = log softmax(s/T)   (B, K)
+    log_p_t = F.log_softmax(t.detach() / temperature, dim=1)          # log p_t = log softmax(t/T)   (B, K)
+    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(1).mean()          # (1/B) Σ_b Σ_k p_t (log p_t − log p_s)
+    # Why T²: ∂KL/∂s_k = (p_s,k − p_t,k) / T, and for large T, p ≈ (1 + z/T)/K, so the
+    # soft gradient is ≈ (s_k − t_k) / (K · T²) (zero-mean logits; Hinton et al. eq. 4):
+    # it shrinks as 1/T². Multiplying by T² keeps the soft term's share of the gradient
+    # roughly the same whichever T is chosen, so α means the same thing at every T.
+    return alpha * temperature ** 2 * kl + (1 - alpha) * hard
+
+
+# ============================================================== data: a stratified subset
+def subset(split: Split, fraction: float, *, seed: int = 0) -> Split:
+    """A stratified random ``fraction`` of ``split``: each class keeps its share of the images.
+
+    The total is ``round(fraction · N)``; each class gets ``fraction · N_c``
+    images rounded down, and the images left over go to the classes with the
+    largest remainders (ties to the smaller class index). Which images are
+    drawn depends only on ``seed``; the result keeps the split's order.
+
+    >>> from effdl.data import load_mnist
+    >>> small = subset(load_mnist("train", source="embedded"), 0.03, seed=0)
+    >>> len(small), sorted(set(torch.bincount(small.y).tolist()))
+    (105, [10, 11])
+    """
+    check_type("split", split, Split, "an effdl.data.Split (from effdl.data.load_mnist)")
+    fraction = check_float("fraction", fraction, min=0.0, max=1.0, min_open=True)
+    seed = check_int("seed", seed, min=0)
+    idx = _stratified_indices(split.y, fraction, seed)
+    if len(idx) == 0:
+        raise ValueError(f"fraction must select at least one of the {len(split)} images; got {fraction!r}.")
+    return Split(f"{split.name}[{fraction:g}]", split.source, split.x[idx], split.y[idx])
+
+
+def _stratified_indices(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    classes, counts = torch.unique(labels, return_counts=True)
+    quota = fraction * counts.double()                               # ideal share per class
+    take = quota.floor().long()
+    left = round(fraction * len(labels)) - int(take.sum())
+    order = sorted(range(len(classes)), key=lambda i: (-(float(quota[i]) - int(take[i])), int(classes[i])))
+    for i in order[:max(left, 0)]:
+        take[i] += 1
+    gen = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c, k in zip(classes.tolist(), take.tolist()):
+        members = torch.nonzero(labels == c).flatten()
+        chosen.append(members[torch.randperm(len(members), generator=gen)[:k]])
+    return torch.cat(chosen).sort().values
+
+
+# ============================================================== teacher and student
+class Ensemble(nn.Module):
+    """Several trained models answering as one teacher; returns logits (batch, classes).
+
+    ``combine="logits"``: the mean of the members' logits. ``combine="probs"``:
+    the log of the mean of their probabilities (arithmetic mean of the
+    predictive distributions, as in Hinton et al.), so that ``softmax`` of the
+    result is that mean and ``softmax(result / T)`` softens it further.
+    """
+
+    def __init__(self, members, combine: str = "logits"):
+        super().__init__()
+        members = list(members)
+        if not members or not all(isinstance(m, nn.Module) for m in members):
+            raise TypeError(f"members must be a non-empty list of torch.nn.Module; got {members!r}.")
+        self.members = nn.ModuleList(members)
+        self.combine = check_choice("combine", combine, ("logits", "probs"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.stack([m(x) for m in self.members])          # (members, batch, classes)
+        if self.combine == "logits":
+            return logits.mean(0)                                    # z̄ = (1/M) Σ_m z_m
+        return torch.log(torch.softmax(logits, -1).mean(0))         # log p̄, p̄ = (1/M) Σ_m softmax(z_m)
+
+
+def build_teacher(name: str = "lenet5") -> nn.Module:
+    """A teacher from the zoo, in eval mode: ``"lenet5"``, ``"ensemble_logits"`` or ``"ensemble_probs"``
+    (the ensembles average the zoo's LeNet-5 and LeNet-300-100)."""
+    from .. import zoo
+    check_choice("name", name, TEACHERS)
+    if name == "lenet5":
+        return zoo.load("lenet5")
+    return Ensemble([zoo.load("lenet5"), zoo.load("lenet300")], combine=name.split("_")[1]).eval()
+
+
+class Student(nn.Module):
+    """The student: one hidden layer, ``in_features``-``hidden``-``n_classes`` with ReLU."""
+
+    def __init__(self, hidden: int = STUDENT_HIDDEN, *, in_features: int = 784, n_classes: int = 10):
+        super().__init__()
+        self.fc1 = nn.Linear(check_int("in_features", in_features, min=1), check_int("hidden", hidden, min=1))
+        self.fc2 = nn.Linear(hidden, check_int("n_classes", n_classes, min=2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x.flatten(1))))          # (batch, in) → (batch, hidden) → (batch, 10)
+
+
+def build_student(hidden: int = STUDENT_HIDDEN, *, seed: int = 0, in_features: int = 784,
+                  n_classes: int = 10) -> Student:
+    """A freshly initialised :class:`Student`; ``seed`` fixes its weights (global RNG untouched)."""
+    seed = check_int("seed", seed, min=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Student(hidden, in_features=in_features, n_classes=n_classes)
+
+
+@torch.no_grad()
+def teacher_logits(teacher: nn.Module, split: Split, *, batch_size: int = 1000) -> torch.Tensor:
+    """The teacher's logits (N, classes) on every image of ``split`` (eval mode; its mode is restored)."""
+    check_type("teacher", teacher, nn.Module, "a torch.nn.Module")
+    check_type("split", split, Split, "an effdl.data.Split")
+    was_training = teacher.training
+    teacher.eval()
+    out = torch.cat([teacher(x) for x in split.x.split(batch_size)])
+    teacher.train(was_training)
+    return out
+
+
+@dataclass
+class StudentHistory:
+    """What :func:`train_student` saw: the training loss per epoch and the validation accuracy (%)
+    at ``eval_epochs`` (epoch 0 = the initial weights)."""
+
+    train_loss: list = field(default_factory=list)
+    eval_epochs: list = field(default_factory=list)
+    val_acc: list = field(default_factory=list)
+
+
+def train_student(train_split: Split, *, teacher: nn.Module | None = None, temperature: float = 4.0,
+                  alpha: float = 0.9, epochs: int = 100, lr: float = 0.03, seed: int = 0,
+                  hidden: int = STUDENT_HIDDEN, batch_size: int = BATCH_SIZE, momentum: float = 0.9,
+                  val: Split | None = None, eval_every: int = 1) -> tuple[Student, StudentHistory]:
+    """Train a fresh :class:`Student` on ``train_split``; return it (eval mode) and its history.
+
+    ``teacher=None`` trains on the hard labels only (cross-entropy).
+    Otherwise the teacher's logits on the same images are computed once and
+    the loss is :func:`distillation_loss` with ``temperature`` and ``alpha``.
+    SGD with momentum; ``seed`` fixes the initial weights and the batch
+    order. Every epoch is kept (no early stopping): the number of epochs is a
+    hyperparameter, chosen on the validation split by the caller.
+    With ``val``, the validation accuracy is recorded every ``eval_every``
+    epochs (and at epoch 0).
+    """
+    from ..train import evaluate
+    check_type("train_split", train_split, Split, "an effdl.data.Split (from effdl.data.load_mnist)")
+    if val is not None:
+        check_type("val", val, Split, "an effdl.data.Split")
+    epochs = check_int("epochs", epochs, min=0)
+    lr = check_float("lr", lr, min=0.0, min_open=True)
+    seed = check_int("seed", seed, min=0)
+    batch_size = check_int("batch_size", batch_size, min=1)
+    momentum = check_float("momentum", momentum, min=0.0, max=1.0, max_open=True)
+    eval_every = check_int("eval_every", eval_every, min=1)
+    if len(train_split) == 0:
+        raise ValueError(f"train_split must not be empty; got {train_split!r}.")
+    n_classes = 10
+    if teacher is not None:
+        temperature = _check_temperature(temperature)
+        alpha = check_float("alpha", alpha, min=0.0, max=1.0)
+        targets = teacher_logits(teacher, train_split)               # (N, classes), computed once
+        n_classes = targets.shape[1]
+    model = build_student(hidden, seed=seed, in_features=train_split.x[0].numel(), n_classes=n_classes)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    gen = torch.Generator().manual_seed(seed)
+    history = StudentHistory()
+    if val is not None:
+        history.eval_epochs.append(0)
+        history.val_acc.append(evaluate(model, val, device="cpu"))
+    x_all, y_all = train_split.x, train_split.y
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(len(y_all), generator=gen)
+        total = 0.0
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            logits = model(x_all[idx])
+            if teacher is None:
+                loss = F.cross_entropy(logits, y_all[idx])
+            else:
+                loss = _distillation_loss(logits, targets[idx], y_all[idx], temperature, alpha)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        if not math.isfinite(total):
+            raise FloatingPointError(f"training diverged at epoch {epoch}; lower lr (got {lr!r}).")
+        history.train_loss.append(total / len(y_all))
+        if val is not None and (epoch % eval_every == 0 or epoch == epochs):
+            history.eval_epochs.append(epoch)
+            history.val_acc.append(evaluate(model, val, device="cpu"))
+    return model.eval(), history
+
+
+# ============================================================== the dark-knowledge figure's data
+def dark_knowledge(teacher: nn.Module, split: Split, indices, *, temperature: float = 4.0) -> dict:
+    """For the images ``indices`` of ``split``: the hard target and the teacher's soft targets.
+
+    Returns arrays: ``images`` (n, H, W) in [0, 1] for display, ``labels``
+    (n,), ``hard`` (n, classes) one-hot, ``soft_1`` the teacher's
+    probabilities at T = 1 and ``soft_t`` at ``temperature``; plus
+    ``indices`` and ``temperature``. Nothing is trained or changed.
+    """
+    check_type("teacher", teacher, nn.Module, "a torch.nn.Module")
+    check_type("split", split, Split, "an effdl.data.Split")
+    temperature = _check_temperature(temperature)
+    if isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__"):
+        raise TypeError(f"indices must be a list of image indices; got {indices!r}.")
+    indices = [check_int("indices[i]", i, min=0, max=len(split) - 1) for i in indices]
+    if not indices:
+        raise ValueError("indices must name at least one image; got [].")
+    picked = Split(split.name, split.source, split.x[indices], split.y[indices])
+    logits = teacher_logits(teacher, picked)                          # (n, classes)
+    hard = F.one_hot(picked.y, logits.shape[1]).double()
+    return {"indices": indices, "labels": picked.y.numpy(), "temperature": temperature,
+            "images": (picked.x[:, 0] * MNIST_STD + MNIST_MEAN).clamp(0, 1).numpy(),
+            "hard": hard.numpy(), "soft_1": soft_targets(logits.double(), 1.0).numpy(),
+            "soft_t": soft_targets(logits.double(), temperature).numpy()}
+
+
+# ============================================================== the 3 %-of-data experiment
+def experiment_splits() -> dict:
+    """The embedded MNIST train, val and test splits the experiment uses."""
+    from ..data import load_mnist
+    return {s: load_mnist(s, source="embedded") for s in ("train", "val", "test")}
+
+
+def run_condition(condition: str, config: dict, seed: int, splits: dict, *, teachers: dict | None = None,
+                  val: bool = False, eval_every: int = 1, fraction: float = DATA_FRACTION):
+    """Train one student of the experiment; return ``(model, history)``.
+
+    ``condition``: ``"full"`` (all the training split, hard labels),
+    ``"hard"`` (``fraction`` of it, hard labels) or ``"soft"`` (the same
+    images, the teacher ``config["teacher"]``'s soft targets). ``seed`` fixes
+    the subset, the initial weights and the batch order, so "hard" and
+    "soft" with one seed see the same images from the same start.
+    ``config`` holds ``lr``, ``epochs`` (and ``teacher``, ``temperature``,
+    ``alpha`` for "soft").
+    """
+    check_choice("condition", condition, ("full", "hard", "soft"))
+    train = splits["train"] if condition == "full" else subset(splits["train"], fraction, seed=seed)
+    teacher = None
+    if condition == "soft":
+        teachers = {} if teachers is None else teachers
+        if config["teacher"] not in teachers:
+            teachers[config["teacher"]] = build_teacher(config["teacher"])
+        teacher = teachers[config["teacher"]]
+    kwargs = {"temperature": config["temperature"], "alpha": config["alpha"]} if teacher is not None else {}
+    return train_student(train, teacher=teacher, epochs=config["epochs"], lr=config["lr"], seed=seed,
+                         val=splits["val"] if val else None, eval_every=eval_every, **kwargs)
+
+
+def run_experiment(chosen: dict, seeds, *, fraction: float = DATA_FRACTION) -> dict:
+    """The final runs: each condition of ``chosen`` (``{"full": cfg, "hard": cfg, "soft": cfg}``)
+    trained once per seed and evaluated once on the test split.
+
+    Returns ``{"teacher_acc": float, "runs": {condition: {seed: test %}}, "summary": {condition:
+    {"mean", "std"}}}`` (std over seeds, 0 for one seed).
+    """
+    from ..train import evaluate
+    seeds = [check_int("seeds[i]", s, min=0) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed; got [].")
+    splits = experiment_splits()
+    teachers = {chosen["soft"]["teacher"]: build_teacher(chosen["soft"]["teacher"])}
+    runs = {}
+    for condition in ("full", "hard", "soft"):
+        runs[condition] = {}
+        for seed in seeds:
+            model, _ = run_condition(condition, chosen[condition], seed, splits, teachers=teachers,
+                                     fraction=fraction)
+            runs[condition][str(seed)] = evaluate(model, splits["test"], device="cpu")
+    return {"teacher_acc": evaluate(teachers[chosen["soft"]["teacher"]], splits["test"], device="cpu"),
+            "runs": runs, "summary": {c: mean_std(list(r.values())) for c, r in runs.items()}}
+
+
+def mean_std(values) -> dict:
+    """``{"mean", "std"}`` of a list of accuracies (sample std; 0 for one value), rounded to 3 decimals."""
+    values = [float(v) for v in values]
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": round(statistics.mean(values), 3), "std": round(std, 3)}
+
+
+def distillation_report() -> dict:
+    """The chapter's headline numbers (``effdl reproduce distillation --json``).
+
+    Re-trains every final run of the precomputed experiment
+    (``effdl.precompute.distillation``: hyperparameters chosen on the
+    validation split, read from its record) live on one thread — the
+    record's setting, so the test accuracies are the record's — and reports
+    the seed means (and stds).
+    """
+    from ..precompute import load_record
+    record = load_record("distillation")
+    chosen, seeds, fraction = record["chosen"], record["seeds"], record["data_fraction"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)          # small layers: one thread is faster on 2 busy cores, and deterministic
+    try:
+        result = run_experiment(chosen, seeds, fraction=fraction)
+    finally:
+        torch.set_num_threads(threads)
+    s = result["summary"]
+    return {"data_fraction": fraction, "temperature": float(chosen["soft"]["temperature"]),
+            "teacher_acc": result["teacher_acc"], "full_data_acc": s["full"]["mean"],
+            "student_hard_acc": s["hard"]["mean"], "student_soft_acc": s["soft"]["mean"],
+            "std": {"full_data": s["full"]["std"], "student_hard": s["hard"]["std"],
+                    "student_soft": s["soft"]["std"]},
+            "teacher": chosen["soft"]["teacher"], "alpha": chosen["soft"]["alpha"],
+            "seeds": len(seeds), "n_images": record["n_images"], "student_params": record["student_params"],
+            "soft_minus_hard_per_seed": [round(result["runs"]["soft"][str(k)] - result["runs"]["hard"][str(k)], 3)
+                                         for k in seeds],
+            "matches_record": result["runs"] == record["final"]["runs"]}

@@ -1,0 +1,373 @@
+"""DSD: dense → sparse → dense training, against a dense baseline trained as long.
+
+Chapter 13 ("Distillation and DSD") teaches it, after Han, Pool, Narang,
+Mao, Gong, Tang, Elsen, Vajda, Paluri, Tran, Catanzaro & Dally, *DSD:
+Dense-Sparse-Dense Training for Deep Neural Networks* (ICLR 2017). Three
+phases:
+
+- **D** — train the dense network from scratch;
+- **S** — prune ``sparsity`` of each layer's weights by magnitude (per layer,
+  :func:`effdl.pruning.magnitude_mask`; the paper leaves the first conv layer
+  dense, ``skip_first=True``) and retrain with the mask applied
+  (:func:`effdl.pruning.apply_masks`), so pruned weights stay exactly zero;
+- **D′** — remove the masks (:func:`effdl.pruning.remove_masks`): the pruned
+  weights restart at zero and everything retrains at a lower learning rate
+  (``lr · redense_lr_factor``).
+
+The paper's argument is that the sparse phase regularises (fewer free
+parameters) and moves the optimisation away from a saddle point or a sharp
+minimum, and the re-dense phase then recovers capacity from a better start.
+:func:`baseline_train` is the control: the same model, optimizer, batch order
+and learning-rate schedule for the same total number of epochs, minus the
+sparse phase. :func:`dsd_compare` runs both from one shared phase D (the two
+are identical up to there), and :func:`dsd_report` re-runs the recipe chosen
+by ``effdl.precompute.dsd`` on the validation split.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .._validate import check_bool, check_choice, check_float, check_int, check_type
+from ..data import Split
+from ..models import MODELS, build_model
+from ..pruning import apply_masks, magnitude_mask, prunable_parameters, remove_masks
+from ..train import evaluate, fit, mean_loss
+
+PHASES = ("dense", "sparse", "redense")
+METHODS = ("baseline", "dsd")
+
+
+@dataclass
+class DSDResult:
+    """One training run (DSD or its dense baseline); epochs count from 1 over all phases.
+
+    ``val_acc`` (%), ``train_loss`` (mean cross-entropy over the epoch) and
+    the weight statistics are per epoch. ``phases`` lists ``(phase, first
+    epoch, last epoch)`` for "dense", "sparse", "redense" (the baseline's
+    phases are the same epochs and learning rates, with no mask). ``zeros``
+    counts exact zeros per prunable weight at each epoch's end;
+    ``pruned_zero_fraction`` is the fraction of the weights pruned in phase S
+    that are exactly zero and ``pruned_abs_ratio`` their mean |w| divided by
+    the kept weights' mean |w| (both None before pruning and for the
+    baseline). ``masks`` are phase S's keep-masks (empty for the baseline).
+    """
+
+    method: str
+    arch: str
+    seed: int
+    sparsity: float
+    phases: list[tuple[str, int, int]]
+    val_acc: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    zeros: list[dict[str, int]] = field(default_factory=list)
+    pruned_zero_fraction: list[float | None] = field(default_factory=list)
+    pruned_abs_ratio: list[float | None] = field(default_factory=list)
+    masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    val_loss: float = math.nan           # of the final model
+    test_acc: float | None = None        # of the final model, when a test split was given
+    model: nn.Module | None = None
+
+    @property
+    def epochs(self) -> int:
+        return self.phases[-1][2]
+
+    def phase_of(self, epoch: int) -> str:
+        """The phase ("dense", "sparse" or "redense") that ``epoch`` (from 1) belongs to."""
+        epoch = check_int("epoch", epoch, min=1, max=self.epochs)
+        return next(name for name, first, last in self.phases if first <= epoch <= last)
+
+
+# ----------------------------------------------------------------- validation
+def _check_common(arch, train, val, test, dense_epochs, sparse_epochs, redense_epochs, lr, redense_lr_factor,
+                  seed, momentum, weight_decay, batch_size, after_step) -> dict:
+    check_choice("arch", arch, MODELS)
+    check_type("train", train, Split, "an effdl.data.Split (from effdl.data.load_mnist)")
+    check_type("val", val, Split, "an effdl.data.Split (from effdl.data.load_mnist)")
+    if test is not None:
+        check_type("test", test, Split, "an effdl.data.Split or None")
+    if after_step is not None and not callable(after_step):
+        raise TypeError(f"after_step must be callable as after_step(model, phase); got {after_step!r}.")
+    return {"dense_epochs": check_int("dense_epochs", dense_epochs, min=0),
+            "sparse_epochs": check_int("sparse_epochs", sparse_epochs, min=0),
+            "redense_epochs": check_int("redense_epochs", redense_epochs, min=0),
+            "lr": check_float("lr", lr, min=0, min_open=True),
+            "redense_lr_factor": check_float("redense_lr_factor", redense_lr_factor, min=0, max=1, min_open=True),
+            "seed": check_int("seed", seed, min=0),
+            "momentum": check_float("momentum", momentum, min=0, max=1, max_open=True),
+            "weight_decay": check_float("weight_decay", weight_decay, min=0),
+            "batch_size": check_int("batch_size", batch_size, min=1)}
+
+
+def _check_sparsity(sparsity) -> float:
+    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
+        raise TypeError(f"sparsity must be a real number in [0, 1); got {sparsity!r}.")
+    if not 0.0 <= float(sparsity) < 1.0:     # also rejects NaN
+        raise ValueError(f"sparsity must be in [0, 1); got {sparsity!r}.")
+    return float(sparsity)
+
+
+# ---------------------------------------------------------------------- core
+class _Recorder:
+    """Per-epoch weight statistics, taken after the last optimizer step of each epoch."""
+
+    def __init__(self, result: DSDResult, steps_per_epoch: int, user_hook):
+        self.result, self.steps_per_epoch, self.user_hook = result, steps_per_epoch, user_hook
+        self.phase, self.step = "dense", 0
+
+    def hook(self, model: nn.Module) -> None:
+        self.step += 1
+        if self.user_hook is not None:
+            self.user_hook(model, self.phase)
+        if self.step % self.steps_per_epoch == 0:
+            self.record(model)
+
+    @torch.no_grad()
+    def record(self, model: nn.Module) -> None:
+        weights = prunable_parameters(model)
+        r = self.result
+        r.zeros.append({n: int((w == 0).sum()) for n, w in weights.items()})
+        if not r.masks or self.phase == "dense":
+            r.pruned_zero_fraction.append(None)
+            r.pruned_abs_ratio.append(None)
+            return
+        pruned = torch.cat([weights[n][~m] for n, m in r.masks.items()])        # (n_pruned,)
+        kept = torch.cat([weights[n][m] for n, m in r.masks.items()])           # (n_kept,)
+        r.pruned_zero_fraction.append(float((pruned == 0).double().mean()) if pruned.numel() else 1.0)
+        r.pruned_abs_ratio.append(float(pruned.abs().mean() / kept.abs().mean()) if pruned.numel() else 0.0)
+
+
+def _phases(d: int, s: int, r: int) -> list[tuple[str, int, int]]:
+    return [("dense", 1, d), ("sparse", d + 1, d + s), ("redense", d + s + 1, d + s + r)]
+
+
+def _fit_phase(model, rec: _Recorder, phase: str, train, val, epochs, lr, cfg, device):
+    """One phase: a fresh SGD optimizer (momentum restarts at every phase boundary, in both methods)."""
+    rec.phase = phase
+    # batch order seeded by (seed, phase): DSD and the baseline see the same batches
+    h = fit(model, train, epochs=epochs, lr=lr, momentum=cfg["momentum"],
+            weight_decay=cfg["weight_decay"], batch_size=cfg["batch_size"], val=val, keep_best=False,
+            seed=3 * cfg["seed"] + PHASES.index(phase), device=device, after_step=rec.hook, show_progress=False)
+    rec.result.val_acc += h.val_acc
+    rec.result.train_loss += h.train_loss
+
+
+def _dense_phase(arch, train, val, cfg, device, user_hook):
+    model = build_model(arch, seed=cfg["seed"])
+    shell = DSDResult("dense", arch, cfg["seed"], 0.0,
+                      _phases(cfg["dense_epochs"], cfg["sparse_epochs"], cfg["redense_epochs"]))
+    rec = _Recorder(shell, -(-len(train) // cfg["batch_size"]), user_hook)
+    _fit_phase(model, rec, "dense", train, val, cfg["dense_epochs"], cfg["lr"], cfg, device)
+    return model, shell
+
+
+def _continue(method, model, shell, train, val, test, cfg, sparsity, skip_first, device, user_hook) -> DSDResult:
+    """Phases S and D′ (DSD) or their unmasked twins (baseline) from a model after phase D."""
+    model = copy.deepcopy(model)
+    result = copy.deepcopy(shell)
+    result.method, result.sparsity = method, sparsity if method == "dsd" else 0.0
+    rec = _Recorder(result, -(-len(train) // cfg["batch_size"]), user_hook)
+    if method == "dsd":
+        weights = prunable_parameters(model)
+        names = list(weights)[1:] if skip_first else list(weights)   # the first layer: conv1 / fc1
+        result.masks = {n: magnitude_mask(weights[n], sparsity) for n in names}  # per layer, smallest |w|
+        apply_masks(model, result.masks)                   # weight = original ⊙ mask from now on
+    _fit_phase(model, rec, "sparse", train, val, cfg["sparse_epochs"], cfg["lr"], cfg, device)
+    if method == "dsd":
+        remove_masks(model)                                # plain weights again; pruned ones restart at 0
+    _fit_phase(model, rec, "redense", train, val, cfg["redense_epochs"], cfg["lr"] * cfg["redense_lr_factor"],
+               cfg, device)
+    result.val_loss = mean_loss(model, val, device=device)
+    if test is not None:
+        result.test_acc = evaluate(model, test, device=device)
+    result.model = model.eval()
+    return result
+
+
+# ------------------------------------------------------------------- public
+def dsd_compare(arch: str, train: Split, val: Split, *, sparsity: float, dense_epochs: int, sparse_epochs: int,
+                redense_epochs: int, lr: float, redense_lr_factor: float = 0.1, seed: int = 0,
+                skip_first: bool = False, momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 64,
+                test: Split | None = None, device=None, after_step=None) -> dict[str, DSDResult]:
+    """DSD and its baseline from one shared phase D: ``{"baseline": …, "dsd": …}``.
+
+    Same arguments as :func:`dsd_train`. Phase D is identical in the two
+    methods (same initial weights, batches and learning rate), so it is run
+    once and copied; each result equals what :func:`dsd_train` and
+    :func:`baseline_train` return on their own (the tests check it).
+    """
+    cfg = _check_common(arch, train, val, test, dense_epochs, sparse_epochs, redense_epochs, lr, redense_lr_factor,
+                        seed, momentum, weight_decay, batch_size, after_step)
+    sparsity, skip_first = _check_sparsity(sparsity), check_bool("skip_first", skip_first)
+    model, shell = _dense_phase(arch, train, val, cfg, device, after_step)
+    return {m: _continue(m, model, shell, train, val, test, cfg, sparsity, skip_first, device, after_step)
+            for m in METHODS}
+
+
+def dsd_train(arch: str, train: Split, val: Split, *, sparsity: float, dense_epochs: int, sparse_epochs: int,
+              redense_epochs: int, lr: float, redense_lr_factor: float = 0.1, seed: int = 0,
+              skip_first: bool = False, momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 64,
+              test: Split | None = None, device=None, after_step=None) -> DSDResult:
+    """Dense → sparse → dense training of a fresh ``arch`` (Han et al., ICLR 2017).
+
+    Parameters
+    ----------
+    arch : {"lenet300", "lenet5", "lstm"}
+        Built with :func:`effdl.models.build_model` and ``seed``.
+    train, val : Split
+        Training data; ``val`` is evaluated after every epoch (nothing is
+        selected on it here: the final model is the last epoch's).
+    sparsity : float in [0, 1)
+        Fraction of each pruned layer's weights set to zero in phase S,
+        ``round(sparsity · numel)`` smallest-|w| per layer. The paper uses
+        0.3 for CNNs and 0.5 for DeepSpeech.
+    dense_epochs, sparse_epochs, redense_epochs : int ≥ 0
+        Length of phases D, S and D′.
+    lr, redense_lr_factor : float
+        SGD learning rate of phases D and S; phase D′ uses
+        ``lr · redense_lr_factor`` (factor in (0, 1]).
+    seed : int
+        Initial weights and the batch order of each phase.
+    skip_first : bool
+        Leave the first prunable layer (conv1 / fc1) dense, as the paper does
+        for the first conv layer.
+    momentum, weight_decay, batch_size
+        SGD settings, the same in every phase; the optimizer (and its
+        momentum) restarts at each phase boundary.
+    test : Split, optional
+        Evaluated once on the final model (``test_acc``).
+    after_step : callable, optional
+        ``after_step(model, phase)`` after every optimizer step.
+
+    Returns
+    -------
+    DSDResult with ``method="dsd"``.
+    """
+    cfg = _check_common(arch, train, val, test, dense_epochs, sparse_epochs, redense_epochs, lr, redense_lr_factor,
+                        seed, momentum, weight_decay, batch_size, after_step)
+    sparsity, skip_first = _check_sparsity(sparsity), check_bool("skip_first", skip_first)
+    model, shell = _dense_phase(arch, train, val, cfg, device, after_step)
+    return _continue("dsd", model, shell, train, val, test, cfg, sparsity, skip_first, device, after_step)
+
+
+def baseline_train(arch: str, train: Split, val: Split, *, dense_epochs: int, sparse_epochs: int,
+                   redense_epochs: int, lr: float, redense_lr_factor: float = 0.1, seed: int = 0,
+                   momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 64,
+                   test: Split | None = None, device=None, after_step=None) -> DSDResult:
+    """The dense control for :func:`dsd_train`: same total epochs, same schedule, no sparse phase.
+
+    Schedule choice: the baseline trains ``dense_epochs + sparse_epochs``
+    epochs at ``lr`` and then ``redense_epochs`` at ``lr · redense_lr_factor``,
+    with the optimizer restarted at the same two boundaries and the same
+    batch order in each phase as DSD. So the *only* difference between the
+    two is the mask of phase S. A baseline that kept the full learning rate
+    to the end would confound DSD with "a lower learning rate at the end",
+    which by itself often helps; DSD would get credit for the schedule.
+    Equal epochs also means equal training compute, up to the cheaper
+    masked phase.
+
+    Arguments as :func:`dsd_train` (without ``sparsity`` and ``skip_first``).
+    Returns a :class:`DSDResult` with ``method="baseline"``; its ``phases``
+    name the epochs that correspond to DSD's phases.
+    """
+    cfg = _check_common(arch, train, val, test, dense_epochs, sparse_epochs, redense_epochs, lr, redense_lr_factor,
+                        seed, momentum, weight_decay, batch_size, after_step)
+    model, shell = _dense_phase(arch, train, val, cfg, device, after_step)
+    return _continue("baseline", model, shell, train, val, test, cfg, 0.0, False, device, after_step)
+
+
+def mean_std(values) -> dict:
+    """``{"mean", "std"}`` (sample std, 0 for one value), rounded to 3 decimals."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("values must not be empty; got [].")
+    return {"mean": round(statistics.mean(values), 3),
+            "std": round(statistics.stdev(values), 3) if len(values) > 1 else 0.0}
+
+
+def verdict(baseline: list[float], dsd: list[float]) -> dict:
+    """Did DSD help? The difference of means against the spread of the per-seed numbers.
+
+    ``baseline`` and ``dsd`` hold one accuracy (%) per seed, in the same seed
+    order. "helped" when DSD's mean exceeds the baseline's by more than the
+    larger of the two standard deviations; "hurt" when it is below by as
+    much; else "no clear difference" (one seed has no spread: "one seed").
+    Also the paired per-seed differences (same seed = same initial weights
+    and phase D) and a paired t-test's two-sided p-value.
+    """
+    check_type("baseline", baseline, (list, tuple), "a list of accuracies, one per seed")
+    check_type("dsd", dsd, (list, tuple), "a list of accuracies, one per seed")
+    if len(baseline) != len(dsd):
+        raise ValueError(f"dsd must have one value per seed of baseline ({len(baseline)}); got {len(dsd)}.")
+    b, d = mean_std(baseline), mean_std(dsd)
+    diff = round(d["mean"] - b["mean"], 3)
+    noise = max(b["std"], d["std"])
+    if len(baseline) < 2:
+        word = "one seed"
+    else:
+        word = "helped" if diff > noise else "hurt" if diff < -noise else "no clear difference"
+    paired = [round(y - x, 3) for x, y in zip(baseline, dsd)]
+    p_value = None
+    if len(paired) > 1 and any(p != paired[0] for p in paired):
+        from scipy.stats import ttest_rel
+        p_value = round(float(ttest_rel(dsd, baseline).pvalue), 4)
+    return {"difference": diff, "noise": noise, "verdict": word, "paired_differences": paired,
+            "seeds_dsd_better": sum(p > 0 for p in paired), "seeds_dsd_worse": sum(p < 0 for p in paired),
+            "paired_t_p_value": p_value}
+
+
+def run_recipe(recipe: dict, seeds, *, test: bool = True) -> dict[str, list[DSDResult]]:
+    """Run ``recipe`` (keywords of :func:`dsd_compare` plus ``arch``) for each seed on the embedded MNIST.
+
+    Returns ``{"baseline": [result per seed], "dsd": [...]}``; with ``test``
+    each final model is evaluated once on the test split.
+    """
+    from ..data import load_mnist
+
+    check_type("recipe", recipe, dict, "a dict of dsd_compare keywords")
+    train, val = load_mnist("train", source="embedded"), load_mnist("val", source="embedded")
+    test_split = load_mnist("test", source="embedded") if test else None
+    out: dict[str, list[DSDResult]] = {m: [] for m in METHODS}
+    for seed in seeds:
+        runs = dsd_compare(train=train, val=val, seed=seed, test=test_split, device="cpu", **recipe)
+        for m in METHODS:
+            out[m].append(runs[m])
+    return out
+
+
+def dsd_report(*, seeds: int | None = None) -> dict:
+    """The chapter's headline numbers (``effdl reproduce dsd --json``).
+
+    Re-trains the recipe chosen on validation by ``effdl.precompute.dsd``
+    (read from its record) for the record's first ``seeds`` seeds (default:
+    3) on one thread — the record's setting, so the test accuracies match the
+    record's per-seed numbers — and reports mean ± std of the test accuracy
+    (%) for the baseline and DSD.
+    """
+    from ..precompute import load_record
+
+    record = load_record("dsd")
+    all_seeds = record["seeds"]
+    seeds = min(3, len(all_seeds)) if seeds is None else check_int("seeds", seeds, min=1, max=len(all_seeds))
+    chosen = all_seeds[:seeds]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)          # small layers: one thread is faster on busy cores, and deterministic
+    try:
+        runs = run_recipe(record["recipe"], chosen)
+    finally:
+        torch.set_num_threads(threads)
+    acc = {m: [r.test_acc for r in runs[m]] for m in METHODS}
+    rec_acc = {m: [record["runs"][m][str(s)]["test_acc"] for s in chosen] for m in METHODS}
+    return {"seeds": seeds, "seed_list": chosen, "arch": record["recipe"]["arch"],
+            "sparsity": record["recipe"]["sparsity"], "recipe": record["recipe"],
+            "epochs": runs["dsd"][0].epochs,
+            "baseline": {**mean_std(acc["baseline"]), "per_seed": acc["baseline"]},
+            "dsd": {**mean_std(acc["dsd"]), "per_seed": acc["dsd"]},
+            "comparison": verdict(acc["baseline"], acc["dsd"]),
+            "matches_record": acc == rec_acc,
+            "record_all_seeds": {"seeds": len(all_seeds), **{m: record["summary"][m] for m in METHODS}}}
