@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import statistics
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,6 +68,19 @@ def _check_model_split(model, split, name="split"):
 
 
 @torch.no_grad()
+def mean_std(values) -> dict:
+    """``{"mean", "std"}`` of a list of accuracies over seeds (sample std, 0 for one value), rounded to 3 decimals.
+
+    >>> mean_std([94.0, 95.0, 96.0])
+    {'mean': 95.0, 'std': 1.0}
+    """
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("values must not be empty; got [].")
+    return {"mean": round(statistics.mean(values), 3),
+            "std": round(statistics.stdev(values), 3) if len(values) > 1 else 0.0}
+
+
 def predict(model: nn.Module, split: Split, *, batch_size: int = 1000,
             device: torch.device | None = None) -> torch.Tensor:
     """Predicted labels (N,) int64 for every example of ``split``."""

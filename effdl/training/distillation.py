@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import statistics
 from dataclasses import dataclass, field
 
 import torch
@@ -37,6 +36,7 @@ from torch.nn import functional as F
 
 from .._validate import check_choice, check_float, check_int, check_type
 from ..data import MNIST_MEAN, MNIST_STD, Split
+from ..train import mean_std
 
 DATA_FRACTION = 0.03            # the paper's "3 % of the training set"
 STUDENT_HIDDEN = 64             # 784-64-10: 50,890 parameters, 8.5× fewer than LeNet-5's 431,080
@@ -398,13 +398,6 @@ def run_experiment(chosen: dict, seeds, *, fraction: float = DATA_FRACTION) -> d
             runs[condition][str(seed)] = evaluate(model, splits["test"], device="cpu")
     return {"teacher_acc": evaluate(teachers[chosen["soft"]["teacher"]], splits["test"], device="cpu"),
             "runs": runs, "summary": {c: mean_std(list(r.values())) for c, r in runs.items()}}
-
-
-def mean_std(values) -> dict:
-    """``{"mean", "std"}`` of a list of accuracies (sample std; 0 for one value), rounded to 3 decimals."""
-    values = [float(v) for v in values]
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": round(statistics.mean(values), 3), "std": round(std, 3)}
 
 
 def distillation_report() -> dict:

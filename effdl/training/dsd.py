@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import math
-import statistics
 from dataclasses import dataclass, field
 
 import torch
@@ -37,7 +36,7 @@ from .._validate import check_bool, check_choice, check_float, check_int, check_
 from ..data import Split
 from ..models import MODELS, build_model
 from ..pruning import apply_masks, magnitude_mask, prunable_parameters, remove_masks
-from ..train import evaluate, fit, mean_loss
+from ..train import evaluate, fit, mean_loss, mean_std
 
 PHASES = ("dense", "sparse", "redense")
 METHODS = ("baseline", "dsd")
@@ -279,15 +278,6 @@ def baseline_train(arch: str, train: Split, val: Split, *, dense_epochs: int, sp
                         seed, momentum, weight_decay, batch_size, after_step)
     model, shell = _dense_phase(arch, train, val, cfg, device, after_step)
     return _continue("baseline", model, shell, train, val, test, cfg, 0.0, False, device, after_step)
-
-
-def mean_std(values) -> dict:
-    """``{"mean", "std"}`` (sample std, 0 for one value), rounded to 3 decimals."""
-    values = [float(v) for v in values]
-    if not values:
-        raise ValueError("values must not be empty; got [].")
-    return {"mean": round(statistics.mean(values), 3),
-            "std": round(statistics.stdev(values), 3) if len(values) > 1 else 0.0}
 
 
 def verdict(baseline: list[float], dsd: list[float]) -> dict:
