@@ -17,7 +17,9 @@ VERDICT_COLORS = {REPRODUCED: "#009E73", "not reproduced": "#D55E00"}
 def claims_overview(rows: list[dict]):
     """Top: ratios and speedups as ours ÷ paper (log axis). Bottom: accuracy changes, ours next to the paper's.
 
-    A green marker is a claim whose criterion holds, an orange one a claim whose criterion fails.
+    A green marker is a claim whose criterion holds, an orange one a claim whose criterion fails. The grey
+    band marks ±10 % and the dashed line a 0.5-point drop, the most common criteria; each row's own
+    criterion is in the table.
     """
     ratios = [r for r in rows if r["unit"] == "×" and r["paper"]]
     points = [r for r in rows if "accuracy change" in r["what"] and r["paper"] is not None]
@@ -43,6 +45,10 @@ def claims_overview(rows: list[dict]):
         right.plot(r["ours"], yi, "o", color=VERDICT_COLORS[r["verdict"]], ms=7,
                    label="ours" if yi == y[0] else None)
     right.axvline(0.0, color="0.3", lw=1)
+    right.axvline(-0.5, color="0.5", lw=1, ls="--")      # the usual criterion: a drop of at most 0.5 points
+    if points:
+        values = [v for r in points for v in (r["ours"], r["paper"])]
+        right.set_xlim(min(min(values), -0.5) - 0.1, max(values) + 0.45)   # room for the legend on the right
     right.set_yticks(y, [f"{r['chapter']} {r['what']}" for r in points], fontsize=7)
     right.set_xlabel("accuracy change (percentage points)")
     right.set_title("Accuracy: change vs the uncompressed model", fontsize=10)
