@@ -229,7 +229,11 @@ def results_table(results: dict[str, dict], *, experiments: list[str] | None = N
         raise ValueError(f"results must hold every experiment of the claims; got none for {missing!r}.")
     rows = []
     for c in claims:
-        ours = c.ours(results[c.experiment])
+        try:
+            ours = c.ours(results[c.experiment])
+        except (KeyError, IndexError, TypeError) as err:
+            raise ValueError(f"results[{c.experiment!r}] must hold what {c.what!r} reads (the experiment's JSON, "
+                             f"as effdl reproduce prints it); got a result without {err}.") from None
         if isinstance(ours, float) and not math.isfinite(ours):
             raise ValueError(f"results[{c.experiment!r}] gives a non-finite value for {c.what!r}; got {ours!r}.")
         holds = c.holds(ours, c.paper, results[c.experiment])
@@ -253,6 +257,35 @@ def accuracy_stderr(accuracy: float, n_images: int) -> float:
     p = check_float("accuracy", accuracy, min=0.0, max=100.0) / 100
     n = check_int("n_images", n_images, min=1)
     return 100 * math.sqrt(p * (1 - p) / n)
+
+
+def _number(value: float, unit: str) -> str:
+    if unit == "pts":
+        return f"{value:+g} pts"
+    return f"{value:.1e}" if 0 < abs(value) < 1e-3 else f"{value:g}{unit}"
+
+
+def display_rows(rows: list[dict]) -> list[dict]:
+    """``rows`` with two text columns for the book's table: ``ours_text`` and ``paper_text``.
+
+    Yes/no claims read "yes"/"no"; accuracy changes carry their sign; the
+    paper's number (bold) comes before what it was measured on and its source.
+
+    >>> r = {"ours": 12.5, "paper": 12.0, "unit": "×", "criterion": "at least 90 %",
+    ...      "paper_note": "LeNet-5, MNIST", "source": "Han et al., NIPS 2015"}
+    >>> row = display_rows([r])[0]
+    >>> row["ours_text"], row["paper_text"]
+    ('12.5×', '**12×**: LeNet-5, MNIST (Han et al., NIPS 2015)')
+    """
+    out = []
+    for r in rows:
+        yes_no = r["criterion"].endswith("(1 = yes)")
+        ours = ("yes" if r["ours"] == 1 else "no") if yes_no else _number(r["ours"], r["unit"])
+        paper = r["paper_note"] if r["source"] == "—" else f"{r['paper_note']} ({r['source']})"
+        if r["paper"] is not None and not yes_no:
+            paper = f"**{_number(r['paper'], r['unit'])}**: {paper}"
+        out.append(dict(r, ours_text=ours, paper_text=paper))
+    return out
 
 
 def verdict_counts(rows: list[dict]) -> dict[str, int]:

@@ -86,3 +86,21 @@ def test_overview_figure_has_both_panels(fast_results):
     fig = claims_overview(summary.results_table(fast_results, experiments=FAST))
     assert len(fig.axes) == 2
     assert len(fig.axes[0].lines) >= 4          # AlexNet, VGG-16, two Winograd ratios (+ the unity line)
+
+
+def test_a_result_without_the_claimed_key_is_named(fast_results):
+    broken = copy.deepcopy(fast_results)
+    del broken["winograd"]["F(4x4,3x3)"]
+    with pytest.raises(ValueError, match="winograd.*F\\(4×4,3×3\\) multiply reduction"):
+        summary.results_table(broken, experiments=FAST)
+
+
+def test_display_rows_text(fast_results):
+    rows = summary.display_rows(summary.results_table(fast_results, experiments=FAST))
+    by_what = {r["what"]: r for r in rows}
+    assert by_what["F(2×2,3×3) multiply reduction"]["ours_text"] == "2.25×"
+    assert by_what["F(2×2,3×3) multiply reduction"]["paper_text"].startswith("**2.25×**: 16 multiplies")
+    assert by_what["fp32 / fp16 / bf16 / int fields and ranges match numpy and torch"]["ours_text"] == "yes"
+    change = summary.display_rows([{"ours": -0.2, "paper": 0.05, "unit": "pts", "criterion": "drop",
+                                    "paper_note": "n", "source": "—"}])[0]
+    assert (change["ours_text"], change["paper_text"]) == ("-0.2 pts", "**+0.05 pts**: n")
