@@ -1,31 +1,41 @@
 # The README's two commands: `make book` and `make test`. Each sets up the
-# virtual environment on first use (.venv, `pip install -e ".[dev]"`).
+# virtual environment on first use (.venv: torch first, as TORCH says, then `pip install -e ".[dev]"`).
 PYTHON ?= python3
 VENV ?= .venv
+# Which torch build the set-up installs: cpu (default; PyTorch's CPU wheel index on Linux) or cuda
+# (PyPI's Linux build, several GB). scripts/install_torch.py explains; `make setup TORCH=cuda`.
+TORCH ?= cpu
 PY := $(VENV)/bin/python
 # Notebook tests: every chapter in book.yml under strict nbval; see tests/README.md.
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup book test lab unit browser chapters execute clean
+.PHONY: setup book test lab unit browser chapters execute clean writable chromium
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml scripts/install_torch.py | writable
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) scripts/install_torch.py $(TORCH)
 	$(PY) -m pip install -e ".[dev]"
 	touch $@
+
+writable:            ## the set-up, the book and the tests write .venv/ and _build/ here
+	@test -w . || { echo "make: this checkout ($(CURDIR)) is read-only; clone it somewhere writable." >&2; exit 1; }
+
+chromium:            ## the browser tests' Chromium: present, installed (root + apt), or a one-line stop
+	@scripts/ensure_chromium.sh
 
 setup: $(VENV)/.installed
 
 book: setup          ## build the HTML book into _build/html
 	$(PY) -m effdl book
 
-test: setup          ## unit tests + every chapter under nbval + the HTML build test
+test: setup chromium ## unit tests + every chapter under nbval + the HTML build + the browser
 	$(PY) -m pytest tests effdl chapters --doctest-modules $(NBVAL) -v --durations=15
 
 unit: setup          ## unit tests only (fast; without the browser tests)
 	$(PY) -m pytest tests -q --ignore=tests/test_browser.py
 
-browser: setup       ## the book in Chromium: static pages and JupyterLab (needs Debian's chromium)
+browser: setup chromium ## the book in Chromium: static pages and JupyterLab (needs Debian's chromium)
 	$(PY) -m pytest tests/test_browser.py -v
 
 chapters: setup      ## chapters only, under nbval

@@ -1,7 +1,7 @@
 """The ``effdl`` command (also ``python -m effdl``).
 
     effdl book [--out DIR] [--execute]   build the HTML book from book.yml
-    effdl lab                            JupyterLab on chapters/
+    effdl lab [JUPYTER_OPTIONS ...]      JupyterLab on chapters/ (options passed on: --no-browser, --port 8899)
     effdl execute [ID ...]               re-execute chapters, storing outputs
     effdl zoo train [--models ...]       retrain the pretrained checkpoints
     effdl zoo list                       show the zoo's accuracies
@@ -9,6 +9,7 @@
     effdl reproduce [NAME] [--json]      a chapter's headline experiment
     effdl data verify                    check every shipped file's hash
     effdl assign OUT_DIR [ID ...]        student versions of the chapters (nbgrader format)
+    effdl --version                      the package's version
 """
 from __future__ import annotations
 
@@ -17,18 +18,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import __version__
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="effdl", description="Efficient Methods and Hardware for "
                                      "Deep Learning: the course's command line.")
+    parser.add_argument("--version", action="version", version=f"effdl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     book = sub.add_parser("book", help="build the HTML book from book.yml (stored outputs)")
     book.add_argument("--out", default=None, help="folder that receives _build/html (default: the repository)")
     book.add_argument("--execute", action="store_true", help="re-execute every chapter first")
 
-    lab = sub.add_parser("lab", help="open the chapters in JupyterLab")
-    lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
+    # Its options go to Jupyter untouched (effdl lab --no-browser --port 8899, effdl lab -- --allow-root):
+    # main() splits them off before argparse, which would otherwise take them for its own.
+    sub.add_parser("lab", help="open the chapters in JupyterLab; any further options are passed on to "
+                              "jupyter lab (e.g. --no-browser --port 8899, --allow-root)")
 
     exe = sub.add_parser("execute", help="re-execute chapters in place (maintainers)")
     exe.add_argument("ids", nargs="*", help="chapter ids from book.yml (default: all)")
@@ -61,7 +67,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    lab_args: list[str] = []
+    if argv and argv[0] == "lab":
+        argv, lab_args = argv[:1], argv[1:]
+        if lab_args[:1] == ["--"]:
+            lab_args = lab_args[1:]
     args = _parser().parse_args(argv)
+    args.lab_args = lab_args
     try:
         return _dispatch(args)
     except (ValueError, TypeError, RuntimeError, FileNotFoundError) as err:

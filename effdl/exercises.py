@@ -942,7 +942,7 @@ def check_accuracy_stderr(fn, seed: int = 1515) -> str:
     """Chapter 15: ``fn(accuracy, n_images) -> float``, the binomial standard error in percentage points."""
     import math
 
-    from .summary import accuracy_stderr
+    from .train import accuracy_stderr
 
     gen = torch.Generator().manual_seed(seed)
     for _ in range(6):

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import numbers
 import warnings
@@ -1204,13 +1205,29 @@ _PROGRAMS = {
 }
 
 
-def _int_mm_available() -> bool:
+@functools.lru_cache(maxsize=1)
+def int8_gemm_exact() -> bool:
+    """Whether ``torch._int_mm`` (int8 × int8 → int32) is exact on this CPU, checked once per process.
+
+    It is not everywhere: on x86 CPUs without VNNI instructions (AVX-512 VNNI
+    or AVX-VNNI) oneDNN multiplies int8 with ``vpmaddubsw``, which adds each
+    pair of u8 × s8 products into a *saturating* int16 — 2 · 255 · 128 does
+    not fit — so large sums come out wrong (seen here with
+    ``ONEDNN_MAX_CPU_ISA=AVX2``). The probe multiplies the worst case (every
+    operand at ±127 / −128) and random operands and compares with int64.
+    """
     if not hasattr(torch, "_int_mm"):
         return False
+    g = torch.Generator().manual_seed(0)
+    # shapes large enough for the optimised kernel that real layers get: (64, 256) @ (256, 32)
+    worst = torch.tensor([[-128, 127] * 128] * 64, dtype=torch.int8)
+    rand = torch.randint(-128, 128, (64, 256), dtype=torch.int8, generator=g)
+    b = torch.randint(-128, 128, (256, 32), dtype=torch.int8, generator=g)
+    b[:, 0], b[:, 1] = -128, torch.tensor([-128, 127] * 128, dtype=torch.int8)
     try:
-        a = torch.ones(17, 8, dtype=torch.int8)
-        return bool(torch._int_mm(a, a.t().contiguous()).eq(8).all())
-    except Exception:
+        return all(torch.equal(torch._int_mm(a, b).to(torch.int64), a.to(torch.int64) @ b.to(torch.int64))
+                   for a in (worst, rand))
+    except RuntimeError:                 # no int8 GEMM for these shapes on this build
         return False
 
 
@@ -1232,7 +1249,9 @@ class IntegerLeNet(nn.Module):
       into the bias (the zero-point algebra of Jacob et al., §2.3).
       ``backend="int64"`` multiplies
       in int64 (any bit width; exact, and equal to int32 where the bound
-      holds). ``"auto"`` picks int8 when it applies;
+      holds). ``"auto"`` picks int8 when it applies and
+      :func:`int8_gemm_exact` finds ``torch._int_mm`` exact on this CPU
+      (it is not without VNNI instructions), else int64 — the same integers;
     - max-pooling acts on the accumulator; requantization multiplies by a
       per-channel fixed-point multiplier (int64 product, as a 32 × 32 →
       64-bit multiply), shifts right with rounding half to even, applies ReLU
@@ -1261,12 +1280,13 @@ class IntegerLeNet(nn.Module):
         for i, ((name, after), layer) in enumerate(zip(program, fq)):
             nxt = fq[i + 1] if i + 1 < len(fq) else None
             self.layers.append(self._convert(name, after, layer, nxt))
-        can_int8 = (_int_mm_available() and c.w_bits <= 8 and c.a_bits <= 8
+        can_int8 = (int8_gemm_exact() and c.w_bits <= 8 and c.a_bits <= 8
                     and all(int(l.weight_zero_point.abs().max()) == 0 and l.accumulator_bits == 32
                             and self._int8_gemm_bound(l) <= INT32_MAX for l in self.layers))
         if backend == "int8" and not can_int8:
             _fail(ValueError, "backend", "'int8' only for ≤ 8-bit symmetric weights, ≤ 8-bit activations and "
-                                         "int32-bounded accumulators (and torch._int_mm)", backend)
+                                         "int32-bounded accumulators, where torch._int_mm is exact on this CPU "
+                                         "(int8_gemm_exact(); use 'int64' or 'auto' otherwise)", backend)
         self.backend = "int8" if (backend == "int8" or (backend == "auto" and can_int8)) else "int64"
         if self.backend == "int8":
             for l in self.layers:
@@ -1353,7 +1373,9 @@ class IntegerLeNet(nn.Module):
             # int8 × int8 → int32 GEMM; + the folded bias, still within int32 (acc_bound)
             return torch._int_mm(cols.contiguous(), l.fast["w_t"]) + l.fast["bias"]
         w = l.weight.to(torch.int64).flatten(1) - l.weight_zero_point.view(-1, 1)
-        return cols @ w.t() + l.bias
+        acc = cols @ w.t() + l.bias
+        # kept as int32 where the bound proves it fits, as the int8 backend keeps it: same integers, same dtype
+        return acc.to(torch.int32) if l.accumulator_bits == 32 else acc
 
     def _layer(self, l: IntegerLayer, q: torch.Tensor) -> torch.Tensor:
         q = self._operand(l, q)

@@ -1,16 +1,19 @@
 """Registry of each chapter's headline experiment, printed as one JSON object.
 
 ``effdl reproduce NAME --json`` runs the experiment and prints the figures the
-chapter reports, so a reader (or ``shared/reproduce_schema.py``) can check
-them without opening the notebook. Register a new one with :func:`experiment`.
+chapter reports, so a reader can check them without opening the notebook.
+Register a new one with :func:`experiment`, declaring the keys its JSON
+promises (``keys``: a nested dict whose leaves are ``float`` — any number —,
+``int``, ``bool``, ``str``, ``dict`` or ``list``); :func:`shape_problems`
+checks a result against them, and the tests run every experiment through it.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
-from ._validate import check_choice
+from ._validate import check_choice, check_type
 
 
 @dataclass(frozen=True)
@@ -19,19 +22,46 @@ class Experiment:
     chapter: str
     summary: str
     run: Callable[[], dict]
+    keys: dict                      # the JSON's promised shape (see shape_problems)
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def experiment(name: str, *, chapter: str, summary: str):
-    """Decorator: register ``fn() -> dict`` (JSON-able) as experiment ``name``."""
+def experiment(name: str, *, chapter: str, summary: str, keys: dict):
+    """Decorator: register ``fn() -> dict`` (JSON-able) as experiment ``name``, promising ``keys``."""
+    check_type("keys", keys, dict, "a dict of key → type or nested dict")
+
     def register(fn):
         if name in EXPERIMENTS:
             raise ValueError(f"experiment {name!r} is registered twice.")
-        EXPERIMENTS[name] = Experiment(name, chapter, summary, fn)
+        EXPERIMENTS[name] = Experiment(name, chapter, summary, fn, keys)
         return fn
     return register
+
+
+def shape_problems(value: Any, keys: Any, path: str = "") -> list[str]:
+    """What ``value`` lacks of the shape ``keys`` promises (empty list: it has it all).
+
+    Leaves: ``float`` accepts any number (not a bool), ``int`` an int (not a
+    bool), ``bool``/``str``/``dict``/``list`` their type. Extra keys are fine.
+
+    >>> shape_problems({"a": 1, "b": {"c": True}}, {"a": float, "b": {"c": bool, "d": int}})
+    ['/b/d: missing']
+    >>> shape_problems({"a": True}, {"a": float})
+    ['/a: expected float, got bool']
+    """
+    if isinstance(keys, dict):
+        if not isinstance(value, dict):
+            return [f"{path or '/'}: expected an object, got {type(value).__name__}"]
+        out = []
+        for key, sub in keys.items():
+            out += [f"{path}/{key}: missing"] if key not in value else shape_problems(value[key], sub, f"{path}/{key}")
+        return out
+    kinds = (int, float) if keys is float else keys
+    if isinstance(value, bool) and keys is not bool or not isinstance(value, kinds):
+        return [f"{path}: expected {keys.__name__}, got {type(value).__name__}"]
+    return []
 
 
 def run(name: str) -> dict:
@@ -58,15 +88,32 @@ def to_text(result: dict, indent: int = 0) -> str:
 
 
 # ------------------------------------------------------------------ experiments
+# Shapes several experiments share (the keys each one's JSON promises).
+_PRUNED = {"params": int, "kept_fraction": float, "acc_dense": float, "acc_pruned": float}
+_COMPRESSED = {"dense_bytes": int, "file_bytes": int, "ratio": float, "acc_dense": float, "acc_compressed": float,
+               "stages": {"pruned": dict, "quantized": dict, "huffman": dict}}
+_ALEXNET = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+_VGG16 = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv4_1", "conv4_2",
+          "conv4_3", "conv5_1", "conv5_2", "conv5_3", "fc6", "fc7", "fc8")
+_CHIPS = ("TPU", "K80", "Haswell")
+_TPU_APPS = ("MLP0", "MLP1", "LSTM0", "LSTM1", "CNN0", "CNN1")
+_EIE_LAYERS = ("Alex-6", "Alex-7", "Alex-8", "VGG-6", "VGG-7", "VGG-8", "NT-We", "NT-Wd", "NT-LSTM")
+
+
 @experiment("numbers", chapter="01",
-            summary="fp32/fp16/bf16/int32/int16/int8 and fixed point: fields, range, precision")
+            summary="fp32/fp16/bf16/int32/int16/int8 and fixed point: fields, range, precision",
+            keys={"formats": {**{f: {"max": float, "min_normal": float, "eps": float}
+                                 for f in ("fp32", "fp16", "bf16")},
+                              **{f: {"min": int, "max": int} for f in ("int32", "int16", "int8")}}})
 def _numbers() -> dict:
     from .numerics import numbers_report
     return numbers_report()
 
 
 @experiment("pruning", chapter="02",
-            summary="LeNet-300-100 / LeNet-5 pruned to 8 % and the row-LSTM to 90 %, accuracy on the test split")
+            summary="LeNet-300-100 / LeNet-5 pruned to 8 % and the row-LSTM to 90 %, accuracy on the test split",
+            keys={"lenet300": _PRUNED, "lenet5": _PRUNED,
+                  "lstm": {"kept_fraction": float, "acc_dense": float, "acc_pruned": float}})
 def _pruning() -> dict:
     from . import pruning, zoo
     from .data import load_mnist
@@ -87,21 +134,28 @@ def _pruning() -> dict:
 
 @experiment("deep-compression", chapter="04",
             summary="LeNet-300-100 / LeNet-5: prune → trained quantization → Huffman, written to a file; "
-                    "bytes on disk, ratio and test accuracy per stage")
+                    "bytes on disk, ratio and test accuracy per stage",
+            keys={"lenet300": _COMPRESSED, "lenet5": _COMPRESSED})
 def _deep_compression() -> dict:
     from .precompute.compression import compression_report
     return compression_report()
 
 
 @experiment("paper-tables", chapter="04",
-            summary="AlexNet / VGG-16 compression calculated from Deep Compression's per-layer statistics")
+            summary="AlexNet / VGG-16 compression calculated from Deep Compression's per-layer statistics",
+            keys={net: {"layers": {layer: {"cr_pq": float, "cr_pqh": float} for layer in layers},
+                       "total": {"ratio_pq": float, "ratio_pqh": float}}
+                  for net, layers in (("alexnet", _ALEXNET), ("vgg16", _VGG16))})
 def _paper_tables() -> dict:
     from .paper_tables import paper_tables_report
     return paper_tables_report()
 
 
 @experiment("winograd", chapter="08",
-            summary="Winograd F(2x2,3x3) / F(4x4,3x3): multiply counts, error vs direct, VGG-16 layer times")
+            summary="Winograd F(2x2,3x3) / F(4x4,3x3): multiply counts, error vs direct, VGG-16 layer times",
+            keys={**{f: {"mults_direct": int, "mults_winograd": int, "reduction": float,
+                      "max_rel_err_fp32": float, "max_rel_err_fp16": float} for f in ("F(2x2,3x3)", "F(4x4,3x3)")},
+                  "vgg16_ms": dict})
 def _winograd() -> dict:
     from .winograd import winograd_report
     return winograd_report()
@@ -109,14 +163,23 @@ def _winograd() -> dict:
 
 @experiment("lowrank", chapter="07",
             summary="LeNet-300-100 fc1 by truncated SVD, LeNet-5 conv1+conv2 decomposed (uniform vs selected ranks), "
-                    "a tensor-train fc1: accuracy, speedup, CPU time")
+                    "a tensor-train fc1: accuracy, speedup, CPU time",
+            keys={"fc_svd": {"layer": str, "rank": int, "param_ratio": float, "acc_dense": float,
+                             "acc_lowrank": float},
+                  "conv": {"layer": str, "uniform": dict, "selected": dict},
+                  "tt": {"params_dense": int, "params_tt": int, "acc_tt": float,
+                         "ms_1": {"dense": float, "tt": float}, "ms_100": {"dense": float, "tt": float}}})
 def _lowrank() -> dict:
     from .precompute.lowrank import lowrank_report
     return lowrank_report()
 
 
 @experiment("quantization", chapter="05",
-            summary="LeNet-5: accuracy vs bit width (w / a / wa), integer-only inference, torch.ao int8 oracle")
+            summary="LeNet-5: accuracy vs bit width (w / a / wa), integer-only inference, torch.ao int8 oracle",
+            keys={"lenet5": {"fp_acc": float,
+                             "bits": {b: {"w": float, "a": float, "wa": float} for b in ("8", "6", "4", "2")},
+                             "int_inference_acc": float, "int_matches_fake_quant": bool,
+                             "torch_ao_int8_acc": float}})
 def _quantization() -> dict:
     from .quantization import quantization_report
     return quantization_report()
@@ -124,7 +187,9 @@ def _quantization() -> dict:
 
 @experiment("ternary", chapter="06",
             summary="LeNet-5 / LeNet-300-100 with binary, TWN and TTQ weights: test accuracy vs full precision, "
-                    "TTQ's learned Wp/Wn per layer, size ratio")
+                    "TTQ's learned Wp/Wn per layer, size ratio",
+            keys={"lenet5": {"fp_acc": float, "binary_acc": float, "twn_acc": float, "ttq_acc": float,
+                             "ttq_wp_wn": dict, "size_ratio": float}})
 def _ternary() -> dict:
     from .precompute.ternary import ternary_report
     return ternary_report()
@@ -132,7 +197,12 @@ def _ternary() -> dict:
 
 @experiment("roofline", chapter="09",
             summary="TPU / K80 / Haswell rooflines, the TPU paper's six apps on them, the 256x256 systolic array "
-                    "on AlexNet fc6 at batch 200, this machine's measured peak and bandwidth")
+                    "on AlexNet fc6 at batch 200, this machine's measured peak and bandwidth",
+            keys={"convention": str,
+                  "chips": {c: {"peak_tops": float, "bandwidth_gbs": float, "ridge": float} for c in _CHIPS},
+                  "apps": {a: {"intensity": float, "attainable_tops": {c: float for c in _CHIPS}} for a in _TPU_APPS},
+                  "systolic": {"array": list, "M": int, "N": int, "K": int, "cycles": int, "utilization": float},
+                  "this_machine": {"peak_gflops": float, "bandwidth_gbs": float}})
 def _roofline() -> dict:
     from .hardware.roofline import roofline_report
     return roofline_report()
@@ -140,7 +210,12 @@ def _roofline() -> dict:
 
 @experiment("eie", chapter="10",
             summary="EIE, 64 PEs at 800 MHz: the paper's nine layers simulated cycle by cycle (cycles, µs, "
-                    "load balance, energy), geometric-mean speedup over the paper's CPU and GPU times")
+                    "load balance, energy), geometric-mean speedup over the paper's CPU and GPU times",
+            keys={"n_pes": int, "clock_mhz": float, "queue_depth": int,
+                  "layers": {layer: {"rows": int, "cols": int, "weight_density": float, "act_density": float,
+                                     "cycles": int, "latency_us": float, "load_balance": float, "energy_uj": float}
+                             for layer in _EIE_LAYERS},
+                  "geomean_speedup": {"cpu_dense": float, "gpu_dense": float, "cpu_sparse": float, "gpu_sparse": float}})
 def _eie() -> dict:
     from .hardware.eie import eie_report
     return eie_report()
@@ -148,7 +223,9 @@ def _eie() -> dict:
 
 @experiment("parallel", chapter="11",
             summary="real torch.distributed processes: DDP (2 × batch B) vs one process (batch 2B), an FC and a "
-                    "conv layer split over processes, sync parameter server vs all-reduce, seconds per epoch")
+                    "conv layer split over processes, sync parameter server vs all-reduce, seconds per epoch",
+            keys={"processes": int, "ddp_max_abs_diff": float, "model_parallel_max_abs_diff": float,
+                  "ps_sync_matches_allreduce": bool, "epoch_s": dict})
 def _parallel() -> dict:
     from .training.parallel import parallel_report
     return parallel_report()
@@ -156,7 +233,9 @@ def _parallel() -> dict:
 
 @experiment("mixed-precision", chapter="12",
             summary="LeNet-300-100: fp16 underflow of real gradients without / with dynamic loss scaling; "
-                    "test accuracy trained in fp32, emulated fp16 with fp32 master weights, pure fp16")
+                    "test accuracy trained in fp32, emulated fp16 with fp32 master weights, pure fp16",
+            keys={"grad_underflow_fp16": float, "grad_underflow_fp16_scaled": float, "acc_fp32": float,
+                  "acc_fp16_master_fp32": float, "acc_fp16_pure": float})
 def _mixed_precision() -> dict:
     from .training.mixed_precision import mixed_precision_report
     return mixed_precision_report()
@@ -164,7 +243,9 @@ def _mixed_precision() -> dict:
 
 @experiment("distillation", chapter="13",
             summary="a small student trained on 3 % of the training set with hard labels vs the teacher's soft "
-                    "targets (temperature T), next to the teacher and the student trained on all the data")
+                    "targets (temperature T), next to the teacher and the student trained on all the data",
+            keys={"data_fraction": float, "teacher_acc": float, "full_data_acc": float, "student_hard_acc": float,
+                  "student_soft_acc": float, "temperature": float})
 def _distillation() -> dict:
     from .training.distillation import distillation_report
     return distillation_report()
@@ -172,7 +253,9 @@ def _distillation() -> dict:
 
 @experiment("dsd", chapter="13",
             summary="dense → sparse → dense training vs a dense baseline trained for the same epochs, "
-                    "mean ± std over seeds, test accuracy")
+                    "mean ± std over seeds, test accuracy",
+            keys={"seeds": int, "baseline": {"mean": float, "std": float}, "dsd": {"mean": float, "std": float},
+                  "sparsity": float})
 def _dsd() -> dict:
     from .training.dsd import dsd_report
     return dsd_report()

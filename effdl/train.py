@@ -7,6 +7,7 @@ tests and ``effdl execute`` set it, so stored chapter outputs carry no bars.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import random
 import statistics
@@ -79,6 +80,20 @@ def mean_std(values) -> dict:
         raise ValueError("values must not be empty; got [].")
     return {"mean": round(statistics.mean(values), 3),
             "std": round(statistics.stdev(values), 3) if len(values) > 1 else 0.0}
+
+
+def accuracy_stderr(accuracy: float, n_images: int) -> float:
+    """Binomial standard error, in percentage points, of an accuracy (percent) measured on ``n_images``.
+
+    ``100 · sqrt(p (1 − p) / n)`` with ``p = accuracy / 100``: how far a test
+    accuracy moves from one draw of ``n_images`` test images to another.
+
+    >>> round(accuracy_stderr(94.0, 1000), 2)
+    0.75
+    """
+    p = check_float("accuracy", accuracy, min=0.0, max=100.0) / 100
+    n = check_int("n_images", n_images, min=1)
+    return 100 * math.sqrt(p * (1 - p) / n)
 
 
 def predict(model: nn.Module, split: Split, *, batch_size: int = 1000,

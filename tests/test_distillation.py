@@ -3,6 +3,7 @@ scaling of the soft gradient (Hinton et al. eq. 4 as T grows), soft targets' lim
 teacher, the stratified subset, a short training that learns (hard and soft), the dark-knowledge data,
 the validation-only choice of the precompute and the shape of its record, the figures, the exercise
 check, bad input."""
+import copy
 import doctest
 import math
 
@@ -51,15 +52,37 @@ def test_docstring_examples():
 @pytest.mark.parametrize("temperature", [0.5, 1.0, 4.0, 20.0])
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 0.9, 1.0])
 def test_loss_matches_torch_kldiv_and_cross_entropy(temperature, alpha):
+    # The oracle runs in float64; ours runs in float32 (as training does) and in float64. In float64 the
+    # two must agree to float64 rounding. In float32 the bound is derived from the conditioning: the soft
+    # gradient is α·T·(softmax(s/T) − softmax(t/T))/B, a difference of probabilities each rounded to
+    # ~eps32, multiplied by T (the T² of the loss divided by the T inside the softmax); the hard gradient
+    # is (1 − α)·(softmax(s) − onehot)/B. So |error| ≲ c·eps32·(α·T + 1 − α)/B elementwise, with c = 8
+    # covering the few roundings per element (exp, sum, divide, subtract). The loss sums K terms per image
+    # (log-softmax over K classes), so its error is ≲ c·K·eps times the sum of the terms' magnitudes.
     s, t, y = _batch(int(temperature * 10 + alpha * 100))
-    s1, s2 = s.clone().requires_grad_(True), s.clone().requires_grad_(True)
-    got = D.distillation_loss(s1, t, y, temperature=temperature, alpha=alpha)
-    kl = nn.KLDivLoss(reduction="batchmean")(F.log_softmax(s2 / temperature, 1), F.softmax(t / temperature, 1))
-    want = alpha * temperature ** 2 * kl + (1 - alpha) * F.cross_entropy(s2, y)
-    assert torch.allclose(got, want, rtol=1e-5, atol=1e-7)
-    got.backward()
+    b, k = s.shape
+
+    def oracle(s64, t64):
+        kl = nn.KLDivLoss(reduction="batchmean")(F.log_softmax(s64 / temperature, 1),
+                                                 F.softmax(t64 / temperature, 1))
+        return alpha * temperature ** 2 * kl + (1 - alpha) * F.cross_entropy(s64, y)
+
+    # the loss's magnitude: the mean over the batch of the sum of |terms| (KL's p·(log p − log q) and CE)
+    p, log_q = F.softmax(t.double() / temperature, 1), F.log_softmax(s.double() / temperature, 1)
+    kl_abs = (p * (p.log() - log_q)).abs().sum(1).mean()
+    ce_abs = F.cross_entropy(s.double(), y, reduction="none").abs().mean()
+    loss_magnitude = float(alpha * temperature ** 2 * kl_abs + (1 - alpha) * ce_abs)
+    s_ref = s.double().requires_grad_(True)
+    want = oracle(s_ref, t.double())
     want.backward()
-    assert torch.allclose(s1.grad, s2.grad, rtol=1e-4, atol=1e-8)
+    eps32 = torch.finfo(torch.float32).eps
+    for dtype, eps in [(torch.float64, torch.finfo(torch.float64).eps), (torch.float32, eps32)]:
+        s_ours = s.to(dtype).requires_grad_(True)
+        got = D.distillation_loss(s_ours, t.to(dtype), y, temperature=temperature, alpha=alpha)
+        got.backward()
+        assert abs(float(got) - float(want)) <= 8 * k * eps * loss_magnitude
+        grad_bound = 8 * eps * (alpha * temperature + 1 - alpha) / b
+        assert float((s_ours.grad.double() - s_ref.grad).abs().max()) <= grad_bound, dtype
 
 
 def test_loss_is_zero_when_student_equals_teacher_and_teacher_gets_no_gradient():
@@ -95,7 +118,10 @@ def test_soft_targets_sum_to_one_and_match_softmax_at_t1():
     z = torch.randn(5, 7, generator=torch.Generator().manual_seed(3)) * 4
     for temperature in [0.1, 1.0, 3.0, 50.0]:
         p = D.soft_targets(z, temperature)
-        assert torch.allclose(p.sum(-1), torch.ones(5), atol=1e-6) and (p >= 0).all()
+        # float32 softmax: the K exponentials are summed ((K − 1)·u, u = eps/2) and each is divided by that sum (≤ 2u),
+        # so Σp, taken here in float64, is within (K + 1)·u of 1; 2K·eps32 leaves room for a second rounding of exp
+        assert float((p.double().sum(-1) - 1).abs().max()) <= 2 * z.shape[-1] * torch.finfo(torch.float32).eps
+        assert (p >= 0).all()
         assert torch.equal(p.argmax(-1), z.argmax(-1))                # the order of the classes is kept
     assert torch.allclose(D.soft_targets(z, 1.0), torch.softmax(z, -1))
 
@@ -115,8 +141,20 @@ def test_ensemble_averages_logits_or_probabilities():
     x = torch.randn(3, 6)
     with torch.no_grad():
         assert torch.allclose(D.Ensemble([a, b], "logits")(x), (a(x) + b(x)) / 2)
-        p = torch.softmax(D.Ensemble([a, b], "probs")(x), -1)
-        assert torch.allclose(p, (torch.softmax(a(x), -1) + torch.softmax(b(x), -1)) / 2, atol=1e-6)
+        for dtype in (torch.float32, torch.float64):
+            members, xd = [copy.deepcopy(m).to(dtype) for m in (a, b)], x.to(dtype)
+            p = torch.softmax(D.Ensemble(members, "probs")(xd), -1)
+            logits = torch.stack([m(xd) for m in members]).double()
+            want = torch.softmax(logits, -1).mean(0)                  # p̄, in float64
+            # softmax(log p̄) = p̄ exactly; both sides use the same logits. Rounding, u = eps/2: a member's softmax
+            # errs by ≤ u·(K + 3 + R) relative (exp of a rounded difference, a K-term sum, a division; R = the
+            # logits' spread), the mean by u more; the log adds 2u·L absolute (L = max|log p̄|), and the final
+            # softmax doubles its input's error and adds u·(K + 3 + L): ≤ u·(3K + 2R + 5L + 11) relative. The
+            # float64 reference adds ≤ u64·(K + 4 + R); eps for u covers it and the second order.
+            k, spread = logits.shape[-1], float((logits.amax(-1) - logits.amin(-1)).max())
+            big_l = float(want.log().abs().max())
+            bound = torch.finfo(dtype).eps * (3 * k + 2 * spread + 5 * big_l + 11) * want
+            assert ((p.double() - want).abs() <= bound).all(), dtype
 
 
 def test_build_teacher_lenet5_is_the_zoo_model(val):

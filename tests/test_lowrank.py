@@ -2,6 +2,7 @@
 and nn.Linear as oracles for exact (full-rank) factorizations, torch's
 FlopCounterMode as the oracle for MAC counts, TT contraction vs the dense
 matrix, the data-driven conv fit vs the weight-only one, and bad inputs."""
+import copy
 import doctest
 import math
 
@@ -36,6 +37,37 @@ def _conv(c=3, d=8, k=3, seed=0, **kw):
     return nn.Conv2d(c, d, k, **kw)
 
 
+EPS32 = torch.finfo(torch.float32).eps
+
+
+def _abs_model(module):
+    """A float64 copy of ``module`` with every parameter replaced by its absolute value."""
+    m = copy.deepcopy(module).double()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.abs_()
+    return m
+
+
+@torch.no_grad()
+def _rounding_bound(module, x):
+    """Elementwise bound on the rounding error of ``module(x)`` run in x's dtype (Higham, first order).
+
+    A Linear/Conv2d output sums n = fan-in products and a bias: it errs by ≤ (n + 1)·u·(|W||h| + |b|),
+    u = eps/2, and by u·|W||h| more if W was rounded from float64 factors. ReLU and max-pool never
+    enlarge an error and later layers carry it at most as |W| carries |h|, so at the output
+    |error| ≤ u·Σ_layers(n + 2)·|net|(|x|), |net| being the net with |W|, |b| run on |x|. Using eps
+    rather than u covers the second-order terms.
+    """
+    n = sum(m.weight[0].numel() + 2 for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
+    return torch.finfo(x.dtype).eps * n * _abs_model(module)(x.detach().double().abs())
+
+
+def _assert_within(got, want, bound):
+    diff = (got.detach().double() - torch.as_tensor(want).detach().double()).abs()
+    assert (diff <= bound).all(), f"max excess {float((diff - bound).max()):.3g}"
+
+
 def _macs(module, x):
     """MACs of module(x) per example, from torch's flop counter (2 flops per MAC)."""
     with FlopCounterMode(display=False) as counter:
@@ -56,9 +88,12 @@ def test_factorize_linear_meets_eckart_young_bound(rank):
     first, second = factorize_linear(linear, rank)
     w_r = (second.weight @ first.weight).detach().double().numpy()
     bound = math.sqrt(float((s[rank:] ** 2).sum()))
-    assert np.linalg.norm(w - w_r) == pytest.approx(bound, rel=1e-4, abs=1e-5)
+    # w_r is a float32 sum of r products of float32-rounded factors: Higham, each entry within
+    # (r + 2)·eps32·(|U√S||√S Vᵀ|) of U_r S_r V_rᵀ (the float64 SVDs' errors are ~1e-16 relative)
+    err = (rank + 2) * EPS32 * (second.weight.detach().double().abs() @ first.weight.detach().double().abs()).numpy()
+    assert abs(np.linalg.norm(w - w_r) - bound) <= np.linalg.norm(err)   # ‖w − w_r‖ moves by ≤ ‖err‖_F
     # the same matrix as numpy's U_r S_r V_rᵀ (sign choices cancel in the product)
-    np.testing.assert_allclose(w_r, (u[:, :rank] * s[:rank]) @ vh[:rank], atol=1e-5)
+    assert np.all(np.abs(w_r - (u[:, :rank] * s[:rank]) @ vh[:rank]) <= err)   # the same entrywise bound
     assert torch.equal(second.bias, linear.bias) and first.bias is None
 
 
@@ -66,15 +101,18 @@ def test_factorize_linear_full_rank_reproduces_outputs():
     linear = _linear(50, 20)
     x = torch.randn(64, 50, generator=_gen())
     layer = factorize_linear(linear, 20)
-    torch.testing.assert_close(layer(x), linear(x), atol=1e-5, rtol=0)
+    # both float32: each within Higham's bound of its exact output, which are the same up to the factors' rounding
+    _assert_within(layer(x), linear(x), _rounding_bound(layer, x) + _rounding_bound(linear, x))
 
 
 def test_factorize_linear_splits_singular_values_evenly_and_keeps_no_bias():
     linear = _linear(bias=False)
     first, second = factorize_linear(linear, 6)
-    s = torch.linalg.svdvals(linear.weight.detach())[:6]
-    torch.testing.assert_close(first.weight.norm(dim=1), s.sqrt(), rtol=1e-5, atol=1e-6)   # rows √σ
-    torch.testing.assert_close(second.weight.norm(dim=0), s.sqrt(), rtol=1e-5, atol=1e-6)  # columns √σ
+    s = torch.linalg.svdvals(linear.weight.detach().double())[:6]                        # float64 reference
+    # a float32 norm of n float32-rounded entries: u per entry, n·u for the sum of squares, halved by the √, + u:
+    # relative error ≤ (n/2 + 2)·u ≤ (n + 2)·eps32, with n = 40 entries per row, 30 per column
+    torch.testing.assert_close(first.weight.norm(dim=1).double(), s.sqrt(), rtol=42 * EPS32, atol=0)   # rows √σ
+    torch.testing.assert_close(second.weight.norm(dim=0).double(), s.sqrt(), rtol=32 * EPS32, atol=0)  # columns √σ
     assert second.bias is None
 
 
@@ -85,7 +123,7 @@ def test_replace_linear_is_a_copy_and_reaches_nested_names():
     assert isinstance(new[0][0], nn.Sequential) and isinstance(model[0][0], nn.Linear)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     x = torch.randn(5, 12, generator=_gen())
-    torch.testing.assert_close(new(x), model(x), atol=1e-5, rtol=0)
+    _assert_within(new(x), model(x), _rounding_bound(new, x) + _rounding_bound(model, x))   # Higham, both float32
     assert isinstance(replace_linear(model, "1", 2)[1], nn.Sequential)
 
 
@@ -145,7 +183,7 @@ def test_factorize_conv_full_rank_reproduces_conv2d(c, d, k, kw):
     pair = factorize_conv(conv, full)
     x = torch.randn(2, c, 11, 9, generator=_gen())
     oracle = nn.functional.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)
-    torch.testing.assert_close(pair(x), oracle, atol=1e-5, rtol=0)
+    _assert_within(pair(x), oracle, _rounding_bound(pair, x) + _rounding_bound(conv, x))   # Higham, both float32
     assert pair[0].stride == conv.stride and pair[0].padding == conv.padding
     assert pair[1].kernel_size == (1, 1) and (pair[1].bias is None) == (conv.bias is None)
 
@@ -157,11 +195,20 @@ def test_factorize_conv_low_rank_meets_svd_bound(rank):
     w = conv.weight.detach().double().reshape(10, -1).numpy()
     s = np.linalg.svd(w, compute_uv=False)
     w_r = (pair[1].weight[:, :, 0, 0] @ pair[0].weight.reshape(rank, -1)).detach()   # (d, c·k·k)
-    assert np.linalg.norm(w - w_r.double().numpy()) == pytest.approx(
-        math.sqrt(float((s[rank:] ** 2).sum())), rel=1e-4)
+    # float32 sum of `rank` products of float32-rounded factors: Higham, within err of U_r S_r V_rᵀ entrywise
+    err = (rank + 2) * EPS32 * (pair[1].weight[:, :, 0, 0].detach().double().abs()
+                                @ pair[0].weight.detach().double().abs().reshape(rank, -1))
+    eckart_young = math.sqrt(float((s[rank:] ** 2).sum()))
+    assert abs(np.linalg.norm(w - w_r.double().numpy()) - eckart_young) <= float(err.norm())
     x = torch.randn(2, 4, 8, 8, generator=_gen())
+    oracle_conv = copy.deepcopy(conv)
+    with torch.no_grad():
+        oracle_conv.weight.copy_(w_r.reshape(conv.weight.shape))
     oracle = nn.functional.conv2d(x, w_r.reshape(conv.weight.shape), conv.bias, padding=1)
-    torch.testing.assert_close(pair(x), oracle, atol=1e-5, rtol=0)
+    # Higham for both float32 convs, plus w_r's own rounding (err) carried by |x|
+    bound = (_rounding_bound(pair, x) + _rounding_bound(oracle_conv, x)
+             + nn.functional.conv2d(x.double().abs(), err.reshape(conv.weight.shape), padding=1))
+    _assert_within(pair(x), oracle, bound)
 
 
 def _structured_images(n, seed):
@@ -198,7 +245,8 @@ def test_factorize_conv_data_never_worse_on_its_own_samples_and_exact_at_full_ra
         err_w = _rel_err(factorize_conv(conv, rank)(x), exact)
         err_d = _rel_err(factorize_conv_data(conv, x, rank, n_samples=None)(x), exact)
         assert err_d <= err_w + 1e-6
-    torch.testing.assert_close(factorize_conv_data(conv, x, 6)(x), exact, atol=1e-5, rtol=0)
+    pair = factorize_conv_data(conv, x, 6)
+    _assert_within(pair(x), exact, _rounding_bound(pair, x) + _rounding_bound(conv, x))   # Higham, both float32
 
 
 def test_factorize_conv_data_on_pretrained_lenet5_conv2():
@@ -228,11 +276,14 @@ def test_layer_inputs_and_replace_conv_on_lenet5():
     x = torch.randn(4, 1, 28, 28, generator=_gen())
     captured = layer_inputs(model, "conv2", x)
     torch.testing.assert_close(captured, torch.relu(nn.functional.max_pool2d(model.conv1(x), 2)))
+    model64, x64 = copy.deepcopy(model).double(), x.double()
     for data in (None, x):
         new = replace_conv(model, "conv2", 20, x=data)       # full rank of conv2: min(50, 500) = 50 > 20
         assert isinstance(new.conv2, nn.Sequential) and isinstance(model.conv2, nn.Conv2d)
-        full = replace_conv(model, "conv1", 20, x=data)      # conv1: min(20, 25) = 20, exact
-        torch.testing.assert_close(full(x), model(x), atol=1e-4, rtol=0)
+        # conv1: min(20, 25) = 20, exact. Compared in float64, where Higham's bound through the whole net is
+        # ~1e-8 (in float32 it would exceed the logits); rank 19 instead of 20 is off by ~1e-3
+        full = replace_conv(model64, "conv1", 20, x=None if data is None else x64)
+        _assert_within(full(x64), model64(x64), _rounding_bound(full, x64) + _rounding_bound(model64, x64))
 
 
 @pytest.mark.parametrize("c, d, k, rank, hw", [(20, 50, 5, 10, 8), (1, 20, 5, 3, 24), (3, 8, (3, 1), 2, (5, 7))])
@@ -316,6 +367,33 @@ TT_CASES = [((784,), (300,), 1), ((4, 7), (5, 6), 3), ((4, 7, 7, 4), (3, 5, 5, 4
             ((2, 3, 2), (3, 1, 4), [1, 2, 5, 1])]
 
 
+@torch.no_grad()
+def _tt_bounds(layer, x=None):
+    """Higham's bounds on a TTLinear's rounding errors in its dtype: (to_dense's, forward's on x), elementwise.
+
+    Along each path G_1[i_1, j_1]⋯G_d[i_d, j_d] of W, core k's contraction sums r_{k−1} terms in to_dense
+    and r_{k−1}·n_k in forward (which also sums over the input); each adds u = eps/2 per term to the
+    relative error of the sum of |paths|, the cores may be rounded from float64 (u each, d in all) and the
+    bias adds one rounding. So |error| ≤ u·(Σ_k sums_k + d + 1)·(the same contraction of |G_k|, |x|, |b|);
+    eps for u covers the second order.
+    """
+    eps = torch.finfo(layer.cores[0].dtype).eps
+    r, ins, d = layer.ranks, layer.in_factors, len(layer.in_factors)
+    dense_abs = _abs_model(layer).to_dense()                            # Σ over paths of Π|G_k|
+    dense = eps * (sum(r[:-1]) + d + 1) * dense_abs
+    if x is None:
+        return dense
+    bias = 0 if layer.bias is None else layer.bias.detach().double().abs()
+    forward = eps * (sum(r[k] * n for k, n in enumerate(ins)) + d + 1) * (x.double().abs() @ dense_abs.T + bias)
+    return dense, forward
+
+
+def _linear_bound(x, weight, bias):
+    """Higham: F.linear in x's dtype errs by ≤ (in + 1)·u·(|x||W|ᵀ + |b|), u = eps/2 (eps for u: second order)."""
+    return torch.finfo(x.dtype).eps * (weight.shape[1] + 1) * (x.double().abs() @ weight.detach().double().abs().T
+                                                               + bias.detach().double().abs())
+
+
 @pytest.mark.parametrize("ins, outs, ranks", TT_CASES)
 def test_tt_forward_matches_dense_matrix(ins, outs, ranks):
     layer = TTLinear(ins, outs, ranks, generator=_gen())
@@ -324,7 +402,10 @@ def test_tt_forward_matches_dense_matrix(ins, outs, ranks):
     w = layer.to_dense()
     assert w.shape == (math.prod(outs), math.prod(ins))
     x = torch.randn(5, math.prod(ins), generator=_gen(2))
-    torch.testing.assert_close(layer(x), nn.functional.linear(x, w, layer.bias), atol=1e-5, rtol=1e-4)
+    # Higham: TT forward's error, plus to_dense's error carried by |x|, plus the dense product's error
+    dense_err, forward_err = _tt_bounds(layer, x)
+    bound = forward_err + x.double().abs() @ dense_err.T + _linear_bound(x, _abs_model(layer).to_dense(), layer.bias)
+    _assert_within(layer(x), nn.functional.linear(x, w, layer.bias), bound)
     torch.testing.assert_close(layer(x.reshape(5, 1, -1)), layer(x).reshape(5, 1, -1))   # leading dims
 
 
@@ -336,17 +417,34 @@ def test_tt_to_dense_entry_is_the_product_of_core_slices():
     for core, ik, jk in zip(layer.cores, i, j):
         entry = entry @ core[:, ik, jk, :]
     flat_i, flat_j = (i[0] * 3 + i[1]) * 2 + i[2], (j[0] * 2 + j[1]) * 2 + j[2]
-    torch.testing.assert_close(w[flat_j, flat_i], entry[0, 0])
+    # the same float32 chain of core slices summed in maybe another order: twice to_dense's Higham bound
+    _assert_within(w[flat_j, flat_i], entry[0, 0], 2 * _tt_bounds(layer)[flat_j, flat_i])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("ins, outs", [((4, 7), (5, 6)), ((2, 3, 2, 2), (3, 1, 2, 2)), ((4, 7, 7, 4), (3, 5, 5, 4))])
-def test_tt_from_dense_with_max_ranks_is_exact(ins, outs):
-    weight = torch.randn(math.prod(outs), math.prod(ins), generator=_gen())
-    bias = torch.randn(math.prod(outs), generator=_gen(1))
-    layer = TTLinear.from_dense(weight, ins, outs, tt_max_ranks(ins, outs), bias=bias)
-    torch.testing.assert_close(layer.to_dense(), weight, atol=1e-4, rtol=0)
-    x = torch.randn(3, math.prod(ins), generator=_gen(2))
-    torch.testing.assert_close(layer(x), nn.functional.linear(x, weight, bias), atol=1e-4, rtol=1e-4)
+def test_tt_from_dense_with_max_ranks_is_exact(ins, outs, dtype):
+    weight = torch.randn(math.prod(outs), math.prod(ins), generator=_gen()).to(dtype)
+    bias = torch.randn(math.prod(outs), generator=_gen(1)).to(dtype)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)                           # from_dense makes its cores in the default dtype
+    try:
+        layer = TTLinear.from_dense(weight, ins, outs, tt_max_ranks(ins, outs), bias=bias)
+    finally:
+        torch.set_default_dtype(default)
+    assert layer.cores[0].dtype == dtype
+    # The float64 SVDs: step k's backward error is ≤ p_k·eps64·‖W‖₂ entrywise (LAPACK, p_k = the larger side of
+    # the k-th unfolding), carried unchanged by the orthonormal factors that follow.
+    r, sizes = layer.ranks, [n * m for n, m in zip(ins, outs)]
+    sides = [max(r[k] * sizes[k], math.prod(sizes[k + 1:])) for k in range(len(sizes) - 1)]
+    svd_err = torch.finfo(torch.float64).eps * sum(sides) * float(torch.linalg.matrix_norm(weight.double(), 2))
+    # Then Higham for the cores' rounding and contractions, relative to Σ|paths| (which the TT-SVD's orthogonal
+    # cores make ≫ |W| at the largest ranks): float32 is the shipped dtype; float64 pins the algorithm to ~1e-12
+    _assert_within(layer.to_dense(), weight, _tt_bounds(layer) + svd_err)
+    x = torch.randn(3, math.prod(ins), generator=_gen(2)).to(dtype)
+    _, forward_err = _tt_bounds(layer, x)
+    bound = forward_err + _linear_bound(x, weight, bias) + svd_err * x.double().abs().sum(1, keepdim=True)
+    _assert_within(layer(x), nn.functional.linear(x, weight, bias), bound)
 
 
 @pytest.mark.parametrize("rank", [1, 4, 7])
@@ -358,7 +456,8 @@ def test_tt_from_dense_two_cores_is_truncated_svd_of_the_unfolding(rank):
     s = torch.linalg.svdvals(unfold)
     layer = TTLinear.from_dense(weight, ins, outs, [1, rank, 1])
     err = float((layer.to_dense().detach().double() - weight).norm())
-    assert err == pytest.approx(float(s[rank:].norm()), rel=1e-4, abs=1e-5)
+    # the float32 cores and to_dense move the Frobenius error by at most the norm of their Higham bound
+    assert abs(err - float(s[rank:].norm())) <= float(_tt_bounds(layer).norm())
 
 
 def test_tt_from_dense_pads_ranks_above_what_a_step_provides():
@@ -368,7 +467,7 @@ def test_tt_from_dense_pads_ranks_above_what_a_step_provides():
     layer = TTLinear.from_dense(weight, ins, outs, [1, 1, 4, 1])   # step 2 has only r_1·2 = 2 directions
     assert tuple(layer.cores[1].shape) == (1, 2, 1, 4)
     exact = TTLinear.from_dense(weight, ins, outs, [1, 2, 4, 1])
-    torch.testing.assert_close(exact.to_dense(), weight, atol=1e-5, rtol=0)
+    _assert_within(exact.to_dense(), weight, _tt_bounds(exact))   # float64 TT-SVD, float32 cores: Higham
     assert float((layer.to_dense().detach() - weight).norm()) > 1e-3   # r_1 = 1 truncates; padding adds nothing
 
 

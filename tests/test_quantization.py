@@ -256,11 +256,24 @@ def test_quantization_aware_finetuning_uses_the_straight_through_gradient(lenet3
 @pytest.mark.parametrize("name,backend", [("lenet300", "int8"), ("lenet300", "int64"), ("lenet5", "int8")])
 def test_integer_inference_equals_fake_quantization_on_the_test_set(name, backend, splits, lenet300, q_lenet5):
     qm = Q.quantize_model(lenet300, 8, 8, splits["train"]) if name == "lenet300" else q_lenet5
+    if backend == "int8" and not Q.int8_gemm_exact():        # e.g. oneDNN without VNNI: refused, clearly
+        with pytest.raises(ValueError, match="torch._int_mm is exact on this CPU"):
+            Q.compare_integer(qm, splits["test"], backend=backend)
+        backend = "int64"                                     # and the exact path gives the same integers
     result = Q.compare_integer(qm, splits["test"], backend=backend)      # all 1,000 test images
     assert result["backend"] == backend and result["accumulator_bits"] == 32
     assert result["predictions_equal"] and result["n_prediction_mismatches"] == 0
     assert result["logits_equal"] and result["max_abs_logit_diff"] == 0.0
     assert result["int_acc"] == result["fake_quant_acc"]
+
+
+def test_int8_gemm_probe_agrees_with_a_real_layer_product():
+    # the probe's verdict must hold for a LeNet-sized product too (the shapes of conv2 and fc1)
+    g = torch.Generator().manual_seed(3)
+    a = torch.randint(-128, 128, (400, 500), dtype=torch.int8, generator=g)
+    b = torch.randint(-128, 128, (500, 64), dtype=torch.int8, generator=g)
+    exact = torch.equal(torch._int_mm(a, b).to(torch.int64), a.to(torch.int64) @ b.to(torch.int64))
+    assert Q.int8_gemm_exact() == exact
 
 
 def test_integer_lenet_uses_int8_weights_int32_bias_and_integer_activations(q_lenet5, splits):
@@ -384,7 +397,7 @@ def test_integer_inference_is_bit_exact_for_every_scheme(w_bits, a_bits, per_cha
     assert (int(layer.act_zero_point) == 0) if a_symmetric else True
     result = Q.compare_integer(qm, sub)
     assert result["logits_equal"] and result["predictions_equal"], result
-    expected = "int8" if (w_bits <= 8 and a_bits <= 8 and w_symmetric) else "int64"
+    expected = "int8" if (w_bits <= 8 and a_bits <= 8 and w_symmetric and Q.int8_gemm_exact()) else "int64"
     assert result["backend"] == expected
 
 

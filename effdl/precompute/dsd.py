@@ -20,6 +20,9 @@ and the embedded MNIST subset.
 3. **LeNet-5** with the same recipe and the first conv layer left dense, as
    the paper does (no separate selection: a check that the finding is not
    specific to the fully connected net).
+4. **The mask at work** (``demo``): one short run (:data:`DEMO`) whose
+   per-epoch zero counts the chapter shows; it re-runs it live and compares
+   with :func:`demo_matches`.
 
 Nothing was tuned after looking at test numbers. No checkpoints:
 :func:`effdl.training.dsd.dsd_compare` rebuilds any run from its seed.
@@ -35,10 +38,12 @@ from ..data import load_mnist
 from ..pruning import prunable_parameters
 from ..training.dsd import (
     METHODS,
+    DSDResult,
     _check_common,
     _check_sparsity,
     _continue,
     _dense_phase,
+    dsd_train,
     mean_std,
     verdict,
 )
@@ -51,6 +56,14 @@ FIXED = {"momentum": 0.9, "batch_size": 64}
 SHARED_GRID = {"lr": [0.01, 0.03], "weight_decay": [0.0, 5e-4], "redense_lr_factor": [0.1, 0.3],
                "phase_epochs": [(10, 5, 5), (20, 10, 10)]}
 DSD_GRID = {"sparsity": [0.3, 0.5], "skip_first": [False, True]}
+# The chapter's short live run: 3 dense, 2 sparse, 2 re-dense epochs of LeNet-300-100, one seed.
+DEMO = {"arch": "lenet300", "sparsity": 0.5, "dense_epochs": 3, "sparse_epochs": 2, "redense_epochs": 2,
+        "lr": 0.03, "redense_lr_factor": 0.3, "weight_decay": 5e-4, "seed": 0}
+# A live re-run of DEMO on another CPU matches the record when the dense and sparse phases' zero counts are
+# equal (the mask makes them exact), and in phase D′ the share of pruned weights still exactly zero is within
+# DEMO_ZERO_TOLERANCE and their mean |w| ratio within DEMO_RATIO_TOLERANCE (relative) of the record's.
+DEMO_ZERO_TOLERANCE = 0.005
+DEMO_RATIO_TOLERANCE = 0.1
 
 
 def _variants():
@@ -161,6 +174,38 @@ def _selection_gain(rows, recipe) -> dict:
                     "estimate (selected on these very numbers); the test comparison on fresh seeds is the answer"}
 
 
+def demo_record(run: DSDResult) -> dict:
+    """The per-epoch statistics of a :data:`DEMO` run, as the record keeps them."""
+    return {"recipe": DEMO, "phases": [list(p) for p in run.phases],
+            "pruned": {n: int((~m).sum()) for n, m in run.masks.items()},
+            "sizes": {n: m.numel() for n, m in run.masks.items()},
+            "zeros": run.zeros, "pruned_zero_fraction": run.pruned_zero_fraction,
+            "pruned_abs_ratio": run.pruned_abs_ratio}
+
+
+def demo_matches(run: DSDResult, demo: dict) -> bool:
+    """Whether a live :data:`DEMO` run matches the record's ``demo`` (see :data:`DEMO_ZERO_TOLERANCE`)."""
+    live = demo_record(run)
+    if live["phases"] != demo["phases"] or live["pruned"] != demo["pruned"]:
+        return False
+    for e, (name, _, _) in enumerate(p for p in demo["phases"] for _ in range(p[1], p[2] + 1)):
+        if name != "redense":
+            if live["zeros"][e] != demo["zeros"][e]:
+                return False
+            continue
+        zero, ratio = live["pruned_zero_fraction"][e], live["pruned_abs_ratio"][e]
+        if abs(zero - demo["pruned_zero_fraction"][e]) > DEMO_ZERO_TOLERANCE:
+            return False
+        if abs(ratio - demo["pruned_abs_ratio"][e]) > DEMO_RATIO_TOLERANCE * demo["pruned_abs_ratio"][e]:
+            return False
+    return True
+
+
+def demo_run(train, val) -> DSDResult:
+    """The :data:`DEMO` run on ``train`` / ``val`` (on the caller's threads)."""
+    return dsd_train(train=train, val=val, device="cpu", **DEMO)
+
+
 def run(out_dir) -> dict:
     """Select on validation, evaluate on test; ``out_dir`` is unused (no checkpoints)."""
     torch.set_num_threads(1)          # one thread: the same arithmetic order on every machine
@@ -171,7 +216,8 @@ def run(out_dir) -> dict:
     print(f"chosen: {recipe}", flush=True)
     main = _evaluate(ARCH, recipe, SEEDS, train, val, test)
     lenet5 = _evaluate("lenet5", {**recipe, "skip_first": True}, LENET5_SEEDS, train, val, test)
-    return {**main, "threads": 1,
+    demo = demo_record(demo_run(train, val))
+    return {**main, "threads": 1, "demo": demo,
             "data": "embedded MNIST subset: train 3,500 · val 500 · test 1,000",
             "selection": {"rule": "shared settings (lr, weight decay, re-dense factor, epochs per phase) by the "
                                   "baseline's final validation accuracy, mean over the selection seeds (ties: lower "

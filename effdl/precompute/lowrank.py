@@ -39,6 +39,7 @@ from .._validate import check_float, check_int, check_type
 from ..data import load_mnist
 from ..models import build_model
 from ..train import evaluate, fit
+from . import load_record, rerun_check
 
 SEED = 0
 FC_LAYER = "fc1"
@@ -310,22 +311,23 @@ def _headline_rows(conv: dict) -> dict:
 
 
 def lowrank_report(record: dict | None = None) -> dict:
-    """The chapter's headline numbers (``effdl reproduce lowrank --json``), re-run from the record.
+    """The chapter's headline numbers (``effdl reproduce lowrank --json``): the record's, checked by a re-run.
 
-    Re-trains, seeded, what the record chose — the fc1 rank's fine-tune, the
-    uniform and selected conv decompositions at the headline speedup, the TT
-    network at its chosen rank and lr — and evaluates each once on the test
-    split. Each run stops at its recorded best epoch: training is seeded and
-    the learning rate constant, so the first ``best_epoch`` epochs are the
-    same as in the record's longer run and end at the same weights. Times
-    the dense fc1 and the TT layer live (:func:`forward_ms`: one thread,
-    best of several runs, ms per forward call). ``record`` defaults to
-    ``load_record("lowrank")``.
+    The accuracies are the record's (the same on every machine): the fc1
+    rank's fine-tune, the uniform and selected conv decompositions at the
+    headline speedup, the TT network at its chosen rank and lr. ``live``
+    re-trains each of them here, seeded, and compares its test accuracy with
+    the record's (:func:`effdl.precompute.rerun_check`). Each run stops at its
+    recorded best epoch: training is seeded and the learning rate constant,
+    so the first ``best_epoch`` epochs are those of the record's longer run.
+    Parameter and MAC counts are exact; the dense fc1 and the TT layer are
+    timed live (:func:`forward_ms`: one thread, best of several runs, ms per
+    forward call). ``record`` defaults to ``load_record("lowrank")``.
     """
     if record is None:
-        from . import load_record
         record = load_record("lowrank")
     train, val, test = _splits()
+    recorded, live = {}, {}
 
     fc = record["fc_svd"]
     dense300 = zoo.load("lenet300")
@@ -335,29 +337,34 @@ def lowrank_report(record: dict | None = None) -> dict:
     costs = lowrank.linear_costs(784, 300, rank)
     fc_out = {"layer": FC_LAYER, "rank": rank,
               "param_ratio": round(costs["dense_params"] / costs["lowrank_params"], 2),
-              "acc_dense": evaluate(dense300, test), "acc_lowrank": evaluate(model, test)}
+              "acc_dense": fc["dense"]["test"], "acc_lowrank": fc["chosen"]["test"]}
+    recorded["fc_svd"], live["fc_svd"] = fc["chosen"]["test"], evaluate(model, test)
 
     cv = record["conv"]
     dense5 = zoo.load("lenet5")
     images = train.x[:CONV_IMAGES]
     dense_macs = conv_macs(dense5)
     conv_out = {"layer": "+".join(cv["layers"]), "target_speedup": cv["headline_speedup"],
-                "acc_dense": evaluate(dense5, test)}
+                "acc_dense": cv["dense"]["test"]}
     for key, row in _headline_rows(cv).items():
         model = decompose_convs(dense5, row["ranks"], images)
-        acc_no_ft = evaluate(model, test)
+        recorded[f"conv_{key}_no_ft"], live[f"conv_{key}_no_ft"] = row["test_no_ft"], evaluate(model, test)
         _fine_tune(model, train, val, row["lr"], row["best_epoch"])
+        recorded[f"conv_{key}"], live[f"conv_{key}"] = row["test_ft"], evaluate(model, test)
         conv_out[key] = {"ranks": row["ranks"], "macs": conv_macs(model),
                          "speedup": round(dense_macs / conv_macs(model), 2),
-                         "acc_no_ft": acc_no_ft, "acc_lowrank": evaluate(model, test)}
+                         "acc_no_ft": row["test_no_ft"], "acc_lowrank": row["test_ft"]}
 
     tt = record["tt"]
     model = tt_model(tt["rank"])
     _fine_tune(model, train, val, tt["lr"], tt["best_epoch"])
     tt_out = {"rank": tt["rank"], "params_dense": tt["params_dense"],
               "params_tt": sum(p.numel() for p in model.fc1.parameters()),
-              "acc_dense": evaluate(dense300, test), "acc_tt": evaluate(model, test)}
+              "acc_dense": tt["acc_dense"], "acc_tt": tt["acc_tt"]}
+    recorded["tt"], live["tt"] = tt["acc_tt"], evaluate(model, test)
     for batch in (1, 100):
         tt_out[f"ms_{batch}"] = {"dense": round(forward_ms(dense300.fc1, batch), 4),
                                  "tt": round(forward_ms(model.fc1, batch), 4)}
-    return {"fc_svd": fc_out, "conv": conv_out, "tt": tt_out}
+    check = rerun_check(recorded, live)
+    return {"fc_svd": fc_out, "conv": conv_out, "tt": tt_out, "live": check,
+            "matches_record": check["matches_record"]}
