@@ -29,6 +29,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 _chapter_seconds = defaultdict(float)
 _browser_outcomes = defaultdict(int)
+_session_setting = {}
 _data_before = {}
 
 
@@ -52,6 +53,7 @@ def pytest_configure(config):
     problem = cpu_capability_problem(os.environ.get("ATEN_CPU_CAPABILITY"), running)
     if problem:
         raise pytest.UsageError(problem)
+    _session_setting.update(kernels=running, threads=torch.get_num_threads())   # before any test changes them
 
 
 def _hash_data():
@@ -93,8 +95,8 @@ def pytest_terminal_summary(terminalreporter):
     tr = terminalreporter
     import torch
     tr.section("effdl summary")
-    tr.write_line(f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()} kernels, "
-                  f"{torch.get_num_threads()} threads")
+    tr.write_line(f"torch {torch.__version__}, {_session_setting.get('kernels')} kernels, "
+                  f"{_session_setting.get('threads')} threads")
     if _browser_outcomes:
         tr.write_line("browser tests ran: " + ", ".join(f"{n} {k}" for k, n in sorted(_browser_outcomes.items())))
     else:

@@ -9,6 +9,7 @@ re-executes chapters in place (maintainers, after changing one).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -121,6 +122,37 @@ def readme_table(book: Book | None = None) -> str:
             rows.append(f"| {part.title} | {c.id} {c.title} | [`{c.notebook}`]({c.notebook}) | {c.budget_s} s |")
         for title in part.planned:
             rows.append(f"| {part.title} | *{title} (planned)* | | |")
+    return "\n".join(rows)
+
+
+def readme_measurements(results_dir: Path | None = None) -> str:
+    """The README's table of measured install and test times (Markdown), from ``benchmarks/results``.
+
+    ``fresh_install.json`` (``benchmarks/fresh_install.sh``: a fresh clone,
+    the README's commands) and ``portability.json``
+    (``benchmarks/portability.py``: the suite under several CPU kernel
+    selections). A test keeps the README's copy equal to this.
+    """
+    folder = ROOT / "benchmarks" / "results" if results_dir is None else Path(results_dir)
+    fresh = json.loads((folder / "fresh_install.json").read_text())
+    port = json.loads((folder / "portability.json").read_text())
+
+    def minutes(seconds: int) -> str:
+        return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+    rows = [f"Measured on {fresh['machine']} ({fresh['date']}, commit {fresh['commit']}):", "",
+            "| step (fresh clone) | time |", "|---|---|",
+            f"| set-up (`make setup`: venv, torch, `pip install -e \".[dev]\"`, pip's cache warm) | "
+            f"{minutes(fresh['setup_s'])} |",
+            f"| `make test` after set-up ({fresh['tests']['passed']:,} passed, {fresh['tests']['failed']} failed, "
+            f"{fresh['tests']['skipped']} skipped: unit, doctests, {fresh['chapters']} chapters under nbval, "
+            f"HTML build, browser) | {minutes(fresh['test_s'])} |",
+            f"| `make book` after set-up | {minutes(fresh['book_s'])} |", "",
+            f"The same suite under other CPU kernel selections ({port['cpu']}, {port['date']}, "
+            f"`benchmarks/portability.py`):", "",
+            "| setting | passed | failed | time |", "|---|---|---|---|"]
+    for r in port["rows"]:
+        rows.append(f"| {r['setting']} | {r['passed']:,} | {r['failed'] + r['errors']} | {minutes(r['seconds'])} |")
     return "\n".join(rows)
 
 

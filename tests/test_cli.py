@@ -37,7 +37,11 @@ def test_reproduce_numbers_json_values():
 def test_reproduce_json_has_the_keys_the_experiment_declares(name):
     run = run_cli("reproduce", name, "--json")
     assert run.returncode == 0, run.stderr
-    assert reproduce.shape_problems(json.loads(run.stdout), reproduce.EXPERIMENTS[name].keys) == []
+    result = json.loads(run.stdout)
+    assert reproduce.shape_problems(result, reproduce.EXPERIMENTS[name].keys) == []
+    if "live" in result:      # a trained result: the record's numbers, and the live re-run within tolerance
+        assert result["matches_record"] is result["live"]["matches_record"] is True, result["live"]
+        assert set(result["live"]["tolerance_pts"]) == set(result["live"]["recorded"])
     if SCHEMA.is_file():     # the team's own checker, where the repository sits beside it
         check = subprocess.run([sys.executable, str(SCHEMA), name], input=run.stdout, capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr

@@ -3,6 +3,7 @@ agrees with the files on disk and their test accuracy; the greedy width search l
 layer first and stops at the first refusal; the stream statistics agree with the file's bytes;
 mean_loss and matvec_times against their references; the exercise checks accept right answers and
 reject wrong ones."""
+import copy
 import os
 from pathlib import Path
 
@@ -86,11 +87,40 @@ def test_layer_streams_dense_layer_and_bad_input():
         compression.layer_streams(lenet5.layers["fc1.weight"], 17)
 
 
+@torch.no_grad()
+def _rounding_bound(model, x):
+    """Elementwise bound on the rounding error of ``model(x)`` run in x's dtype (Higham, first order).
+
+    A Linear/Conv2d output sums n = fan-in products and a bias: it errs by ≤ (n + 1)·u·(|W||h| + |b|),
+    u = eps/2. ReLU never enlarges an error and later layers carry it at most as |W| carries |h|, so at
+    the output |error| ≤ u·Σ_layers(n + 1)·|net|(|x|), |net| being the net with |W|, |b| run on |x|.
+    Using eps rather than u covers the second-order terms.
+    """
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    n = sum(m.weight[0].numel() + 1 for m in layers)
+    net = copy.deepcopy(model).double()
+    for p in net.parameters():
+        p.abs_()
+    return torch.finfo(x.dtype).eps * n * net(x.double().abs())
+
+
 def test_mean_loss_is_cross_entropy():
     model, split = zoo.load("lenet300"), load_mnist("val")
+    # In float64: mean_loss runs batches of 128, the reference all images at once, maybe summing in other
+    # orders, and Higham's bound through the net in float32 is larger than the loss.
+    model64 = copy.deepcopy(model).double()
+    split64 = type(split)(split.name, split.source, split.x.double(), split.y)
     with torch.no_grad():
-        expected = float(torch.nn.functional.cross_entropy(model(split.x), split.y))
-    assert mean_loss(model, split, batch_size=128) == pytest.approx(expected, rel=1e-5)
+        logits = model64(split64.x)
+        expected = float(torch.nn.functional.cross_entropy(logits, split64.y))
+        # Each run's logits are within R of the exact ones, so the cross-entropies (2-Lipschitz in the largest
+        # logit change) differ by ≤ 4·max_k R; each evaluates a K-term log-sum-exp and a subtraction, ≤ (K + 4)·u·
+        # (|lse| + |z_y|); each sums N losses, ≤ N·u·Σℓ. u = eps64/2, so the two sides' u's add up to eps64.
+        eps, (n, k) = torch.finfo(torch.float64).eps, logits.shape
+        z_y = logits.gather(1, split64.y[:, None])[:, 0]
+        evaluation = (k + 4) * eps * (torch.logsumexp(logits, 1).abs() + z_y.abs())
+        bound = float((4 * _rounding_bound(model64, split64.x).amax(1) + evaluation).mean()) + n * eps * expected
+    assert abs(mean_loss(model64, split64, batch_size=128) - expected) <= bound
     with pytest.raises(TypeError, match="split must be"):
         mean_loss(model, [1, 2])
 

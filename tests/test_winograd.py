@@ -111,26 +111,27 @@ EPS32 = torch.finfo(torch.float32).eps
 
 
 def _abs64(a):
-    return torch.as_tensor(np.asarray(a) if isinstance(a, np.ndarray) else a).double().abs()
+    return torch.as_tensor(np.array(a, dtype=np.float64) if isinstance(a, np.ndarray) else a).double().abs()
 
 
-def _direct_bound(x, w, padding=0):
-    """Higham: a float32 3×3 convolution sums 9C products per output, in any order: its error is
-    ≤ 9C·u·conv(|x|, |w|), u = eps32/2. (eps for u covers the second order.)"""
-    return 9 * x.shape[1] * EPS32 * F.conv2d(_abs64(x), _abs64(w), padding=padding)
+def _direct_bound(x, w, padding=0, eps=EPS32):
+    """Higham: a float32 (or eps's dtype) 3×3 convolution sums 9C products per output, in any order: its
+    error is ≤ 9C·u·conv(|x|, |w|), u = eps/2. (eps for u covers the second order.)"""
+    return 9 * x.shape[1] * eps * F.conv2d(_abs64(x), _abs64(w), padding=padding)
 
 
-def _winograd_bound(x, w, tile, padding=0):
-    """Higham for float32 Winograd, relative to the same algorithm on |x|, |w| with |Bᵀ|, |G|, |Aᵀ| (float64).
+def _winograd_bound(x, w, tile, padding=0, eps=EPS32):
+    """Higham for Winograd in float32 (or the dtype of ``eps``), relative to the same algorithm on |x|, |w|
+    with |Bᵀ|, |G|, |Aᵀ| (in float64).
 
-    With u = eps32/2 and α = tile + 2: kron(G, G) of float32-rounded G errs by ≤ 3u, U = (G⊗G)·g sums 9 terms
+    With u = eps/2 and α = tile + 2: kron(G, G) of float32-rounded G errs by ≤ 3u, U = (G⊗G)·g sums 9 terms
     (≤ 12u in all); V = (Bᵀ⊗Bᵀ)·d sums α² (+ 3u if Bᵀ is not exact); M sums C products of U and V (C u plus
     theirs); Y = (Aᵀ⊗Aᵀ)·M sums α² (+ 3u): |error| ≤ (2α² + C + 18)·u·|Y|(|x|, |w|); eps for u covers the
     second order."""
     original = wg.transforms
     with mock.patch.object(wg, "transforms", lambda t: tuple(np.abs(m) for m in original(t))):
         y_abs = torch.as_tensor(winograd_conv2d(_abs64(x), _abs64(w), tile=tile, padding=padding))
-    return (2 * (tile + 2) ** 2 + x.shape[1] + 18) * EPS32 * y_abs
+    return (2 * (tile + 2) ** 2 + x.shape[1] + 18) * eps * y_abs
 
 
 def _assert_within(got, want, bound):
@@ -158,6 +159,11 @@ def test_winograd_matches_direct_and_torch_in_fp32(n, c, k, h, w, padding, tile)
     _assert_within(y, ref, winograd)
     _assert_within(direct_conv2d(x, wt, padding=padding), ref, direct)
     _assert_within(y, F.conv2d(x, wt, padding=padding), winograd + direct)   # torch's conv2d: a direct sum too
+    # F(4×4)'s transforms make that bound ~1 % of |y|; in float64 the same bounds (the reference's included)
+    # pin the algorithm down to ~1e-10
+    eps64 = torch.finfo(torch.float64).eps
+    y64 = winograd_conv2d(x.double(), wt.double(), tile=tile, padding=padding)
+    _assert_within(y64, ref, _winograd_bound(x, wt, tile, padding, eps64) + _direct_bound(x, wt, padding, eps64))
 
 
 @pytest.mark.parametrize("block", [40, 300, 5000])
