@@ -142,3 +142,22 @@ def test_html_book_has_every_chapter_with_its_figures(built_book):
     index = built_book.read_text()
     for c in book.load_book().chapters:
         assert c.title in index
+
+
+def test_readme_measurements_match_the_benchmark_results():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- measured:start -->\n(.*?)\n<!-- measured:end -->", readme, re.S)
+    assert block and block.group(1).strip() == book.readme_measurements().strip(), \
+        ("README's measured times are stale: paste "
+         "`python -c 'from effdl.book import readme_measurements; print(readme_measurements())'`")
+
+
+def test_readme_measurements_report_a_failed_setting(tmp_path):
+    results = ROOT / "benchmarks" / "results"
+    fresh = json.loads((results / "fresh_install.json").read_text())
+    port = json.loads((results / "portability.json").read_text())
+    port["rows"][0].update(failed=3, errors=1)
+    (tmp_path / "fresh_install.json").write_text(json.dumps(fresh))
+    (tmp_path / "portability.json").write_text(json.dumps(port))
+    table = book.readme_measurements(tmp_path)
+    assert f"| {port['rows'][0]['setting']} | {port['rows'][0]['passed']:,} | 4 |" in table
