@@ -86,7 +86,8 @@ def test_environment_yml_agrees_with_pyproject():
     pyproject = _requirement_names(project["dependencies"] + project["optional-dependencies"]["dev"])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    conda = _requirement_names([r for r in pip if not r.startswith("-e")])
+    conda = _requirement_names([r for r in pip if not r.startswith("-")])       # not -e . or --extra-index-url
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in pip, "conda's pip must take the CPU torch"
     assert conda == pyproject
     assert pyproject["torch"] == "torch==2.13.0", "torch must stay pinned to the local CPU wheel"
 

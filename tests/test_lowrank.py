@@ -21,6 +21,7 @@ from effdl.lowrank import (TTLinear, conv_costs, factorize_conv, factorize_conv_
                            layer_inputs, linear_costs, replace_conv, replace_linear, response_spectrum,
                            select_ranks, svd_rank_for_energy, svd_rank_sweep, tt_macs, tt_max_ranks,
                            tt_params)
+from bounds import assert_within
 
 
 def _gen(seed=0):
@@ -63,11 +64,6 @@ def _rounding_bound(module, x):
     return torch.finfo(x.dtype).eps * n * _abs_model(module)(x.detach().double().abs())
 
 
-def _assert_within(got, want, bound):
-    diff = (got.detach().double() - torch.as_tensor(want).detach().double()).abs()
-    assert (diff <= bound).all(), f"max excess {float((diff - bound).max()):.3g}"
-
-
 def _macs(module, x):
     """MACs of module(x) per example, from torch's flop counter (2 flops per MAC)."""
     with FlopCounterMode(display=False) as counter:
@@ -102,7 +98,7 @@ def test_factorize_linear_full_rank_reproduces_outputs():
     x = torch.randn(64, 50, generator=_gen())
     layer = factorize_linear(linear, 20)
     # both float32: each within Higham's bound of its exact output, which are the same up to the factors' rounding
-    _assert_within(layer(x), linear(x), _rounding_bound(layer, x) + _rounding_bound(linear, x))
+    assert_within(layer(x), linear(x), _rounding_bound(layer, x) + _rounding_bound(linear, x))
 
 
 def test_factorize_linear_splits_singular_values_evenly_and_keeps_no_bias():
@@ -123,7 +119,7 @@ def test_replace_linear_is_a_copy_and_reaches_nested_names():
     assert isinstance(new[0][0], nn.Sequential) and isinstance(model[0][0], nn.Linear)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     x = torch.randn(5, 12, generator=_gen())
-    _assert_within(new(x), model(x), _rounding_bound(new, x) + _rounding_bound(model, x))   # Higham, both float32
+    assert_within(new(x), model(x), _rounding_bound(new, x) + _rounding_bound(model, x))   # Higham, both float32
     assert isinstance(replace_linear(model, "1", 2)[1], nn.Sequential)
 
 
@@ -183,7 +179,7 @@ def test_factorize_conv_full_rank_reproduces_conv2d(c, d, k, kw):
     pair = factorize_conv(conv, full)
     x = torch.randn(2, c, 11, 9, generator=_gen())
     oracle = nn.functional.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)
-    _assert_within(pair(x), oracle, _rounding_bound(pair, x) + _rounding_bound(conv, x))   # Higham, both float32
+    assert_within(pair(x), oracle, _rounding_bound(pair, x) + _rounding_bound(conv, x))   # Higham, both float32
     assert pair[0].stride == conv.stride and pair[0].padding == conv.padding
     assert pair[1].kernel_size == (1, 1) and (pair[1].bias is None) == (conv.bias is None)
 
@@ -208,7 +204,7 @@ def test_factorize_conv_low_rank_meets_svd_bound(rank):
     # Higham for both float32 convs, plus w_r's own rounding (err) carried by |x|
     bound = (_rounding_bound(pair, x) + _rounding_bound(oracle_conv, x)
              + nn.functional.conv2d(x.double().abs(), err.reshape(conv.weight.shape), padding=1))
-    _assert_within(pair(x), oracle, bound)
+    assert_within(pair(x), oracle, bound)
 
 
 def _structured_images(n, seed):
@@ -246,7 +242,7 @@ def test_factorize_conv_data_never_worse_on_its_own_samples_and_exact_at_full_ra
         err_d = _rel_err(factorize_conv_data(conv, x, rank, n_samples=None)(x), exact)
         assert err_d <= err_w + 1e-6
     pair = factorize_conv_data(conv, x, 6)
-    _assert_within(pair(x), exact, _rounding_bound(pair, x) + _rounding_bound(conv, x))   # Higham, both float32
+    assert_within(pair(x), exact, _rounding_bound(pair, x) + _rounding_bound(conv, x))   # Higham, both float32
 
 
 def test_factorize_conv_data_on_pretrained_lenet5_conv2():
@@ -283,7 +279,7 @@ def test_layer_inputs_and_replace_conv_on_lenet5():
         # conv1: min(20, 25) = 20, exact. Compared in float64, where Higham's bound through the whole net is
         # ~1e-8 (in float32 it would exceed the logits); rank 19 instead of 20 is off by ~6e-3
         full = replace_conv(model64, "conv1", 20, x=None if data is None else x64)
-        _assert_within(full(x64), model64(x64), _rounding_bound(full, x64) + _rounding_bound(model64, x64))
+        assert_within(full(x64), model64(x64), _rounding_bound(full, x64) + _rounding_bound(model64, x64))
 
 
 @pytest.mark.parametrize("c, d, k, rank, hw", [(20, 50, 5, 10, 8), (1, 20, 5, 3, 24), (3, 8, (3, 1), 2, (5, 7))])
@@ -405,7 +401,7 @@ def test_tt_forward_matches_dense_matrix(ins, outs, ranks):
     # Higham: TT forward's error, plus to_dense's error carried by |x|, plus the dense product's error
     dense_err, forward_err = _tt_bounds(layer, x)
     bound = forward_err + x.double().abs() @ dense_err.T + _linear_bound(x, _abs_model(layer).to_dense(), layer.bias)
-    _assert_within(layer(x), nn.functional.linear(x, w, layer.bias), bound)
+    assert_within(layer(x), nn.functional.linear(x, w, layer.bias), bound)
     torch.testing.assert_close(layer(x.reshape(5, 1, -1)), layer(x).reshape(5, 1, -1))   # leading dims
 
 
@@ -418,7 +414,7 @@ def test_tt_to_dense_entry_is_the_product_of_core_slices():
         entry = entry @ core[:, ik, jk, :]
     flat_i, flat_j = (i[0] * 3 + i[1]) * 2 + i[2], (j[0] * 2 + j[1]) * 2 + j[2]
     # the same float32 chain of core slices summed in maybe another order: twice to_dense's Higham bound
-    _assert_within(w[flat_j, flat_i], entry[0, 0], 2 * _tt_bounds(layer)[flat_j, flat_i])
+    assert_within(w[flat_j, flat_i], entry[0, 0], 2 * _tt_bounds(layer)[flat_j, flat_i])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -440,11 +436,11 @@ def test_tt_from_dense_with_max_ranks_is_exact(ins, outs, dtype):
     svd_err = torch.finfo(torch.float64).eps * sum(sides) * float(torch.linalg.matrix_norm(weight.double(), 2))
     # Then Higham for the cores' rounding and contractions, relative to Σ|paths| (which the TT-SVD's orthogonal
     # cores make ≫ |W| at the largest ranks): float32 is the shipped dtype; float64 pins the algorithm to ~1e-12
-    _assert_within(layer.to_dense(), weight, _tt_bounds(layer) + svd_err)
+    assert_within(layer.to_dense(), weight, _tt_bounds(layer) + svd_err)
     x = torch.randn(3, math.prod(ins), generator=_gen(2)).to(dtype)
     _, forward_err = _tt_bounds(layer, x)
     bound = forward_err + _linear_bound(x, weight, bias) + svd_err * x.double().abs().sum(1, keepdim=True)
-    _assert_within(layer(x), nn.functional.linear(x, weight, bias), bound)
+    assert_within(layer(x), nn.functional.linear(x, weight, bias), bound)
 
 
 @pytest.mark.parametrize("rank", [1, 4, 7])
@@ -467,7 +463,7 @@ def test_tt_from_dense_pads_ranks_above_what_a_step_provides():
     layer = TTLinear.from_dense(weight, ins, outs, [1, 1, 4, 1])   # step 2 has only r_1·2 = 2 directions
     assert tuple(layer.cores[1].shape) == (1, 2, 1, 4)
     exact = TTLinear.from_dense(weight, ins, outs, [1, 2, 4, 1])
-    _assert_within(exact.to_dense(), weight, _tt_bounds(exact))   # float64 TT-SVD, float32 cores: Higham
+    assert_within(exact.to_dense(), weight, _tt_bounds(exact))   # float64 TT-SVD, float32 cores: Higham
     assert float((layer.to_dense().detach() - weight).norm()) > 1e-3   # r_1 = 1 truncates; padding adds nothing
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from effdl.models import build_model
 from effdl.training import parallel as P
+from bounds import assert_within
 
 
 # --------------------------------------------------- worker functions (module level: picklable)
@@ -183,11 +184,6 @@ def test_pipeline_bubble():
 EPS32 = torch.finfo(torch.float32).eps
 
 
-def _assert_within(got, want, bound):
-    diff = (got.detach().double() - want.detach().double()).abs()
-    assert (diff <= bound).all(), f"max excess {float((diff - bound).max()):.3g}"
-
-
 def _a64(t):
     return t.detach().double().abs()
 
@@ -211,7 +207,7 @@ def test_split_layer_pieces_concatenate_to_the_layer(out_features, world):
     parts = [P.split_layer(layer, world, r)(x) for r in range(world)]
     assert [p.shape[1] for p in parts] == [b - a for a, b in P.split_ranges(out_features, world)]
     bound = 2 * (20 + 1) * EPS32 * (_a64(x) @ _a64(layer.weight).T + _a64(layer.bias))
-    _assert_within(torch.cat(parts, 1), layer(x), bound)              # Higham (above): 20 products + the bias
+    assert_within(torch.cat(parts, 1), layer(x), bound)              # Higham (above): 20 products + the bias
 
 
 def test_model_parallel_fc_matches_one_process():
@@ -222,9 +218,9 @@ def test_model_parallel_fc_matches_one_process():
     y = fc(xr)
     y.backward(g)
     bounds = _linear_bounds(fc, x, g)                            # Higham (above)
-    _assert_within(r.output, y, bounds[0])
-    _assert_within(r.grad_input, xr.grad, bounds[1])             # all-reduced over the two processes
-    _assert_within(r.grad_weight, fc.weight.grad, bounds[2])     # each process's rows, concatenated
+    assert_within(r.output, y, bounds[0])
+    assert_within(r.grad_input, xr.grad, bounds[1])             # all-reduced over the two processes
+    assert_within(r.grad_weight, fc.weight.grad, bounds[2])     # each process's rows, concatenated
     assert r.max_abs_diff <= max(float(b.max()) for b in bounds)  # its own check of the same three
 
 
@@ -243,9 +239,9 @@ def test_model_parallel_conv_matches_one_process_with_uneven_split():
     bounds = (2 * (27 + 1) * EPS32 * (nn.functional.conv2d(_a64(x), w, padding=1) + _a64(conv.bias)[:, None, None]),
               2 * (63 + 2) * EPS32 * torch.nn.grad.conv2d_input(x.shape, w, _a64(g), padding=1),
               2 * (2 * 9 * 9) * EPS32 * torch.nn.grad.conv2d_weight(_a64(x), w.shape, _a64(g), padding=1))
-    _assert_within(r.output, y, bounds[0])
-    _assert_within(r.grad_input, xr.grad, bounds[1])
-    _assert_within(r.grad_weight, conv.weight.grad, bounds[2])
+    assert_within(r.output, y, bounds[0])
+    assert_within(r.grad_input, xr.grad, bounds[1])
+    assert_within(r.grad_weight, conv.weight.grad, bounds[2])
     assert r.max_abs_diff <= max(float(b.max()) for b in bounds)
 
 

@@ -17,6 +17,7 @@ from effdl.exercises import check_huffman_code, check_relative_index
 from effdl.precompute import compression as pc
 from effdl.sharing import share_weights
 from effdl.train import evaluate, mean_loss
+from bounds import rounding_bound
 
 
 @pytest.fixture(scope="module")
@@ -87,23 +88,6 @@ def test_layer_streams_dense_layer_and_bad_input():
         compression.layer_streams(lenet5.layers["fc1.weight"], 17)
 
 
-@torch.no_grad()
-def _rounding_bound(model, x):
-    """Elementwise bound on the rounding error of ``model(x)`` run in x's dtype (Higham, first order).
-
-    A Linear/Conv2d output sums n = fan-in products and a bias: it errs by ≤ (n + 1)·u·(|W||h| + |b|),
-    u = eps/2. ReLU never enlarges an error and later layers carry it at most as |W| carries |h|, so at
-    the output |error| ≤ u·Σ_layers(n + 1)·|net|(|x|), |net| being the net with |W|, |b| run on |x|.
-    Using eps rather than u covers the second-order terms.
-    """
-    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
-    n = sum(m.weight[0].numel() + 1 for m in layers)
-    net = copy.deepcopy(model).double()
-    for p in net.parameters():
-        p.abs_()
-    return torch.finfo(x.dtype).eps * n * net(x.double().abs())
-
-
 def test_mean_loss_is_cross_entropy():
     model, split = zoo.load("lenet300"), load_mnist("val")
     # In float64: mean_loss runs batches of 128, the reference all images at once, maybe summing in other
@@ -119,7 +103,7 @@ def test_mean_loss_is_cross_entropy():
         eps, (n, k) = torch.finfo(torch.float64).eps, logits.shape
         z_y = logits.gather(1, split64.y[:, None])[:, 0]
         evaluation = (k + 4) * eps * (torch.logsumexp(logits, 1).abs() + z_y.abs())
-        bound = float((4 * _rounding_bound(model64, split64.x).amax(1) + evaluation).mean()) + n * eps * expected
+        bound = float((4 * rounding_bound(model64, split64.x).amax(1) + evaluation).mean()) + n * eps * expected
     assert abs(mean_loss(model64, split64, batch_size=128) - expected) <= bound
     with pytest.raises(TypeError, match="split must be"):
         mean_loss(model, [1, 2])

@@ -15,6 +15,7 @@ from torch import nn
 import effdl.precompute.lowrank as pl
 from effdl import lowrank
 from effdl.models import LeNet5
+from bounds import rounding_bound
 
 
 def _rows(vals, ratios=(43.4, 21.1, 10.7, 5.4, 2.7), ranks=(5, 10, 20, 40, 80)):
@@ -91,22 +92,6 @@ def test_conv_macs_dense_and_decomposed_match_conv_costs():
     assert isinstance(model.conv1, torch.nn.Conv2d)   # the original is untouched
 
 
-@torch.no_grad()
-def _rounding_bound(model, x):
-    """Elementwise bound on the rounding error of ``model(x)`` run in x's dtype (Higham, first order).
-
-    A Linear/Conv2d output sums n = fan-in products and a bias: it errs by ≤ (n + 1)·u·(|W||h| + |b|),
-    u = eps/2, and by u·|W||h| more if W was rounded from another precision. ReLU and max-pool never enlarge
-    an error and later layers carry it at most as |W| carries |h|, so at the output |error| ≤
-    u·Σ_layers(n + 2)·|net|(|x|), |net| being the net with |W|, |b| run on |x|. eps for u: second order.
-    """
-    n = sum(m.weight[0].numel() + 2 for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
-    net = copy.deepcopy(model).double()
-    for p in net.parameters():
-        p.abs_()
-    return torch.finfo(x.dtype).eps * n * net(x.double().abs())
-
-
 def test_decompose_convs_full_rank_reproduces_the_network():
     torch.manual_seed(0)
     model = LeNet5().eval()
@@ -119,7 +104,7 @@ def test_decompose_convs_full_rank_reproduces_the_network():
     full64 = pl.decompose_convs(model64, [20, 50], images64)
     with torch.no_grad():
         diff = (full64(images64) - model64(images64)).abs()
-    assert (diff <= _rounding_bound(full64, images64) + _rounding_bound(model64, images64)).all()
+    assert (diff <= rounding_bound(full64, images64) + rounding_bound(model64, images64)).all()
     with pytest.raises(ValueError, match="ranks must have one entry per conv"):
         pl.decompose_convs(model, [5], images)
 

@@ -10,6 +10,7 @@ from effdl import pruning
 from effdl.data import load_digits
 from effdl.models import LeNet5, LeNet300, RowLSTM
 from effdl.train import fit
+from bounds import assert_within, rounding_bound
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.1, 0.5, 0.92, 1.0])
@@ -123,27 +124,6 @@ def test_nonzero_parameters_counts_biases():
     assert pruning.nonzero_parameters(model) == 300 + 100 + 10
 
 
-@torch.no_grad()
-def _rounding_bound(model, x):
-    """Elementwise bound on the rounding error of ``model(x)`` run in x's dtype (Higham, first order).
-
-    A Linear/Conv2d output sums n = fan-in products and a bias: it errs by ≤ (n + 1)·u·(|W||h| + |b|),
-    u = eps/2. ReLU and max-pool never enlarge an error and later layers carry it at most as |W| carries |h|,
-    so at the output |error| ≤ u·Σ_layers(n + 1)·|net|(|x|), |net| being the net with |W|, |b| run on |x|.
-    Using eps rather than u covers the second-order terms.
-    """
-    n = sum(m.weight[0].numel() + 1 for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
-    net = copy.deepcopy(model).double()
-    for p in net.parameters():
-        p.abs_()
-    return torch.finfo(x.dtype).eps * n * net(x.double().abs())
-
-
-def _assert_within(got, want, bound):
-    diff = (got.detach().double() - want.detach().double()).abs()
-    assert (diff <= bound).all(), f"max excess {float((diff - bound).max()):.3g}"
-
-
 def test_channel_pruning_equals_zeroing_the_dropped_filters():
     torch.manual_seed(0)
     model = LeNet5().eval()
@@ -160,10 +140,10 @@ def test_channel_pruning_equals_zeroing_the_dropped_filters():
     # there (in float32 it would exceed the logits); one filter too few is off by ~3e-3
     x = torch.randn(4, 1, 28, 28).double()
     small, zeroed = small.double(), zeroed.double()
-    _assert_within(small(x), zeroed(x), _rounding_bound(small, x) + _rounding_bound(zeroed, x))
+    assert_within(small(x), zeroed(x), rounding_bound(small, x) + rounding_bound(zeroed, x))
     same = pruning.prune_channels(model, "conv1", 20, "conv2").double()
     model = copy.deepcopy(model).double()
-    _assert_within(same(x), model(x), _rounding_bound(same, x) + _rounding_bound(model, x))   # every filter kept
+    assert_within(same(x), model(x), rounding_bound(same, x) + rounding_bound(model, x))   # every filter kept
 
 
 def test_count_macs_matches_flop_counter_and_scales_with_density():

@@ -14,6 +14,7 @@ from effdl.data import Split, load_mnist
 from effdl.models import LeNet5, LeNet300, RowLSTM
 from effdl.numerics import round_to_format
 from effdl.train import evaluate
+from bounds import rounding_bound
 
 
 @pytest.fixture(scope="module")
@@ -186,22 +187,6 @@ def test_mse_weight_clipping_never_increases_the_error_and_helps_at_2_bits():
 
 
 # ------------------------------------------------------------------ statistics
-@torch.no_grad()
-def _rounding_bound(model, x):
-    """Elementwise bound on the rounding error of ``model(x)`` run in x's dtype (Higham, first order).
-
-    A Linear/Conv2d output sums n = fan-in products and a bias: it errs by ≤ (n + 1)·u·(|W||h| + |b|),
-    u = eps/2. ReLU and max-pool never enlarge an error and later layers carry it at most as |W| carries |h|,
-    so at the output |error| ≤ u·Σ_layers(n + 1)·|net|(|x|), |net| being the net with |W|, |b| run on |x|.
-    Using eps rather than u covers the second-order terms.
-    """
-    n = sum(m.weight[0].numel() + 1 for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
-    net = copy.deepcopy(model).double()
-    for p in net.parameters():
-        p.abs_()
-    return torch.finfo(x.dtype).eps * n * net(x.double().abs())
-
-
 def test_activation_stats_see_each_layers_input_and_output(lenet5, splits):
     x = splits["train"].x[:300]
     stats = Q.collect_activation_stats(lenet5, x, batch_size=128, percentiles=(1, 99))
@@ -218,7 +203,7 @@ def test_activation_stats_see_each_layers_input_and_output(lenet5, splits):
     stats64 = Q.collect_activation_stats(model64, x64, batch_size=128, percentiles=(1, 99))
     with torch.no_grad():
         logits = model64(x64)
-    assert abs(stats64["fc2"]["output"].max - float(logits.max())) <= 2 * float(_rounding_bound(model64, x64).max())
+    assert abs(stats64["fc2"]["output"].max - float(logits.max())) <= 2 * float(rounding_bound(model64, x64).max())
     assert stats["conv2"]["input"].min == 0.0                     # after ReLU
     assert not lenet5.training
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 import effdl.winograd as wg
 from effdl.winograd import (cook_toom, direct_conv2d, error_vs_direct, layer_counts, mults_per_tile,
                             time_conv3x3, transform_filters, transforms, winograd_conv2d, winograd_report)
+from bounds import assert_within
 
 # Lavin & Gray, CVPR 2016: F(2, 3) (eq. 7–8, also /work/shared/FACTS.md) and F(4, 3) (section 4.2).
 LAVIN_F2 = (
@@ -134,11 +135,6 @@ def _winograd_bound(x, w, tile, padding=0, eps=EPS32):
     return (2 * (tile + 2) ** 2 + x.shape[1] + 18) * eps * y_abs
 
 
-def _assert_within(got, want, bound):
-    diff = (torch.as_tensor(got).double() - torch.as_tensor(want).double()).abs()
-    assert (diff <= bound).all(), f"max excess {float((diff - bound).max()):.3g}"
-
-
 @pytest.mark.parametrize("n, c, k, h, w, padding", [
     (1, 1, 1, 3, 3, 0),        # a single output
     (1, 3, 4, 7, 9, 0),        # odd sizes: partial edge tiles for both tiles
@@ -156,14 +152,14 @@ def test_winograd_matches_direct_and_torch_in_fp32(n, c, k, h, w, padding, tile)
     assert y.dtype == torch.float32 and y.shape == ref.shape
     # float64 reference; float32 results within their Higham bounds, whatever order the GEMMs sum in
     winograd, direct = _winograd_bound(x, wt, tile, padding), _direct_bound(x, wt, padding)
-    _assert_within(y, ref, winograd)
-    _assert_within(direct_conv2d(x, wt, padding=padding), ref, direct)
-    _assert_within(y, F.conv2d(x, wt, padding=padding), winograd + direct)   # torch's conv2d: a direct sum too
+    assert_within(y, ref, winograd)
+    assert_within(direct_conv2d(x, wt, padding=padding), ref, direct)
+    assert_within(y, F.conv2d(x, wt, padding=padding), winograd + direct)   # torch's conv2d: a direct sum too
     # F(4×4)'s transforms make that bound ~1 % of |y|; in float64 the same bounds (the reference's included)
     # pin the algorithm down to ~1e-10
     eps64 = torch.finfo(torch.float64).eps
     y64 = winograd_conv2d(x.double(), wt.double(), tile=tile, padding=padding)
-    _assert_within(y64, ref, _winograd_bound(x, wt, tile, padding, eps64) + _direct_bound(x, wt, padding, eps64))
+    assert_within(y64, ref, _winograd_bound(x, wt, tile, padding, eps64) + _direct_bound(x, wt, padding, eps64))
 
 
 @pytest.mark.parametrize("block", [40, 300, 5000])
@@ -175,8 +171,8 @@ def test_blocks_of_rows_and_of_images(monkeypatch, tile, block):
     gen = torch.Generator().manual_seed(block + tile)
     x, w = torch.randn(5, 3, 17, 14, generator=gen), torch.randn(4, 3, 3, 3, generator=gen)
     ref = F.conv2d(x.double(), w.double(), padding=1)
-    _assert_within(winograd_conv2d(x, w, tile=tile, padding=1), ref, _winograd_bound(x, w, tile, padding=1))  # Higham
-    _assert_within(direct_conv2d(x, w, padding=1), ref, _direct_bound(x, w, padding=1))                      # Higham
+    assert_within(winograd_conv2d(x, w, tile=tile, padding=1), ref, _winograd_bound(x, w, tile, padding=1))  # Higham
+    assert_within(direct_conv2d(x, w, padding=1), ref, _direct_bound(x, w, padding=1))                      # Higham
 
 
 def test_block_splitting():
@@ -206,7 +202,7 @@ def test_read_only_and_non_contiguous_numpy_inputs():
     w.flags.writeable = False
     y = winograd_conv2d(x, w)
     assert y.dtype == np.float32
-    _assert_within(y, direct_conv2d(x, w), _winograd_bound(x, w, 2) + _direct_bound(x, w))   # both float32: Higham
+    assert_within(y, direct_conv2d(x, w), _winograd_bound(x, w, 2) + _direct_bound(x, w))   # both float32: Higham
 
 
 @pytest.mark.parametrize("tile", [2, 4])
