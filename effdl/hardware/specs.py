@@ -5,13 +5,13 @@ GPU of the same datacenter generation (K80), Google's first TPU, and the GPUs
 and Cloud TPU that followed (P40, P100, V100, Cloud TPU v2). The TPU, K80 and
 Haswell figures are Table 2 of Jouppi et al., "In-Datacenter Performance
 Analysis of a Tensor Processing Unit", ISCA 2017 (per die); the P100, V100 and
-Cloud TPU v2 figures are those of the course's lecture (the book's FACTS.md);
+Cloud TPU v2 figures are those of the course's lecture (Han & Dally, CS231n 2017);
 the P40's are NVIDIA's Tesla P40 datasheet.
 
 Chapter 14 (hardware for training) adds the training chips of the course's
 lecture (:data:`TRAINING_CHIPS`: K40, M40, P100, V100, Knights Landing,
 Cloud TPU v2, in :func:`training_chip_table`). Their peaks and memories are
-the lecture's (FACTS.md, "Training hardware"); each figure the lecture does
+the lecture's ("training hardware" slides); each figure the lecture does
 not give (a release year, the K40's and M40's bandwidth) names its own source
 in ``source``.
 
@@ -102,6 +102,10 @@ class Chip:
 
 
 _TPU_PAPER = "Jouppi et al., ISCA 2017, Table 2 (per die)"
+# The course lecture this book follows: Song Han and Bill Dally, Stanford CS231n, lecture 15 (2017).
+_LECTURE = ("Han & Dally, \"Efficient Methods and Hardware for Deep Learning\", Stanford CS231n lecture 15, "
+            "2017 (training hardware)")
+
 _CHIPS = (
     Chip("Haswell", "Intel Haswell E5-2699 v3", "CPU", 2014, 2300.0,
          (("int8", 2.6), ("fp32", 1.3)), 51.0, None, None, 145.0, None, None, "int8", _TPU_PAPER,
@@ -114,24 +118,23 @@ _CHIPS = (
          "256×256 8-bit MAC matrix unit; 24 MiB unified buffer + 4 MiB accumulators; 75 W TDP"),
     Chip("P40", "NVIDIA Tesla P40", "GPU", 2016, None,
          (("int8", 47.0), ("fp32", 12.0)), 346.0, "24 GB GDDR5", None, 250.0, None, None, "int8",
-         "NVIDIA Tesla P40 datasheet (2016); not in the book's FACTS.md",
+         "NVIDIA Tesla P40 datasheet (2016)",
          "Pascal inference GPU with 8-bit dot products"),
     Chip("P100", "NVIDIA Tesla P100", "GPU", 2016, None,
          (("fp16", 21.0), ("fp32", 10.6)), 720.0, "16 GB HBM2", None, None, None, None, "fp16",
-         "course lecture (FACTS.md: training hardware)", "the lecture gives 720-750 GB/s; the lower bound is used"),
+         _LECTURE, "the lecture gives 720-750 GB/s; the lower bound is used"),
     Chip("V100", "NVIDIA Tesla V100", "GPU", 2017, None,
          (("fp16", 120.0), ("fp32", 15.0)), 900.0, "16 GB HBM2", None, None, None, None, "fp16",
-         "course lecture (FACTS.md: training hardware)", "120 TFLOPS is the Tensor Cores' fp16 rate"),
+         _LECTURE, "120 TFLOPS is the Tensor Cores' fp16 rate"),
     Chip("Cloud TPU v2", "Google Cloud TPU (v2)", "ASIC", 2017, None,
          (("bf16", 180.0),), None, None, None, None, None, None, "bf16",
-         "course lecture (FACTS.md: training hardware)",
+         _LECTURE,
          "one Cloud TPU (a board of four chips); a 64-TPU pod 11.5 PFLOPS; the lecture states no "
          "precision or bandwidth"),
 )
 CHIPS: dict[str, Chip] = {c.name: c for c in _CHIPS}
 
 # --------------------------------------------------------------- chapter 14: training chips
-_LECTURE = "course lecture (FACTS.md: training hardware)"
 _TRAINING_ONLY = (
     # 5.04 TFLOPS = 2880 cores × 2 × 875 MHz (the board spec's cores and top boost clock)
     Chip("K40", "NVIDIA Tesla K40", "GPU", 2013, 875.0,
@@ -161,7 +164,7 @@ _ALIASES = {"haswell": "Haswell", "cpu": "Haswell", "e5-2699 v3": "Haswell", "k8
             "tpu": "TPU", "tpu v1": "TPU", "tpuv1": "TPU", "p40": "P40", "p100": "P100", "v100": "V100",
             "cloud tpu v2": "Cloud TPU v2", "tpu v2": "Cloud TPU v2", "tpuv2": "Cloud TPU v2",
             "k40": "K40", "m40": "M40", "knl": "KNL", "knights landing": "KNL", "xeon phi": "KNL"}
-# Pod of 64 Cloud TPUs (v2), from the course lecture (FACTS.md); announced by Google on 17 May 2017
+# Pod of 64 Cloud TPUs (v2), from the course lecture; announced by Google on 17 May 2017
 # ("Build and train machine learning models on our new Google Cloud TPUs", The Keyword blog).
 CLOUD_TPU_V2_POD_PFLOPS = 11.5
 CLOUD_TPU_V2_POD_SIZE = 64
