@@ -1,4 +1,4 @@
-"""Training and evaluation: ``fit``, ``evaluate``, seeds, device and progress bars.
+"""Training and evaluation: ``fit``, ``evaluate``, seeds, scoped threads, device and progress bars.
 
 Used by every chapter that trains. Progress bars (tqdm) are on when a person
 runs the code and quiet when ``EFFDL_QUIET`` or ``CI`` is set — the notebook
@@ -6,6 +6,7 @@ tests and ``effdl execute`` set it, so stored chapter outputs carry no bars.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -28,6 +29,39 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@contextlib.contextmanager
+def threads(n: int):
+    """Run the block with ``torch.set_num_threads(n)`` and restore the caller's count after.
+
+    Records are computed on one thread so that float sums add in the same order
+    on every machine; this keeps that setting from leaking into the caller.
+    """
+    n = check_int("n", n, min=1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Run the block with torch's global RNG seeded to ``seed``; restore the caller's RNG state after.
+
+    For code that draws from torch's global generator (``nn.Linear``'s initialisation,
+    ``torch.randn`` without a generator): the block is reproducible and the caller's
+    random stream continues as if the block had not run.
+    """
+    seed = check_int("seed", seed, min=0)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(state)
 
 
 def default_device() -> torch.device:
