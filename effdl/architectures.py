@@ -42,6 +42,9 @@ Architectures in :data:`ARCHITECTURES` (papers):
 (238510, 238200)
 >>> [(row.name, row.kind, row.output_shape) for row in layer_table(net, (1, 28, 28))]
 [('ip1', 'fc', (300,)), ('ip2', 'fc', (10,))]
+
+Longer than 600 lines because it is mostly data: the layer-by-layer specs of the published
+networks the book counts (one line per layer), kept beside the one accounting code that reads them.
 """
 from __future__ import annotations
 

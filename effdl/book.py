@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+import nbformat
+
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK_YML = ROOT / "book.yml"
@@ -161,24 +163,6 @@ def readme_measurements(results_dir: Path | None = None) -> str:
     return "\n".join(rows)
 
 
-def instructor_table(book: Book | None = None) -> str:
-    """The instructors' page's table (Markdown): per chapter its time budget, graded exercises, GPU."""
-    import nbformat
-
-    from . import assign
-
-    book = load_book() if book is None else book
-    rows = ["| chapter | runs in (2 CPU cores, budget) | graded exercises | points | needs a GPU |",
-            "|---|---|---|---|---|"]
-    for c in book.chapters:
-        exercises = assign.find_exercises(nbformat.read(c.path, as_version=4))
-        points = sum(ex.points for ex in exercises)
-        # a chapter built on the GPU benchmarks still runs (and passes its tests) on a CPU, measuring nothing
-        gpu = "optional: measures only on CUDA" if "effdl.hardware.gpu_bench" in c.modules else "no"
-        rows.append(f"| {c.id} {c.title} | {c.budget_s} s | {len(exercises)} | {points:g} | {gpu} |")
-    return "\n".join(rows)
-
-
 # ------------------------------------------------------------------ HTML build
 def _landing_page(book: Book) -> str:
     lines = [f"# {book.title}", "",
@@ -209,6 +193,7 @@ def _extensions_without_thebe() -> list[str] | None:
     None when jupyter-book is not installed.
     """
     try:
+        # deferred: optional, only for the HTML build
         from jupyter_book.config import get_default_sphinx_config
     except ImportError:
         return None
@@ -265,7 +250,6 @@ def _stage_notebook(src: Path, dst: Path) -> None:
     which fails offline; each widget's starting state is shown as a static
     figure in the chapter instead.
     """
-    import nbformat
 
     nb = nbformat.read(src, as_version=4)
     nb.metadata.pop("widgets", None)
@@ -302,8 +286,7 @@ def execute_chapters(chapter_ids: list[str] | None = None, *, timeout: int = 120
     Runs with ``EFFDL_QUIET=1`` (no progress bars in stored outputs) and
     without ``EFFDL_DATA`` (the stored outputs are those of the embedded data).
     """
-    import nbformat
-    from nbclient import NotebookClient
+    from nbclient import NotebookClient  # deferred: jupyter_client/zmq, only to execute chapters
 
     book = load_book(check_files=False)
     chapters = book.chapters if not chapter_ids else [book.chapter(i) for i in chapter_ids]

@@ -18,7 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, assign, book, precompute, reproduce, zoo
+from .book import ROOT
+from .data import verify_all
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,7 +86,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args) -> int:
     if args.command == "book":
-        from . import book
         if args.execute:
             times = book.execute_chapters()
             for cid, seconds in times.items():
@@ -95,11 +96,9 @@ def _dispatch(args) -> int:
         print(f"\nThe book is at {index}\nOpen it in a browser, or run `effdl lab` for the live notebooks.")
         return 0
     if args.command == "lab":
-        from .book import ROOT
         return subprocess.call([sys.executable, "-m", "jupyterlab", f"--notebook-dir={ROOT / 'chapters'}",
                                 *args.lab_args])
     if args.command == "execute":
-        from . import book
         times = book.execute_chapters(args.ids or None)
         for cid, seconds in times.items():
             print(f"chapter {cid}: executed in {seconds:.1f} s")
@@ -107,7 +106,6 @@ def _dispatch(args) -> int:
             print("warning:", line)
         return 0
     if args.command == "zoo":
-        from . import zoo
         if args.zoo_command == "train":
             zoo.train_zoo(Path(args.out) if args.out else zoo.ZOO_DIR, args.models, seed=args.seed)
         else:
@@ -116,12 +114,10 @@ def _dispatch(args) -> int:
                       f"test {rec['test_acc']:.1f} %  (lr {rec['lr']}, epoch {rec['best_epoch']})")
         return 0
     if args.command == "precompute":
-        from . import precompute
         record = precompute.run(args.stage, args.out)
         print(f"{args.stage}: done in {record['recompute_seconds']} s")
         return 0
     if args.command == "reproduce":
-        from . import reproduce
         if not args.name:
             for e in reproduce.EXPERIMENTS.values():
                 print(f"{e.name:18s} chapter {e.chapter}  {e.summary}")
@@ -130,7 +126,6 @@ def _dispatch(args) -> int:
         print(reproduce.to_json(result) if args.json else reproduce.to_text(result))
         return 0
     if args.command == "assign":
-        from . import assign
         paths = assign.write_assignment(args.out_dir, args.ids or None, nbgrader=args.nbgrader)
         for path in paths:
             print(f"wrote {path}")
@@ -138,7 +133,6 @@ def _dispatch(args) -> int:
             print(f"\nThen, in {Path(args.out_dir)}: nbgrader generate_assignment NN_topic (see the instructors' page).")
         return 0
     if args.command == "data":
-        from .data import verify_all
         for path in verify_all():
             print(f"ok  {path}")
         return 0

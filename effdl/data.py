@@ -30,6 +30,7 @@ import torch
 
 from ._validate import check_choice, check_int, check_type
 
+
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 MANIFEST = DATA_DIR / "MANIFEST"
 SPLITS = ("train", "val", "test", "trainval")
@@ -272,7 +273,7 @@ def read_idx(path: Path, *, ndim: int) -> np.ndarray:
 # ----------------------------------------------------------------------- digits
 @lru_cache(maxsize=1)
 def _digits_arrays():
-    from sklearn.datasets import load_digits as _sk_load_digits
+    from sklearn.datasets import load_digits as _sk_load_digits  # deferred: scikit-learn imports slowly
     bunch = _sk_load_digits()
     images, labels = bunch.images.astype(np.float32), bunch.target.astype(np.int64)  # (1797, 8, 8), 0..16
     rng = np.random.default_rng(1797)

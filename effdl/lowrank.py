@@ -22,6 +22,9 @@ Taught in chapter 07, "Low-rank approximation". Three ideas, one paper each:
 Vocabulary: ``rank`` is the inner dimension r (FC) or d′ (conv); costs are
 dicts with ``dense_params``, ``lowrank_params``, ``dense_macs``,
 ``lowrank_macs`` (MACs per example; params include the bias).
+
+Longer than 600 lines because SVD, the conv decompositions and tensor-train layers share the
+rank-selection and sweep code that chapter 7 compares them with.
 """
 from __future__ import annotations
 
@@ -35,6 +38,9 @@ import torch
 from torch import nn
 
 from ._validate import check_choice, check_float, check_int, check_type
+from .data import Split
+from .train import evaluate
+
 
 __all__ = [
     "svd_rank_for_energy", "factorize_linear", "replace_linear", "linear_costs",
@@ -707,8 +713,6 @@ def svd_rank_sweep(model: nn.Module, layer_name: str, ranks: Sequence[int], test
     ``layer_params`` (the factorized layer) and ``acc`` (top-1 %, from
     :func:`effdl.train.evaluate` on ``test_split``). ``model`` is not modified.
     """
-    from .data import Split
-    from .train import evaluate
 
     linear = _get_submodule(model, layer_name, nn.Linear, "torch.nn.Linear")
     check_type("test_split", test_split, Split, "an effdl.data.Split (from effdl.data.load_mnist)")

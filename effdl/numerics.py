@@ -28,9 +28,13 @@ choice when quantising weights; ``"inf"`` is IEEE-754 behaviour for floats.
 
 References: IEEE 754-2008; Micikevicius et al., "FP8 formats for deep
 learning", 2022 (e5m2, e4m3).
+
+Longer than 600 lines because each number format, its rounding and its bit fields form one
+model (chapter 1); splitting would separate a format from the rounding that defines it.
 """
 from __future__ import annotations
 
+import copy
 import math
 import re
 import sys
@@ -38,8 +42,9 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 import numpy as np
-
+import torch
 from effdl._validate import _fail, check_choice, check_float, check_int, check_type
+
 
 __all__ = [
     "FloatFormat", "IntFormat", "FixedPointFormat", "BitFields",
@@ -634,7 +639,6 @@ def numbers_report() -> dict:
          "fixed_point": {format, bits, sign_bits, integer_bits, fraction_bits,
                          min, max, resolution}}
     """
-    import torch  # only here: importing torch costs a second or two
 
     formats = {}
     for f, np_type in ((FP32, np.float32), (FP16, np.float16)):
@@ -667,9 +671,7 @@ def round_model(model, fmt: Format | str, overflow: str = "saturate"):
     Storage-only rounding (arithmetic stays fp32): the simplest experiment of
     chapter 1, before chapter 5's quantisation with chosen scales.
     """
-    import copy
 
-    import torch
 
     check_type("model", model, torch.nn.Module, "a torch.nn.Module")
     f = _as_format(fmt)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import copy
 import math
+import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +33,7 @@ from torch.nn.utils import parametrize
 from ._validate import check_choice, check_float, check_int, check_type
 from .data import Split
 from .train import evaluate, fit, progress
+
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv2d, nn.LSTM)
 
@@ -286,7 +289,6 @@ def matvec_times(weight: torch.Tensor, *, batch_size: int = 1, repeats: int = 20
     random, seeded. Returns ``dense_s``, ``sparse_s``, ``speedup`` (dense ÷
     sparse) and ``density``. Both results are checked to agree.
     """
-    import time
 
     check_type("weight", weight, torch.Tensor, "a 2-D torch.Tensor")
     if weight.ndim != 2 or weight.numel() == 0:
@@ -301,12 +303,11 @@ def matvec_times(weight: torch.Tensor, *, batch_size: int = 1, repeats: int = 20
     dense = weight.detach().to(device=device, dtype=torch.float32).contiguous()
     x = torch.randn(dense.shape[1], batch_size, generator=gen).to(device)
     if backend == "scipy":
-        import scipy.sparse
+        import scipy.sparse  # deferred: only the timing comparison needs scipy
 
         dense, x = dense.numpy(), x.numpy()
         sparse = scipy.sparse.csr_array(dense)
     else:
-        import warnings
 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")

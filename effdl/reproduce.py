@@ -13,7 +13,23 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from . import pruning, zoo
 from ._validate import check_choice, check_type
+from .data import load_mnist
+from .hardware.eie import eie_report
+from .hardware.roofline import roofline_report
+from .numerics import numbers_report
+from .paper_tables import paper_tables_report
+from .precompute.compression import compression_report
+from .precompute.distillation import distillation_report
+from .precompute.dsd import dsd_report
+from .precompute.lowrank import lowrank_report
+from .precompute.mixed_precision import mixed_precision_report
+from .precompute.quantization import quantization_report
+from .precompute.ternary import ternary_report
+from .train import evaluate
+from .training.parallel import parallel_report
+from .winograd import winograd_report
 
 
 @dataclass(frozen=True)
@@ -106,7 +122,6 @@ _EIE_LAYERS = ("Alex-6", "Alex-7", "Alex-8", "VGG-6", "VGG-7", "VGG-8", "NT-We",
                                  for f in ("fp32", "fp16", "bf16")},
                               **{f: {"min": int, "max": int} for f in ("int32", "int16", "int8")}}})
 def _numbers() -> dict:
-    from .numerics import numbers_report
     return numbers_report()
 
 
@@ -115,9 +130,6 @@ def _numbers() -> dict:
             keys={"lenet300": _PRUNED, "lenet5": _PRUNED,
                   "lstm": {"kept_fraction": float, "acc_dense": float, "acc_pruned": float}})
 def _pruning() -> dict:
-    from . import pruning, zoo
-    from .data import load_mnist
-    from .train import evaluate
 
     test = load_mnist("test", source="embedded")
     out = {}
@@ -137,7 +149,6 @@ def _pruning() -> dict:
                     "bytes on disk, ratio and test accuracy per stage",
             keys={"lenet300": _COMPRESSED, "lenet5": _COMPRESSED})
 def _deep_compression() -> dict:
-    from .precompute.compression import compression_report
     return compression_report()
 
 
@@ -147,7 +158,6 @@ def _deep_compression() -> dict:
                        "total": {"ratio_pq": float, "ratio_pqh": float}}
                   for net, layers in (("alexnet", _ALEXNET), ("vgg16", _VGG16))})
 def _paper_tables() -> dict:
-    from .paper_tables import paper_tables_report
     return paper_tables_report()
 
 
@@ -157,7 +167,6 @@ def _paper_tables() -> dict:
                       "max_rel_err_fp32": float, "max_rel_err_fp16": float} for f in ("F(2x2,3x3)", "F(4x4,3x3)")},
                   "vgg16_ms": dict})
 def _winograd() -> dict:
-    from .winograd import winograd_report
     return winograd_report()
 
 
@@ -170,7 +179,6 @@ def _winograd() -> dict:
                   "tt": {"params_dense": int, "params_tt": int, "acc_tt": float,
                          "ms_1": {"dense": float, "tt": float}, "ms_100": {"dense": float, "tt": float}}})
 def _lowrank() -> dict:
-    from .precompute.lowrank import lowrank_report
     return lowrank_report()
 
 
@@ -181,7 +189,6 @@ def _lowrank() -> dict:
                              "int_inference_acc": float, "int_matches_fake_quant": bool,
                              "torch_ao_int8_acc": float}})
 def _quantization() -> dict:
-    from .quantization import quantization_report
     return quantization_report()
 
 
@@ -191,7 +198,6 @@ def _quantization() -> dict:
             keys={"lenet5": {"fp_acc": float, "binary_acc": float, "twn_acc": float, "ttq_acc": float,
                              "ttq_wp_wn": dict, "size_ratio": float}})
 def _ternary() -> dict:
-    from .precompute.ternary import ternary_report
     return ternary_report()
 
 
@@ -204,7 +210,6 @@ def _ternary() -> dict:
                   "systolic": {"array": list, "M": int, "N": int, "K": int, "cycles": int, "utilization": float},
                   "this_machine": {"peak_gflops": float, "bandwidth_gbs": float}})
 def _roofline() -> dict:
-    from .hardware.roofline import roofline_report
     return roofline_report()
 
 
@@ -217,7 +222,6 @@ def _roofline() -> dict:
                              for layer in _EIE_LAYERS},
                   "geomean_speedup": {"cpu_dense": float, "gpu_dense": float, "cpu_sparse": float, "gpu_sparse": float}})
 def _eie() -> dict:
-    from .hardware.eie import eie_report
     return eie_report()
 
 
@@ -227,7 +231,6 @@ def _eie() -> dict:
             keys={"processes": int, "ddp_max_abs_diff": float, "model_parallel_max_abs_diff": float,
                   "ps_sync_matches_allreduce": bool, "epoch_s": dict})
 def _parallel() -> dict:
-    from .training.parallel import parallel_report
     return parallel_report()
 
 
@@ -237,7 +240,6 @@ def _parallel() -> dict:
             keys={"grad_underflow_fp16": float, "grad_underflow_fp16_scaled": float, "acc_fp32": float,
                   "acc_fp16_master_fp32": float, "acc_fp16_pure": float})
 def _mixed_precision() -> dict:
-    from .training.mixed_precision import mixed_precision_report
     return mixed_precision_report()
 
 
@@ -247,7 +249,6 @@ def _mixed_precision() -> dict:
             keys={"data_fraction": float, "teacher_acc": float, "full_data_acc": float, "student_hard_acc": float,
                   "student_soft_acc": float, "temperature": float})
 def _distillation() -> dict:
-    from .training.distillation import distillation_report
     return distillation_report()
 
 
@@ -257,5 +258,4 @@ def _distillation() -> dict:
             keys={"seeds": int, "baseline": {"mean": float, "std": float}, "dsd": {"mean": float, "std": float},
                   "sparsity": float})
 def _dsd() -> dict:
-    from .training.dsd import dsd_report
     return dsd_report()

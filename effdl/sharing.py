@@ -68,7 +68,6 @@ as in the paper's figure; :func:`share_weights` would treat them as pruned.)
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -81,7 +80,8 @@ from ._validate import _fail, check_bool, check_choice, check_float, check_int, 
 from .data import Split
 from .models import MODELS, build_model
 from .pruning import prunable_parameters
-from .train import History, fit
+from .train import History, fit, threads
+
 
 __all__ = ["INITS", "kmeans_1d", "centroid_gradient", "SharedLayer", "SharedModel", "share_weights",
            "quantized_model", "finetune_centroids"]
@@ -430,17 +430,6 @@ class _Gather(torch.autograd.Function):
         return sums.to(grad.dtype), None
 
 
-@contextmanager
-def _one_thread():
-    """Run torch's CPU kernels on one thread (bit-reproducible matmuls), then restore the count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 class _SharedWeight(nn.Module):
     """Parametrisation ``weight = table[index]``, ``table = [0, centroids]`` for a pruned layer.
 
@@ -521,7 +510,7 @@ def finetune_centroids(shared: SharedModel, train: Split, val: Split | None = No
     check_bool("train_biases", train_biases)
     check_float("lr", lr, min=0, min_open=True)
     model = _trainable_model(shared, train_biases)
-    with _one_thread():                  # a matmul's last bit depends on the thread count
+    with threads(1):                  # one thread: a matmul's last bit depends on the thread count
         history = fit(model, train, epochs=epochs, lr=lr, momentum=momentum, batch_size=batch_size,
                       val=val, keep_best=True, seed=seed, device=device, show_progress=show_progress)
     return _read_back(model.cpu(), shared), history

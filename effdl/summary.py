@@ -25,9 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import reproduce
 from ._validate import check_choice, check_type
 from .paper_tables import PAPER_TABLES
-from .train import accuracy_stderr  # noqa: F401  (chapter 15 reads it as summary.accuracy_stderr)
+
 
 REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
 
@@ -209,7 +210,6 @@ def run_all(names: list[str] | None = None, *, log: Callable[[str], None] | None
 
     ``log`` receives one line per experiment, ``"NAME took 1.2 s"``; pass ``None`` to stay quiet.
     """
-    from . import reproduce
 
     if names is None:
         names = list(reproduce.EXPERIMENTS)

@@ -63,6 +63,9 @@ fractions of positive, zero and negative weights per layer as training goes.
 two or three values, saved with ``effdl.zoo.save_checkpoint``), and
 :func:`export` returns what a deployment stores: int8 codes in {−1, 0, +1}
 and the scales.
+
+Longer than 600 lines because binary, TWN and TTQ share one quantizer interface and one
+training loop, and chapter 6 compares them side by side.
 """
 from __future__ import annotations
 

@@ -83,7 +83,7 @@ def progress(iterable, *, total=None, desc=None, enabled: bool | None = None):
         enabled = not quiet()
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # deferred: tqdm.auto probes IPython/ipywidgets; only when a bar is shown
     return tqdm(iterable, total=total, desc=desc, leave=False)
 
 

@@ -47,6 +47,9 @@ F(2×2, 3×3) because its transforms have larger entries (``Bᵀ`` up to 5,
 >>> y = winograd_conv2d(x, w, tile=2, padding=1)
 >>> y.shape, bool(np.allclose(y, direct_conv2d(x, w, padding=1)))
 ((2, 4, 7, 9), True)
+
+Longer than 600 lines because the transforms of F(2×2,3×3) and F(4×4,3×3), the tiled
+convolution and its operation counts are one algorithm, checked against each other.
 """
 from __future__ import annotations
 
@@ -59,8 +62,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from effdl._validate import _fail, check_choice, check_int, check_type
+from effdl.architectures import get_architecture, layer_table
+
 
 __all__ = [
     "TILES", "ERROR_DTYPES", "TIMED_METHODS", "VGG16_TIMED_LAYERS",
@@ -661,7 +665,6 @@ def time_conv3x3(C: int, K: int, H: int, W: int, *, batch_size: int = 1, repeats
 
 
 def _vgg16_layer(name: str) -> tuple[int, int, int, int]:
-    from effdl.architectures import get_architecture, layer_table   # lazy: only the report needs it
     for row in layer_table(get_architecture("vgg16")):
         if row.name == name:
             c, h, w = row.input_shape

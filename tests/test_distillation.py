@@ -158,7 +158,7 @@ def test_ensemble_averages_logits_or_probabilities():
 
 
 def test_build_teacher_lenet5_is_the_zoo_model(val):
-    assert evaluate(D.build_teacher("lenet5"), val) > 95.0
+    assert evaluate(PD.build_teacher("lenet5"), val) > 95.0
 
 
 # ------------------------------------------------------------------------ subset
@@ -188,7 +188,7 @@ def test_subset_is_deterministic_per_seed(train):
 # ------------------------------------------------------------------------ training
 def test_train_student_learns_from_hard_and_soft_targets(train, val):
     small = D.subset(train, 0.1, seed=0)                             # 350 images
-    teacher = D.build_teacher("lenet5")
+    teacher = PD.build_teacher("lenet5")
     accs = {}
     for name, kw in {"hard": {}, "soft": {"teacher": teacher, "temperature": 4.0, "alpha": 0.9}}.items():
         model, history = D.train_student(small, epochs=6, lr=0.05, seed=0, val=val, eval_every=3, **kw)
@@ -202,7 +202,7 @@ def test_train_student_learns_from_hard_and_soft_targets(train, val):
 
 def test_dark_knowledge_data():
     test = load_mnist("test", source="embedded")
-    data = D.dark_knowledge(D.build_teacher("lenet5"), test, [0, 1, 2], temperature=4.0)
+    data = D.dark_knowledge(PD.build_teacher("lenet5"), test, [0, 1, 2], temperature=4.0)
     assert data["images"].shape == (3, 28, 28) and 0 <= data["images"].min() and data["images"].max() <= 1
     assert np.array_equal(data["hard"].argmax(1), data["labels"]) and np.all(data["hard"].sum(1) == 1)
     for key in ("soft_1", "soft_t"):
@@ -247,7 +247,7 @@ def test_record_shape_and_consistency():
 def test_figures_have_titled_axes():
     import matplotlib.pyplot as plt
 
-    from effdl.viz import training_views as views
+    from effdl.viz import training as views
     rec = {"eval_epochs": [0, 5, 10], "val_mean": [10.0, 60.0, 70.0], "val_std": [0.0, 2.0, 1.0]}
     data = {"labels": np.array([3]), "images": np.zeros((1, 28, 28)), "hard": np.eye(10)[[3]],
             "soft_1": np.full((1, 10), 0.1), "soft_t": np.full((1, 10), 0.1), "temperature": 4.0}
@@ -337,8 +337,8 @@ def test_bad_subset_and_training_arguments(train):
     with pytest.raises(ValueError, match="temperature must be"):
         D.train_student(train, teacher=nn.Linear(784, 10), temperature=0.0)
     with pytest.raises(ValueError, match="condition must be"):
-        D.run_condition("medium", {}, 0, {})
+        PD.run_condition("medium", {}, 0, {})
     with pytest.raises(ValueError, match="name must be"):
-        D.build_teacher("resnet")
+        PD.build_teacher("resnet")
     with pytest.raises(TypeError, match="indices must be"):
         D.dark_knowledge(nn.Linear(784, 10), train, 3)

@@ -521,8 +521,8 @@ def test_exercise_checks_accept_right_answers():
     assert "passed" in E.check_rounding_shift(_good_rounding_shift)
     # the library's own pieces pass too
     assert "passed" in E.check_fake_quantize_ste(
-        lambda x, s, z, lo, hi: Q._FakeQuantizeSTE.apply(x, torch.tensor(s), torch.tensor(float(z)), lo, hi))
-    assert "passed" in E.check_rounding_shift(lambda v, s: Q._rounding_right_shift(v, torch.tensor(s)))
+        lambda x, s, z, lo, hi: Q.scales._FakeQuantizeSTE.apply(x, torch.tensor(s), torch.tensor(float(z)), lo, hi))
+    assert "passed" in E.check_rounding_shift(lambda v, s: Q.integer._rounding_right_shift(v, torch.tensor(s)))
 
 
 @pytest.mark.parametrize("check,wrong,hint", [

@@ -23,9 +23,12 @@ import time
 
 import torch
 from torch import nn
+from torch.sparse import to_sparse_semi_structured
 
+from .. import __version__ as effdl_version
 from .._validate import check_choice, check_int, check_type
 from ..training.mixed_precision import matmul_gflops
+
 
 MATMUL_DTYPES = ("fp32", "tf32", "bf16", "fp16")
 STEP_MODES = ("fp32", "tf32", "amp_bf16", "amp_fp16")
@@ -193,7 +196,6 @@ def sparse_matmul(*, m: int = 8192, k: int | None = None, n: int | None = None, 
     repeats, warmup = check_int("repeats", repeats, min=1), check_int("warmup", warmup, min=0)
     seed = check_int("seed", seed, min=0)
     _require_cuda("sparse_matmul")
-    from torch.sparse import to_sparse_semi_structured
 
     g = torch.Generator(device="cuda").manual_seed(seed)
     a = torch.randn(m, k, generator=g, device="cuda", dtype=torch.float16)
@@ -298,7 +300,6 @@ def gpu_report(*, quick: bool = False) -> dict:
     sparse) for a smoke test of a minute or less; the default matches the
     H200 reference (8192³ matmuls, the three sparse shapes of FACTS.md).
     """
-    from .. import __version__ as effdl_version
 
     _require_cuda("gpu_report")
     n = 4096 if quick else 8192

@@ -33,6 +33,9 @@ peak ÷ bandwidth is the intensity at which a kernel stops being memory-bound.
 2706
 >>> round(tpu.attainable(2 * 200) / 1e12, 1)   # MLP0 (Table 1: 200, at batch 200), TOPS
 13.6
+
+Longer than 600 lines because the model, the measured CPU roofline and the TPU paper's
+application table are drawn on the same axes and checked together (chapter 9).
 """
 from __future__ import annotations
 
@@ -42,9 +45,12 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-
+import torch
 from effdl._validate import check_choice, check_float, check_int, check_type
+from effdl.architectures import get_architecture, layer_table
+from effdl.hardware import systolic
 from effdl.hardware.specs import Chip, get_chip
+
 
 CONVENTIONS = ("weight", "dram")
 TABLE1_TO_OPS = 2        # Table 1 counts a multiply-add as 1 op; this module as 2
@@ -264,7 +270,6 @@ def network_work(spec, batch_size: int = 1, *, weight_bits: int = 8, act_bits: i
     ``spec`` is an architecture name (``"alexnet"``, ``"vgg16"``, …), an
     ``Architecture`` or a layer spec.
     """
-    from effdl.architectures import get_architecture, layer_table
 
     if isinstance(spec, str):
         spec = get_architecture(spec)
@@ -546,7 +551,6 @@ def measure_machine(device: str = "cpu", *, budget_s: float = 1.2, kernels: bool
     turns for ``budget_s`` seconds (at least two rounds; set-up comes on
     top, about half a second on a CPU). ``device`` is ``"cpu"`` or ``"cuda"``.
     """
-    import torch
 
     check_choice("device", device, ("cpu", "cuda"))
     budget_s = check_float("budget_s", budget_s, min=0, min_open=True)
@@ -609,7 +613,6 @@ def roofline_report(*, measure: bool = True) -> dict:
     this machine's measured peak and bandwidth (``measure=False`` skips the
     measurement and reports zeros).
     """
-    from effdl.hardware import systolic
 
     chips = {}
     for name in PAPER_CHIPS:

@@ -24,7 +24,10 @@ import time
 from pathlib import Path
 
 from .._validate import check_choice, check_int, check_type
+from ..data import refresh_manifest, verified_path
 from ..train import accuracy_stderr
+from ..zoo import ZOO_DIR
+
 
 RERUN_RULE = ("a live re-run matches the record when each accuracy lies within 2 binomial standard errors "
               "(on the test split's images) of the record's: other CPU kernels round differently and training "
@@ -39,8 +42,6 @@ STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lo
 
 def run(stage: str, out_dir: Path | str | None = None) -> dict:
     """Run precompute ``stage`` into ``out_dir`` (default ``data/zoo``) and return its record."""
-    from ..data import refresh_manifest
-    from ..zoo import ZOO_DIR
 
     check_choice("stage", stage, STAGES)
     out_dir = Path(out_dir) if out_dir is not None else ZOO_DIR
@@ -59,7 +60,6 @@ def run(stage: str, out_dir: Path | str | None = None) -> dict:
 
 def load_record(stage: str, *, data_dir: Path | None = None) -> dict:
     """The JSON record of a precomputed stage, after checking its hash."""
-    from ..data import verified_path
 
     check_choice("stage", stage, STAGES)
     return json.loads(verified_path(f"zoo/{stage}.json", data_dir=data_dir).read_text())

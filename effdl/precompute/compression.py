@@ -23,15 +23,15 @@ is in the record, so the chapter can show what was tried.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
-import torch
-
 from .. import compression, zoo
-from ..data import load_mnist
+from ..data import load_mnist, verified_path
 from ..train import evaluate, mean_loss, progress
 from . import load_record, rerun_check
+
 
 ARCHS = ("lenet300", "lenet5")
 LRS = [3e-4, 1e-3, 3e-3]      # centroid fine-tuning learning rates tried (chosen on val)
@@ -134,9 +134,7 @@ def compression_report(*, out_dir: Path | str | None = None) -> dict:
     byte-identical (it is on the CPU that wrote the record; other kernels may
     round a centroid differently).
     """
-    import os
 
-    from ..data import verified_path
 
     record = load_record("compression")
     train, val, test = (load_mnist(s, source="embedded") for s in ("train", "val", "test"))

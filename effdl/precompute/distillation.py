@@ -23,22 +23,24 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import torch
+from torch import nn
 
+from .. import zoo
+from .._validate import check_choice, check_int
 from ..models import count_parameters
-from ..train import evaluate, progress
+from ..train import evaluate, mean_std, progress, threads
 from ..training.distillation import (
     DATA_FRACTION,
+    Ensemble,
     STUDENT_HIDDEN,
     TEACHERS,
     build_student,
-    build_teacher,
     experiment_splits,
-    mean_std,
-    run_condition,
-    run_experiment,
     subset,
+    train_student,
 )
+from . import load_record, rerun_check
+
 
 SEEDS = [0, 1, 2, 3, 4]
 EVAL_EVERY = {"full": 1, "hard": 5, "soft": 5}
@@ -81,7 +83,11 @@ def run(out_dir) -> dict:
 
     ``out_dir`` is unused (no checkpoints), kept for the common interface.
     """
-    torch.set_num_threads(1)          # one thread: the same arithmetic order on every machine
+    with threads(1):                  # one thread: the same arithmetic order on every machine
+        return _run(out_dir)
+
+
+def _run(out_dir) -> dict:
     splits = experiment_splits()
     teachers = {name: build_teacher(name) for name in TEACHERS}
     grid_rows: dict = {}
@@ -142,3 +148,92 @@ def run(out_dir) -> dict:
                     "soft_minus_hard": mean_std([final["runs"]["soft"][str(s)] - final["runs"]["hard"][str(s)]
                                                  for s in SEEDS])},
     }
+
+
+def build_teacher(name: str = "lenet5") -> nn.Module:
+    """A teacher from the zoo, in eval mode: ``"lenet5"``, ``"ensemble_logits"`` or ``"ensemble_probs"``
+    (the ensembles average the zoo's LeNet-5 and LeNet-300-100)."""
+    check_choice("name", name, TEACHERS)
+    if name == "lenet5":
+        return zoo.load("lenet5")
+    return Ensemble([zoo.load("lenet5"), zoo.load("lenet300")], combine=name.split("_")[1]).eval()
+
+
+def run_condition(condition: str, config: dict, seed: int, splits: dict, *, teachers: dict | None = None,
+                  val: bool = False, eval_every: int = 1, fraction: float = DATA_FRACTION):
+    """Train one student of the experiment; return ``(model, history)``.
+
+    ``condition``: ``"full"`` (all the training split, hard labels),
+    ``"hard"`` (``fraction`` of it, hard labels) or ``"soft"`` (the same
+    images, the teacher ``config["teacher"]``'s soft targets). ``seed`` fixes
+    the subset, the initial weights and the batch order, so "hard" and
+    "soft" with one seed see the same images from the same start.
+    ``config`` holds ``lr``, ``epochs`` (and ``teacher``, ``temperature``,
+    ``alpha`` for "soft").
+    """
+    check_choice("condition", condition, ("full", "hard", "soft"))
+    train = splits["train"] if condition == "full" else subset(splits["train"], fraction, seed=seed)
+    teacher = None
+    if condition == "soft":
+        teachers = {} if teachers is None else teachers
+        if config["teacher"] not in teachers:
+            teachers[config["teacher"]] = build_teacher(config["teacher"])
+        teacher = teachers[config["teacher"]]
+    kwargs = {"temperature": config["temperature"], "alpha": config["alpha"]} if teacher is not None else {}
+    return train_student(train, teacher=teacher, epochs=config["epochs"], lr=config["lr"], seed=seed,
+                         val=splits["val"] if val else None, eval_every=eval_every, **kwargs)
+
+
+def run_experiment(chosen: dict, seeds, *, fraction: float = DATA_FRACTION) -> dict:
+    """The final runs: each condition of ``chosen`` (``{"full": cfg, "hard": cfg, "soft": cfg}``)
+    trained once per seed and evaluated once on the test split.
+
+    Returns ``{"teacher_acc": float, "runs": {condition: {seed: test %}}, "summary": {condition:
+    {"mean", "std"}}}`` (std over seeds, 0 for one seed).
+    """
+    seeds = [check_int("seeds[i]", s, min=0) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed; got [].")
+    splits = experiment_splits()
+    teachers = {chosen["soft"]["teacher"]: build_teacher(chosen["soft"]["teacher"])}
+    runs = {}
+    for condition in ("full", "hard", "soft"):
+        runs[condition] = {}
+        for seed in seeds:
+            model, _ = run_condition(condition, chosen[condition], seed, splits, teachers=teachers,
+                                     fraction=fraction)
+            runs[condition][str(seed)] = evaluate(model, splits["test"], device="cpu")
+    return {"teacher_acc": evaluate(teachers[chosen["soft"]["teacher"]], splits["test"], device="cpu"),
+            "runs": runs, "summary": {c: mean_std(list(r.values())) for c, r in runs.items()}}
+
+
+def distillation_report() -> dict:
+    """The chapter's headline numbers (``effdl reproduce distillation --json``).
+
+    The headline is the record's (``effdl.precompute.distillation``:
+    hyperparameters chosen on the validation split, every final run on the
+    test split): the seed means (and stds) — the same on every machine.
+    ``live`` re-trains every final run here, on one thread as the record did,
+    and compares each condition's mean over the seeds with the record's
+    (:func:`effdl.precompute.rerun_check`): equal on the CPU that wrote the
+    record, within the stated tolerance on another.
+    """
+    record = load_record("distillation")
+    chosen, seeds, fraction = record["chosen"], record["seeds"], record["data_fraction"]
+    with threads(1):  # the record's setting (and small layers run faster on one thread)
+        result = run_experiment(chosen, seeds, fraction=fraction)
+    s, final = record["summary"], record["final"]["runs"]
+    check = rerun_check({"teacher": record["summary"]["teacher_acc"],
+                         **{c: s[c]["mean"] for c in ("full", "hard", "soft")}},
+                        {"teacher": result["teacher_acc"],
+                         **{c: result["summary"][c]["mean"] for c in ("full", "hard", "soft")}})
+    return {"data_fraction": fraction, "temperature": float(chosen["soft"]["temperature"]),
+            "teacher_acc": s["teacher_acc"], "full_data_acc": s["full"]["mean"],
+            "student_hard_acc": s["hard"]["mean"], "student_soft_acc": s["soft"]["mean"],
+            "std": {"full_data": s["full"]["std"], "student_hard": s["hard"]["std"],
+                    "student_soft": s["soft"]["std"]},
+            "teacher": chosen["soft"]["teacher"], "alpha": chosen["soft"]["alpha"],
+            "seeds": len(seeds), "n_images": record["n_images"], "student_params": record["student_params"],
+            "soft_minus_hard_per_seed": [round(final["soft"][str(k)] - final["hard"][str(k)], 3) for k in seeds],
+            "live": {"per_seed": result["runs"], **check},
+            "matches_record": check["matches_record"]}

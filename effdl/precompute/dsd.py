@@ -32,21 +32,24 @@ from __future__ import annotations
 import itertools
 import statistics
 
-import torch
-
+from .._validate import check_int, check_type
 from ..data import load_mnist
+from ..precompute import load_record, rerun_check
 from ..pruning import prunable_parameters
+from ..train import threads
 from ..training.dsd import (
-    METHODS,
     DSDResult,
+    METHODS,
     _check_common,
     _check_sparsity,
     _continue,
     _dense_phase,
+    dsd_compare,
     dsd_train,
     mean_std,
     verdict,
 )
+
 
 ARCH = "lenet300"
 SELECTION_SEEDS = [100, 101]
@@ -208,7 +211,11 @@ def demo_run(train, val) -> DSDResult:
 
 def run(out_dir) -> dict:
     """Select on validation, evaluate on test; ``out_dir`` is unused (no checkpoints)."""
-    torch.set_num_threads(1)          # one thread: the same arithmetic order on every machine
+    with threads(1):                  # one thread: the same arithmetic order on every machine
+        return _run(out_dir)
+
+
+def _run(out_dir) -> dict:
     train, val, test = (load_mnist(s, source="embedded") for s in ("train", "val", "test"))
     print("selection on validation", flush=True)
     recipe, rows = _select(train, val)
@@ -229,3 +236,52 @@ def run(out_dir) -> dict:
                           "chosen_on_validation": _selection_gain(rows, recipe)},
             "lenet5": {**lenet5, "note": "the lenet300 recipe with the first conv layer left dense (as in the "
                                          "paper); not selected separately"}}
+
+
+def run_recipe(recipe: dict, seeds, *, test: bool = True) -> dict[str, list[DSDResult]]:
+    """Run ``recipe`` (keywords of :func:`dsd_compare` plus ``arch``) for each seed on the embedded MNIST.
+
+    Returns ``{"baseline": [result per seed], "dsd": [...]}``; with ``test``
+    each final model is evaluated once on the test split.
+    """
+
+    check_type("recipe", recipe, dict, "a dict of dsd_compare keywords")
+    train, val = load_mnist("train", source="embedded"), load_mnist("val", source="embedded")
+    test_split = load_mnist("test", source="embedded") if test else None
+    out: dict[str, list[DSDResult]] = {m: [] for m in METHODS}
+    for seed in seeds:
+        runs = dsd_compare(train=train, val=val, seed=seed, test=test_split, device="cpu", **recipe)
+        for m in METHODS:
+            out[m].append(runs[m])
+    return out
+
+
+def dsd_report(*, seeds: int | None = None) -> dict:
+    """The chapter's headline numbers (``effdl reproduce dsd --json``).
+
+    The headline is the record's (``effdl.precompute.dsd``, every seed): mean
+    ± std of the test accuracy (%) for the baseline and DSD, and their
+    comparison — the same on every machine. ``live`` re-trains the record's
+    recipe for its first ``seeds`` seeds (default: 3) here, on one thread as
+    the record did, and compares the mean over those seeds with the record's
+    mean over the same seeds (:func:`effdl.precompute.rerun_check`): on the
+    CPU that wrote the record the numbers are equal; on another one the last
+    digit may move, within the stated tolerance.
+    """
+
+    record = load_record("dsd")
+    all_seeds = record["seeds"]
+    seeds = min(3, len(all_seeds)) if seeds is None else check_int("seeds", seeds, min=1, max=len(all_seeds))
+    chosen = all_seeds[:seeds]
+    with threads(1):  # the record's setting (and small layers run faster on one thread)
+        runs = run_recipe(record["recipe"], chosen)
+    acc = {m: [r.test_acc for r in runs[m]] for m in METHODS}
+    rec_acc = {m: [record["runs"][m][str(s)]["test_acc"] for s in chosen] for m in METHODS}
+    check = rerun_check({m: mean_std(rec_acc[m])["mean"] for m in METHODS},
+                        {m: mean_std(acc[m])["mean"] for m in METHODS})
+    return {"seeds": len(all_seeds), "arch": record["recipe"]["arch"], "sparsity": record["recipe"]["sparsity"],
+            "recipe": record["recipe"], "epochs": runs["dsd"][0].epochs,
+            **{m: dict(record["summary"][m]) for m in METHODS},
+            "comparison": record["comparison"],
+            "live": {"seed_list": chosen, "per_seed": acc, "record_per_seed": rec_acc, **check},
+            "matches_record": check["matches_record"]}

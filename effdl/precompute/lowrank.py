@@ -39,7 +39,9 @@ from .._validate import check_float, check_int, check_type
 from ..data import load_mnist
 from ..models import build_model
 from ..train import evaluate, fit
+from ..train import threads as scoped_threads  # (the name `threads` is a parameter here)
 from . import load_record, rerun_check
+
 
 SEED = 0
 FC_LAYER = "fc1"
@@ -168,22 +170,20 @@ def forward_ms(module: nn.Module, batch_size: int, *, repeats: int = 7, threads:
     if threads is not None:
         threads = check_int("threads", threads, min=1)
     x = torch.randn(batch_size, module.in_features, generator=torch.Generator().manual_seed(seed))
-    was_training, previous = module.training, torch.get_num_threads()
+    was_training = module.training
     module.eval()
     try:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        start = time.perf_counter()
-        module(x)                                                        # warm-up
-        number = max(1, math.ceil(0.01 / max(time.perf_counter() - start, 1e-7)))
-        best = math.inf
-        for _ in range(repeats):
+        with scoped_threads(threads or torch.get_num_threads()):
             start = time.perf_counter()
-            for _ in range(number):
-                module(x)
-            best = min(best, (time.perf_counter() - start) / number)
+            module(x)                                                        # warm-up
+            number = max(1, math.ceil(0.01 / max(time.perf_counter() - start, 1e-7)))
+            best = math.inf
+            for _ in range(repeats):
+                start = time.perf_counter()
+                for _ in range(number):
+                    module(x)
+                best = min(best, (time.perf_counter() - start) / number)
     finally:
-        torch.set_num_threads(previous)
         module.train(was_training)
     return best * 1e3
 

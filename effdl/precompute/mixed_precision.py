@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import statistics
 
-import torch
+from .. import zoo
+from ..data import load_mnist
+from ..train import threads
+from ..training.mixed_precision import LossScaler, MODES, scaled_underflow, train_mixed, weight_gradients
+from . import load_record, rerun_check
 
-from ..training.mixed_precision import MODES, train_mixed
 
 SEEDS = [0, 1, 2]
 # Where pure fp16 hurts: a small constant learning rate and no momentum, so
@@ -32,7 +35,11 @@ RECIPE = {"arch": "lenet300", "epochs": 10, "lr": 0.03, "momentum": 0.9, "batch_
 
 def run(out_dir) -> dict:
     """Train every (mode, seed); ``out_dir`` is unused (no checkpoints), kept for the common interface."""
-    torch.set_num_threads(1)          # one thread: the same arithmetic order on every machine
+    with threads(1):                  # one thread: the same arithmetic order on every machine
+        return _run(out_dir)
+
+
+def _run(out_dir) -> dict:
     runs: dict = {m: {} for m in MODES}
     for mode in MODES:
         for seed in SEEDS:
@@ -58,3 +65,46 @@ def run(out_dir) -> dict:
             "data": "embedded MNIST subset: train 3,500 · val 500 · test 1,000",
             "selection": "none: same recipe for every precision, final epoch evaluated once on test",
             "runs": runs, "summary": summary}
+
+
+def underflow_report(*, arch: str = "lenet300", n_batches: int = 32, seed: int = 0) -> dict:
+    """Fp16 underflow of the zoo model's real weight gradients, without and with dynamic loss scaling.
+
+    The scaler starts at GradScaler's 2^16 and doubles after every good step
+    (``growth_interval=1``, instead of 2000) so that it finds its level
+    within these few batches; the underflow counts only the steps it did not
+    skip.
+    """
+    grads = weight_gradients(zoo.load(arch), load_mnist("train", source="embedded"), n_batches=n_batches, seed=seed)
+    run = scaled_underflow(grads, LossScaler(2.0 ** 16, growth_interval=1))
+    return {"grad_underflow_fp16": run["underflow_unscaled"], "grad_underflow_fp16_scaled": run["underflow_scaled"],
+            "max_scale_used": run["max_scale_used"], "skipped_of": [run["skipped"], n_batches]}
+
+
+def mixed_precision_report() -> dict:
+    """The chapter's headline numbers (``effdl reproduce mixed-precision --json``).
+
+    The accuracies are the record's (``effdl.precompute.mixed_precision``):
+    each precision's mean test accuracy over the record's seeds — the same on
+    every machine. ``live`` re-trains seed 0 here in all three precisions, on
+    one thread as the record did, and compares it with the record's seed 0
+    (:func:`effdl.precompute.rerun_check`). The fp16 underflow of the zoo
+    LeNet-300-100's gradients is measured live (a count, not a training result).
+    """
+    record = load_record("mixed_precision")
+    with threads(1):  # the record's setting (and small layers run faster on one thread)
+        out = underflow_report()
+        runs = {mode: train_mixed(mode, seed=0, **record["recipe"]) for mode in MODES}
+    seed0 = {m: record["runs"][m]["0"] for m in MODES}
+    check = rerun_check({m: seed0[m]["test_acc"] for m in MODES}, {m: runs[m].test_acc for m in MODES})
+    summary = record["summary"]
+    out.update(acc_fp32=summary["fp32"]["mean"], acc_fp16_master_fp32=summary["fp16_master"]["mean"],
+               acc_fp16_pure=summary["fp16_pure"]["mean"], seeds=len(record["seeds"]),
+               std={m: summary[m]["std"] for m in MODES},
+               lost_update_fraction_pure=seed0["fp16_pure"]["lost_update_fraction"][-1],
+               skipped_steps={m: seed0[m]["skipped"] for m in MODES},
+               live={"seed": 0, **check,
+                     "lost_update_fraction_pure": round(runs["fp16_pure"].lost_update_fraction[-1], 4),
+                     "skipped_steps": {m: r.skipped for m, r in runs.items()}},
+               matches_record=check["matches_record"])
+    return out

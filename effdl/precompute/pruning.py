@@ -13,11 +13,10 @@ Checkpoints are saved with pruning made permanent (zeros in the weights);
 """
 from __future__ import annotations
 
-import torch
-
 from .. import pruning, zoo
 from ..data import load_mnist
 from ..train import evaluate, progress
+
 
 SCHEDULES = {  # increasing sparsity targets; the last is the goal
     "lenet": {"4 steps": [0.5, 0.75, 0.87, 0.92], "7 steps": [0.3, 0.5, 0.65, 0.75, 0.84, 0.89, 0.92]},
@@ -83,7 +82,6 @@ def _curves(splits, lr: float) -> dict:
 
 
 def run(out_dir) -> dict:
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     splits = tuple(load_mnist(s, source="embedded") for s in ("train", "val", "test"))
     record = {"seed": SEED, "epochs_per_step": EPOCHS_PER_STEP, "lr_factors": LR_FACTORS,
               "selection": "best validation accuracy at the final sparsity; test evaluated once"}

@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import time
 
-import torch
 from torch import nn
 
-from .. import quantization as Q
-from .. import zoo
+from .. import quantization as Q, zoo
 from .._validate import check_choice, check_type
 from ..data import load_mnist
-from ..train import fit
+from ..train import evaluate, fit, threads
+from . import load_record
+
 
 SEED = 0
 THREADS = 1
@@ -84,12 +84,8 @@ def run(out_dir) -> dict:
     than with one while other jobs ran.
     """
     splits = _splits()
-    previous = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    try:
+    with threads(THREADS):
         models = {arch: _sweep(arch, splits) for arch in MODELS}
-    finally:
-        torch.set_num_threads(previous)
     return {"seed": SEED, "threads": THREADS, "data": "embedded MNIST subset: train 3,500 · val 500 · test 1,000",
             "selection": "clipping, learning rate and epoch chosen on the validation split; test evaluated "
                          "once per chosen configuration",
@@ -146,13 +142,12 @@ def rebuild(arch: str, bits: int, mode: str, *, record: dict | None = None, fine
     check_choice("arch", arch, MODELS)
     check_choice("mode", mode, MODES)
     if record is None:
-        from . import load_record
         record = load_record("quantization")
     row = find_row(record["models"][arch], bits, mode)
     train = (splits if splits is not None else _splits())[0]
     settings = record["settings"]
     model: nn.Module = zoo.load(arch)
-    calib = list(Q._batches(train, settings["n_batches"], 256, "train"))   # as sweep_bits calibrates
+    calib = list(Q.iter_batches(train, settings["n_batches"], 256, "train"))   # as sweep_bits calibrates
     qm = Q.quantize_model(model, bits if "w" in mode else None, bits if "a" in mode else None, calib,
                           per_channel=settings["per_channel"], power_of_two=settings["power_of_two"],
                           calibration=settings["calibration"], percentile=row["percentile"],
@@ -163,3 +158,38 @@ def rebuild(arch: str, bits: int, mode: str, *, record: dict | None = None, fine
             keep_best=False, show_progress=False)
         qm.eval()
     return qm
+
+
+def quantization_report() -> dict:
+    """Chapter 5's headline numbers (``effdl reproduce quantization``), LeNet-5 on the embedded MNIST subset.
+
+    - ``fp_acc``: the zoo LeNet-5 on the test split.
+    - ``bits``: **post-training** quantization (no fine-tuning), per-channel
+      symmetric power-of-two weights, unsigned power-of-two activations at
+      every layer input, calibrated sequentially on 1,024 training images; the
+      activation clipping (min/max, 99.99th or 99.9th percentile) and the
+      weight clipping (min/max or least squared error) chosen on validation.
+      Test accuracy in percent.
+    - ``int_inference_acc`` / ``int_matches_fake_quant``: :class:`effdl.quantization.IntegerLeNet`
+      built from the 8-bit weights-and-activations model of ``bits``; the
+      flag is True when its predictions *and* float64 logits equal the
+      fake-quantized model's on every test image.
+    - ``torch_ao_int8_acc``: :func:`effdl.quantization.torch_ao_int8` (x86 backend defaults),
+      calibrated on the same images.
+
+    Deterministic: no training and no randomness.
+    """
+    train, val, test = (load_mnist(s, source="embedded") for s in ("train", "val", "test"))
+    model = zoo.load("lenet5")
+    sweep = Q.sweep_bits(model, train, val, test, finetune=False)
+    row8 = next(r for r in sweep["rows"] if r["bits"] == 8 and r["mode"] == "wa")
+    qm = Q.quantize_model(model, 8, 8, train, percentile=row8["percentile"], w_clip=row8["w_clip"])
+    cmp = Q.compare_integer(qm, test)
+    ao = Q.torch_ao_int8(model, train)
+    return {"lenet5": {
+        "fp_acc": sweep["fp_test_acc"],
+        "bits": Q.bits_table(sweep),
+        "int_inference_acc": cmp["int_acc"],
+        "int_matches_fake_quant": cmp["predictions_equal"] and cmp["logits_equal"],
+        "torch_ao_int8_acc": evaluate(ao, test, device="cpu"),
+    }}

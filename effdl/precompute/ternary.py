@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import copy
 
-import torch
-
 from .. import ternary, zoo
 from ..data import load_mnist
 from ..train import evaluate, fit
+from . import load_record
+
 
 SEED = 0
 ARCHS = ("lenet5", "lenet300")
@@ -168,7 +168,6 @@ def ternary_report(record: dict | None = None) -> dict:
     the paper-policy control.
     """
     if record is None:
-        from . import load_record
         record = load_record("ternary")
     test = load_mnist("test", source="embedded")
     out = {}

@@ -12,7 +12,7 @@ trained to match those soft targets as well as the hard labels.
 - :func:`subset`: a stratified random fraction of a split (the paper's "3 % of the data");
 - :func:`train_student`: a small MLP trained on hard labels or on a teacher's soft targets;
 - :func:`dark_knowledge`: a teacher's probabilities at T = 1 and at T, for the chapter's figure;
-- :func:`run_experiment` / :func:`distillation_report`: the 3 %-of-data experiment with the
+- ``effdl.precompute.distillation.run_experiment`` / ``distillation_report``: the 3 %-of-data experiment with the
   hyperparameters chosen on the validation split by ``effdl.precompute.distillation``.
 
 The paper's speech result (FACTS.md): all data 58.9 % frame accuracy; 3 % of the
@@ -35,8 +35,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._validate import check_choice, check_float, check_int, check_type
-from ..data import MNIST_MEAN, MNIST_STD, Split
-from ..train import mean_std
+from ..data import MNIST_MEAN, MNIST_STD, Split, load_mnist
+from ..train import evaluate
+
 
 DATA_FRACTION = 0.03            # the paper's "3 % of the training set"
 STUDENT_HIDDEN = 64             # 784-64-10: 50,890 parameters, 8.5× fewer than LeNet-5's 431,080
@@ -200,16 +201,6 @@ class Ensemble(nn.Module):
         return torch.log(torch.softmax(logits, -1).mean(0))         # log p̄, p̄ = (1/M) Σ_m softmax(z_m)
 
 
-def build_teacher(name: str = "lenet5") -> nn.Module:
-    """A teacher from the zoo, in eval mode: ``"lenet5"``, ``"ensemble_logits"`` or ``"ensemble_probs"``
-    (the ensembles average the zoo's LeNet-5 and LeNet-300-100)."""
-    from .. import zoo
-    check_choice("name", name, TEACHERS)
-    if name == "lenet5":
-        return zoo.load("lenet5")
-    return Ensemble([zoo.load("lenet5"), zoo.load("lenet300")], combine=name.split("_")[1]).eval()
-
-
 class Student(nn.Module):
     """The student: one hidden layer, ``in_features``-``hidden``-``n_classes`` with ReLU."""
 
@@ -268,7 +259,6 @@ def train_student(train_split: Split, *, teacher: nn.Module | None = None, tempe
     With ``val``, the validation accuracy is recorded every ``eval_every``
     epochs (and at epoch 0).
     """
-    from ..train import evaluate
     check_type("train_split", train_split, Split, "an effdl.data.Split (from effdl.data.load_mnist)")
     if val is not None:
         check_type("val", val, Split, "an effdl.data.Split")
@@ -347,91 +337,6 @@ def dark_knowledge(teacher: nn.Module, split: Split, indices, *, temperature: fl
 # ============================================================== the 3 %-of-data experiment
 def experiment_splits() -> dict:
     """The embedded MNIST train, val and test splits the experiment uses."""
-    from ..data import load_mnist
     return {s: load_mnist(s, source="embedded") for s in ("train", "val", "test")}
 
 
-def run_condition(condition: str, config: dict, seed: int, splits: dict, *, teachers: dict | None = None,
-                  val: bool = False, eval_every: int = 1, fraction: float = DATA_FRACTION):
-    """Train one student of the experiment; return ``(model, history)``.
-
-    ``condition``: ``"full"`` (all the training split, hard labels),
-    ``"hard"`` (``fraction`` of it, hard labels) or ``"soft"`` (the same
-    images, the teacher ``config["teacher"]``'s soft targets). ``seed`` fixes
-    the subset, the initial weights and the batch order, so "hard" and
-    "soft" with one seed see the same images from the same start.
-    ``config`` holds ``lr``, ``epochs`` (and ``teacher``, ``temperature``,
-    ``alpha`` for "soft").
-    """
-    check_choice("condition", condition, ("full", "hard", "soft"))
-    train = splits["train"] if condition == "full" else subset(splits["train"], fraction, seed=seed)
-    teacher = None
-    if condition == "soft":
-        teachers = {} if teachers is None else teachers
-        if config["teacher"] not in teachers:
-            teachers[config["teacher"]] = build_teacher(config["teacher"])
-        teacher = teachers[config["teacher"]]
-    kwargs = {"temperature": config["temperature"], "alpha": config["alpha"]} if teacher is not None else {}
-    return train_student(train, teacher=teacher, epochs=config["epochs"], lr=config["lr"], seed=seed,
-                         val=splits["val"] if val else None, eval_every=eval_every, **kwargs)
-
-
-def run_experiment(chosen: dict, seeds, *, fraction: float = DATA_FRACTION) -> dict:
-    """The final runs: each condition of ``chosen`` (``{"full": cfg, "hard": cfg, "soft": cfg}``)
-    trained once per seed and evaluated once on the test split.
-
-    Returns ``{"teacher_acc": float, "runs": {condition: {seed: test %}}, "summary": {condition:
-    {"mean", "std"}}}`` (std over seeds, 0 for one seed).
-    """
-    from ..train import evaluate
-    seeds = [check_int("seeds[i]", s, min=0) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds must hold at least one seed; got [].")
-    splits = experiment_splits()
-    teachers = {chosen["soft"]["teacher"]: build_teacher(chosen["soft"]["teacher"])}
-    runs = {}
-    for condition in ("full", "hard", "soft"):
-        runs[condition] = {}
-        for seed in seeds:
-            model, _ = run_condition(condition, chosen[condition], seed, splits, teachers=teachers,
-                                     fraction=fraction)
-            runs[condition][str(seed)] = evaluate(model, splits["test"], device="cpu")
-    return {"teacher_acc": evaluate(teachers[chosen["soft"]["teacher"]], splits["test"], device="cpu"),
-            "runs": runs, "summary": {c: mean_std(list(r.values())) for c, r in runs.items()}}
-
-
-def distillation_report() -> dict:
-    """The chapter's headline numbers (``effdl reproduce distillation --json``).
-
-    The headline is the record's (``effdl.precompute.distillation``:
-    hyperparameters chosen on the validation split, every final run on the
-    test split): the seed means (and stds) — the same on every machine.
-    ``live`` re-trains every final run here, on one thread as the record did,
-    and compares each condition's mean over the seeds with the record's
-    (:func:`effdl.precompute.rerun_check`): equal on the CPU that wrote the
-    record, within the stated tolerance on another.
-    """
-    from ..precompute import load_record, rerun_check
-    record = load_record("distillation")
-    chosen, seeds, fraction = record["chosen"], record["seeds"], record["data_fraction"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)          # the record's setting (and small layers run faster on one thread)
-    try:
-        result = run_experiment(chosen, seeds, fraction=fraction)
-    finally:
-        torch.set_num_threads(threads)
-    s, final = record["summary"], record["final"]["runs"]
-    check = rerun_check({"teacher": record["summary"]["teacher_acc"],
-                         **{c: s[c]["mean"] for c in ("full", "hard", "soft")}},
-                        {"teacher": result["teacher_acc"],
-                         **{c: result["summary"][c]["mean"] for c in ("full", "hard", "soft")}})
-    return {"data_fraction": fraction, "temperature": float(chosen["soft"]["temperature"]),
-            "teacher_acc": s["teacher_acc"], "full_data_acc": s["full"]["mean"],
-            "student_hard_acc": s["hard"]["mean"], "student_soft_acc": s["soft"]["mean"],
-            "std": {"full_data": s["full"]["std"], "student_hard": s["hard"]["std"],
-                    "student_soft": s["soft"]["std"]},
-            "teacher": chosen["soft"]["teacher"], "alpha": chosen["soft"]["alpha"],
-            "seeds": len(seeds), "n_images": record["n_images"], "student_params": record["student_params"],
-            "soft_minus_hard_per_seed": [round(final["soft"][str(k)] - final["hard"][str(k)], 3) for k in seeds],
-            "live": {"per_seed": result["runs"], **check},
-            "matches_record": check["matches_record"]}

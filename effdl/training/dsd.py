@@ -20,7 +20,7 @@ minimum, and the re-dense phase then recovers capacity from a better start.
 :func:`baseline_train` is the control: the same model, optimizer, batch order
 and learning-rate schedule for the same total number of epochs, minus the
 sparse phase. :func:`dsd_compare` runs both from one shared phase D (the two
-are identical up to there), and :func:`dsd_report` re-runs the recipe chosen
+are identical up to there), and ``effdl.precompute.dsd.dsd_report`` re-runs the recipe chosen
 by ``effdl.precompute.dsd`` on the validation split.
 """
 from __future__ import annotations
@@ -37,6 +37,7 @@ from ..data import Split
 from ..models import MODELS, build_model
 from ..pruning import apply_masks, magnitude_mask, prunable_parameters, remove_masks
 from ..train import evaluate, fit, mean_loss, mean_std
+
 
 PHASES = ("dense", "sparse", "redense")
 METHODS = ("baseline", "dsd")
@@ -304,63 +305,10 @@ def verdict(baseline: list[float], dsd: list[float]) -> dict:
     paired = [round(y - x, 3) for x, y in zip(baseline, dsd)]
     p_value = None
     if len(paired) > 1 and any(p != paired[0] for p in paired):
-        from scipy.stats import ttest_rel
+        from scipy.stats import ttest_rel  # deferred: scipy.stats imports slowly; only the verdict needs it
         p_value = round(float(ttest_rel(dsd, baseline).pvalue), 4)
     return {"difference": diff, "noise": noise, "verdict": word, "paired_differences": paired,
             "seeds_dsd_better": sum(p > 0 for p in paired), "seeds_dsd_worse": sum(p < 0 for p in paired),
             "paired_t_p_value": p_value}
 
 
-def run_recipe(recipe: dict, seeds, *, test: bool = True) -> dict[str, list[DSDResult]]:
-    """Run ``recipe`` (keywords of :func:`dsd_compare` plus ``arch``) for each seed on the embedded MNIST.
-
-    Returns ``{"baseline": [result per seed], "dsd": [...]}``; with ``test``
-    each final model is evaluated once on the test split.
-    """
-    from ..data import load_mnist
-
-    check_type("recipe", recipe, dict, "a dict of dsd_compare keywords")
-    train, val = load_mnist("train", source="embedded"), load_mnist("val", source="embedded")
-    test_split = load_mnist("test", source="embedded") if test else None
-    out: dict[str, list[DSDResult]] = {m: [] for m in METHODS}
-    for seed in seeds:
-        runs = dsd_compare(train=train, val=val, seed=seed, test=test_split, device="cpu", **recipe)
-        for m in METHODS:
-            out[m].append(runs[m])
-    return out
-
-
-def dsd_report(*, seeds: int | None = None) -> dict:
-    """The chapter's headline numbers (``effdl reproduce dsd --json``).
-
-    The headline is the record's (``effdl.precompute.dsd``, every seed): mean
-    ± std of the test accuracy (%) for the baseline and DSD, and their
-    comparison — the same on every machine. ``live`` re-trains the record's
-    recipe for its first ``seeds`` seeds (default: 3) here, on one thread as
-    the record did, and compares the mean over those seeds with the record's
-    mean over the same seeds (:func:`effdl.precompute.rerun_check`): on the
-    CPU that wrote the record the numbers are equal; on another one the last
-    digit may move, within the stated tolerance.
-    """
-    from ..precompute import load_record, rerun_check
-
-    record = load_record("dsd")
-    all_seeds = record["seeds"]
-    seeds = min(3, len(all_seeds)) if seeds is None else check_int("seeds", seeds, min=1, max=len(all_seeds))
-    chosen = all_seeds[:seeds]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)          # the record's setting (and small layers run faster on one thread)
-    try:
-        runs = run_recipe(record["recipe"], chosen)
-    finally:
-        torch.set_num_threads(threads)
-    acc = {m: [r.test_acc for r in runs[m]] for m in METHODS}
-    rec_acc = {m: [record["runs"][m][str(s)]["test_acc"] for s in chosen] for m in METHODS}
-    check = rerun_check({m: mean_std(rec_acc[m])["mean"] for m in METHODS},
-                        {m: mean_std(acc[m])["mean"] for m in METHODS})
-    return {"seeds": len(all_seeds), "arch": record["recipe"]["arch"], "sparsity": record["recipe"]["sparsity"],
-            "recipe": record["recipe"], "epochs": runs["dsd"][0].epochs,
-            **{m: dict(record["summary"][m]) for m in METHODS},
-            "comparison": record["comparison"],
-            "live": {"seed_list": chosen, "per_seed": acc, "record_per_seed": rec_acc, **check},
-            "matches_record": check["matches_record"]}

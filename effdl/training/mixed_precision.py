@@ -30,12 +30,18 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from .._validate import check_bool, check_choice, check_float, check_int, check_type
+from ..data import Split, load_mnist
+from ..models import build_model
 from ..numerics import FP16
+from ..train import evaluate
+from ..train import threads as scoped_threads  # (the name `threads` is a parameter here)
+
 
 FP16_MAX = FP16.max                      # 65504
 FP16_MIN_NORMAL = FP16.min_normal        # 2^-14
@@ -144,7 +150,6 @@ def weight_gradients(model: nn.Module, split, *, n_batches: int = 8, batch_size:
     (``activations=True``) — the values an fp16 backward pass would have to
     store. The model is left unchanged.
     """
-    from ..data import Split
     check_type("model", model, nn.Module, "a torch.nn.Module")
     check_type("split", split, Split, "an effdl.data.Split")
     n_batches = check_int("n_batches", n_batches, min=1)
@@ -316,9 +321,6 @@ def train_mixed(mode: str = "fp16_master", *, arch: str = "lenet300", loss_scale
         the loss scale per step and, for ``"fp16_pure"``, the fraction of
         non-zero updates lost to rounding per epoch.
     """
-    from ..data import Split, load_mnist
-    from ..models import build_model
-    from ..train import evaluate
 
     check_choice("mode", mode, MODES)
     if loss_scale is None or isinstance(loss_scale, str):
@@ -503,12 +505,8 @@ def matmul_gflops(dtype: str = "fp32", *, n: int = 256, repeats: int = 3, device
     check_choice("device", device, ("cpu", "cuda"))
     if threads is not None:
         threads = check_int("threads", threads, min=1)
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
+        with scoped_threads(threads):
             return matmul_gflops(dtype, n=n, repeats=repeats, device=device, threads=None)
-        finally:
-            torch.set_num_threads(before)
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device='cuda' needs a CUDA device; none is available here.")
     g = torch.Generator().manual_seed(0)
@@ -532,7 +530,6 @@ def cpu_low_precision_flags() -> list[str]:
     ``avx512_bf16`` and ``amx_bf16`` make bf16 matmuls fast, ``avx512_fp16``
     and ``amx_fp16`` fp16 ones; without them the formats are emulated.
     """
-    from pathlib import Path
     path = Path("/proc/cpuinfo")
     if not path.is_file():
         return []
@@ -547,9 +544,6 @@ def autocast_compare(*, dtype: str = "fp16", epochs: int = 2, batch_size: int = 
     Raises ``RuntimeError`` when there is no CUDA device (chapters check
     ``torch.cuda.is_available()`` first and skip).
     """
-    from ..data import load_mnist
-    from ..models import build_model
-    from ..train import evaluate
 
     check_choice("dtype", dtype, ("fp16", "bf16"))
     epochs = check_int("epochs", epochs, min=1)
@@ -584,51 +578,5 @@ def autocast_compare(*, dtype: str = "fp16", epochs: int = 2, batch_size: int = 
 
 
 # ================================================================ the report
-def underflow_report(*, arch: str = "lenet300", n_batches: int = 32, seed: int = 0) -> dict:
-    """Fp16 underflow of the zoo model's real weight gradients, without and with dynamic loss scaling.
-
-    The scaler starts at GradScaler's 2^16 and doubles after every good step
-    (``growth_interval=1``, instead of 2000) so that it finds its level
-    within these few batches; the underflow counts only the steps it did not
-    skip.
-    """
-    from .. import zoo
-    from ..data import load_mnist
-    grads = weight_gradients(zoo.load(arch), load_mnist("train", source="embedded"), n_batches=n_batches, seed=seed)
-    run = scaled_underflow(grads, LossScaler(2.0 ** 16, growth_interval=1))
-    return {"grad_underflow_fp16": run["underflow_unscaled"], "grad_underflow_fp16_scaled": run["underflow_scaled"],
-            "max_scale_used": run["max_scale_used"], "skipped_of": [run["skipped"], n_batches]}
 
 
-def mixed_precision_report() -> dict:
-    """The chapter's headline numbers (``effdl reproduce mixed-precision --json``).
-
-    The accuracies are the record's (``effdl.precompute.mixed_precision``):
-    each precision's mean test accuracy over the record's seeds — the same on
-    every machine. ``live`` re-trains seed 0 here in all three precisions, on
-    one thread as the record did, and compares it with the record's seed 0
-    (:func:`effdl.precompute.rerun_check`). The fp16 underflow of the zoo
-    LeNet-300-100's gradients is measured live (a count, not a training result).
-    """
-    from ..precompute import load_record, rerun_check
-    record = load_record("mixed_precision")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)          # the record's setting (and small layers run faster on one thread)
-    try:
-        out = underflow_report()
-        runs = {mode: train_mixed(mode, seed=0, **record["recipe"]) for mode in MODES}
-    finally:
-        torch.set_num_threads(threads)
-    seed0 = {m: record["runs"][m]["0"] for m in MODES}
-    check = rerun_check({m: seed0[m]["test_acc"] for m in MODES}, {m: runs[m].test_acc for m in MODES})
-    summary = record["summary"]
-    out.update(acc_fp32=summary["fp32"]["mean"], acc_fp16_master_fp32=summary["fp16_master"]["mean"],
-               acc_fp16_pure=summary["fp16_pure"]["mean"], seeds=len(record["seeds"]),
-               std={m: summary[m]["std"] for m in MODES},
-               lost_update_fraction_pure=seed0["fp16_pure"]["lost_update_fraction"][-1],
-               skipped_steps={m: seed0[m]["skipped"] for m in MODES},
-               live={"seed": 0, **check,
-                     "lost_update_fraction_pure": round(runs["fp16_pure"].lost_update_fraction[-1], 4),
-                     "skipped_steps": {m: r.skipped for m, r in runs.items()}},
-               matches_record=check["matches_record"])
-    return out
