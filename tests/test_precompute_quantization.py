@@ -70,7 +70,7 @@ def test_rebuild_repeats_the_recorded_quantization_and_fine_tuning(splits):
         assert not torch.equal(tuned(x), ptq(x))
     # epoch 0 means "not fine-tuned": the PTQ model
     a_only = pq.rebuild("lenet300", 2, "a", record=record, splits=splits)
-    assert a_only.config.mode == "a" and a_only.config.w_bits is None
+    assert a_only.config.mode == "a" and a_only.config.n_bits_weight is None
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [

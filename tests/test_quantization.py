@@ -359,9 +359,9 @@ X = torch.linspace(-1, 1, 10)
     (lambda: Q.fixed_point_multiplier(0.0), ValueError, "m must be"),
     (lambda: Q.requantize(torch.ones(3), 2 ** 30, 31, 0, 8), TypeError, "acc must be an integer"),
     (lambda: Q.requantize(torch.ones(3, dtype=torch.int64), 2 ** 30, 0, 0, 8), ValueError, "shift"),
-    (lambda: Q.QuantConfig(w_bits=1), ValueError, "w_bits must be an integer in \\[2, 16\\]"),
-    (lambda: Q.QuantConfig(a_bits=17), ValueError, "a_bits"),
-    (lambda: Q.QuantConfig(a_bits=True), TypeError, "a_bits"),
+    (lambda: Q.QuantConfig(n_bits_weight=1), ValueError, "n_bits_weight must be an integer in \\[2, 16\\]"),
+    (lambda: Q.QuantConfig(n_bits_act=17), ValueError, "n_bits_act"),
+    (lambda: Q.QuantConfig(n_bits_act=True), TypeError, "n_bits_act"),
     (lambda: Q.QuantConfig(per_channel=1), TypeError, "per_channel must be True or False"),
     (lambda: Q.quantize_model(LeNet300(), 8, 8), ValueError, "calib must be calibration data"),
     (lambda: Q.quantize_model("lenet", 8, 8), TypeError, "model must be a torch.nn.Module"),
@@ -385,16 +385,16 @@ def test_bad_input(call, exc, match):
 
 
 # ------------------------------------------------------------------ every scheme, bit for bit
-@pytest.mark.parametrize("w_bits,a_bits,per_channel,w_symmetric,a_symmetric", [
+@pytest.mark.parametrize("n_bits_weight,n_bits_act,per_channel,w_symmetric,a_symmetric", [
     (2, 2, True, True, False), (3, 5, False, False, False), (4, 4, True, False, True),
     (6, 3, False, True, True), (8, 8, False, False, False), (5, 7, True, True, False), (16, 12, False, True, False),
 ])
-def test_integer_inference_is_bit_exact_for_every_scheme(w_bits, a_bits, per_channel, w_symmetric, a_symmetric,
+def test_integer_inference_is_bit_exact_for_every_scheme(n_bits_weight, n_bits_act, per_channel, w_symmetric, a_symmetric,
                                                          lenet300, splits):
     """Per-tensor and per-channel, symmetric and asymmetric weights and activations, 2 to 16 bits."""
     test = splits["test"]
     sub = Split("test", test.source, test.x[:200], test.y[:200])
-    qm = Q.quantize_model(lenet300, w_bits, a_bits, splits["train"], per_channel=per_channel,
+    qm = Q.quantize_model(lenet300, n_bits_weight, n_bits_act, splits["train"], per_channel=per_channel,
                           w_symmetric=w_symmetric, a_symmetric=a_symmetric, n_batches=1)
     layer = qm.model.fc1
     s_w, z_w = layer.weight_qparams()
@@ -403,7 +403,7 @@ def test_integer_inference_is_bit_exact_for_every_scheme(w_bits, a_bits, per_cha
     assert (int(layer.act_zero_point) == 0) if a_symmetric else True
     result = Q.compare_integer(qm, sub)
     assert result["logits_equal"] and result["predictions_equal"], result
-    expected = "int8" if (w_bits <= 8 and a_bits <= 8 and w_symmetric and Q.int8_gemm_exact()) else "int64"
+    expected = "int8" if (n_bits_weight <= 8 and n_bits_act <= 8 and w_symmetric and Q.int8_gemm_exact()) else "int64"
     assert result["backend"] == expected
 
 
@@ -439,7 +439,7 @@ def _nonfinite_model(value):
     (lambda: Q.fake_quantize(X, 0.1, 0, 40), ValueError, "n_bits"),
     (lambda: Q.choose_fixed_point(X, 33), ValueError, "n_bits"),
     (lambda: Q.weight_qparams(torch.ones(2, 2), 0), ValueError, "n_bits"),
-    (lambda: Q.quantize_model(LeNet300(), 0, None), ValueError, "w_bits"),
+    (lambda: Q.quantize_model(LeNet300(), 0, None), ValueError, "n_bits_weight"),
     (lambda: Q.dequantize(torch.ones(3, dtype=torch.int8), 0.0), ValueError, "scale must be positive"),
     (lambda: Q.dequantize(torch.ones(3, dtype=torch.int8), -1e-3), ValueError, "scale must be positive"),
     (lambda: Q.quantize(torch.ones(3, 2), torch.tensor([1.0, 0.0, 1.0]), 0, 8, axis=0), ValueError, "scale"),

@@ -61,9 +61,9 @@ def _sweep(arch: str, splits) -> dict:
     train, val, test = splits
     model = zoo.load(arch)
     start = time.perf_counter()
-    out = Q.sweep_bits(model, train, val, test, bits=BITS, modes=MODES, finetune=True, epochs=EPOCHS,
+    out = Q.sweep_bits(model, train, val, test, bit_widths=BITS, modes=MODES, finetune=True, epochs=EPOCHS,
                        lr_grid=LR_GRID, seed=SEED, show_progress=False, **SETTINGS)
-    ptq = Q.sweep_bits(model, train, val, test, bits=PTQ_ONLY_BITS, modes=MODES, finetune=False, seed=SEED,
+    ptq = Q.sweep_bits(model, train, val, test, bit_widths=PTQ_ONLY_BITS, modes=MODES, finetune=False, seed=SEED,
                        **SETTINGS)
     out["rows"] += ptq["rows"]
     out["seconds"] = round(time.perf_counter() - start)

@@ -29,7 +29,7 @@ from .scales import FixedPoint, WEIGHT_CLIPS, _choose_scale_core, _fake_quantize
 class QuantConfig:
     """How a model is quantized; validates itself.
 
-    ``w_bits`` / ``a_bits``: bits of weights / of each layer's input
+    ``n_bits_weight`` / ``n_bits_act``: bits of weights / of each layer's input
     activation, 2..16, or ``None`` to keep them in float. Weights are
     quantized per output channel if ``per_channel``; ``w_symmetric`` /
     ``a_symmetric`` choose signed-symmetric vs unsigned-affine quantizers;
@@ -39,8 +39,8 @@ class QuantConfig:
     (``"minmax"`` or ``"mse"``, see :func:`weight_qparams`).
     """
 
-    w_bits: int | None = 8
-    a_bits: int | None = 8
+    n_bits_weight: int | None = 8
+    n_bits_act: int | None = 8
     per_channel: bool = True
     w_symmetric: bool = True
     a_symmetric: bool = False
@@ -49,8 +49,8 @@ class QuantConfig:
     w_clip: str = "minmax"
 
     def __post_init__(self):
-        object.__setattr__(self, "w_bits", _check_bits("w_bits", self.w_bits, MODEL_BITS, optional=True))
-        object.__setattr__(self, "a_bits", _check_bits("a_bits", self.a_bits, MODEL_BITS, optional=True))
+        object.__setattr__(self, "n_bits_weight", _check_bits("n_bits_weight", self.n_bits_weight, MODEL_BITS, optional=True))
+        object.__setattr__(self, "n_bits_act", _check_bits("n_bits_act", self.n_bits_act, MODEL_BITS, optional=True))
         for name in ("per_channel", "w_symmetric", "a_symmetric", "power_of_two"):
             check_bool(name, getattr(self, name))
         if self.percentile is not None:
@@ -60,7 +60,7 @@ class QuantConfig:
     @property
     def mode(self) -> str:
         """``"w"``, ``"a"``, ``"wa"`` or ``"fp"``: what is quantized."""
-        return ("w" if self.w_bits else "") + ("a" if self.a_bits else "") or "fp"
+        return ("w" if self.n_bits_weight else "") + ("a" if self.n_bits_act else "") or "fp"
 
 
 class _FakeQuantMixin:
@@ -75,19 +75,19 @@ class _FakeQuantMixin:
         self.config = config
         self.register_buffer("act_scale", torch.tensor(float(act_scale), dtype=torch.float64))
         self.register_buffer("act_zero_point", torch.tensor(int(act_zero_point), dtype=torch.int64))
-        self.act_enabled = bool(config.a_bits)   # off while quantize_model calibrates this layer
+        self.act_enabled = bool(config.n_bits_act)   # off while quantize_model calibrates this layer
 
     # -- quantization parameters, all derived from the config and the current weights
     def input_qrange(self) -> tuple[int, int]:
-        return qrange(self.config.a_bits, self.config.a_symmetric)
+        return qrange(self.config.n_bits_act, self.config.a_symmetric)
 
     def weight_qrange(self) -> tuple[int, int]:
-        return qrange(self.config.w_bits, self.config.w_symmetric)
+        return qrange(self.config.n_bits_weight, self.config.w_symmetric)
 
     def weight_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale, zero_point) of the weight, float64 / int64, shape (out,) per channel else 0-d."""
         c = self.config
-        return _weight_qparams(self.weight, c.w_bits, c.per_channel, c.w_symmetric, c.power_of_two, c.w_clip)
+        return _weight_qparams(self.weight, c.n_bits_weight, c.per_channel, c.w_symmetric, c.power_of_two, c.w_clip)
 
     def _weight_view(self, t: torch.Tensor) -> torch.Tensor:
         return t.reshape([-1] + [1] * (self.weight.ndim - 1)) if t.ndim else t
@@ -114,12 +114,12 @@ class _FakeQuantMixin:
         dtype = self.weight.dtype if self.training else torch.float64
         x, w = x.to(dtype), self.weight.to(dtype)
         b = None if self.bias is None else self.bias.to(dtype)
-        if c.a_bits and self.act_enabled:
+        if c.n_bits_act and self.act_enabled:
             qmin, qmax = self.input_qrange()
             x = _fake_quantize_core(x, self.act_scale, self.act_zero_point, qmin, qmax)
-        if c.w_bits:
+        if c.n_bits_weight:
             w, s_w = self._fake_quant_weight(w)
-            if c.a_bits and self.act_enabled and b is not None:
+            if c.n_bits_act and self.act_enabled and b is not None:
                 # bias in int32 at scale s_a · s_w, so it adds straight into the accumulator
                 b = _fake_quantize_core(b, self.act_scale * s_w, torch.zeros((), dtype=torch.int64),
                                         INT32_MIN, INT32_MAX)
@@ -181,20 +181,20 @@ class QuantizedModel(nn.Module):
         """Per layer: the weight and input formats (bits, scale range, zero point, fixed-point name)."""
         rows = []
         for name, layer in self.quant_layers().items():
-            row = {"layer": name, "w_bits": self.config.w_bits, "a_bits": self.config.a_bits}
-            if self.config.w_bits:
+            row = {"layer": name, "n_bits_weight": self.config.n_bits_weight, "n_bits_act": self.config.n_bits_act}
+            if self.config.n_bits_weight:
                 s_w, _ = layer.weight_qparams()
                 row["w_scale_min"], row["w_scale_max"] = float(s_w.min()), float(s_w.max())
                 if self.config.power_of_two and self.config.w_symmetric:
-                    names = sorted({FixedPoint(self.config.w_bits, 1 - int(e), True).name
+                    names = sorted({FixedPoint(self.config.n_bits_weight, 1 - int(e), True).name
                                     for e in torch.frexp(s_w.flatten())[1]})
                     row["w_format"] = names
-            if self.config.a_bits:
+            if self.config.n_bits_act:
                 s, z = float(layer.act_scale), int(layer.act_zero_point)
                 qmin, qmax = layer.input_qrange()
                 row.update(a_scale=s, a_zero_point=z, a_min=(qmin - z) * s, a_max=(qmax - z) * s)
                 if self.config.power_of_two and z == 0:
-                    row["a_format"] = FixedPoint(self.config.a_bits, 1 - int(math.frexp(s)[1]),
+                    row["a_format"] = FixedPoint(self.config.n_bits_act, 1 - int(math.frexp(s)[1]),
                                                  self.config.a_symmetric).name
             rows.append(row)
         return rows
@@ -205,7 +205,7 @@ def _is_stats(calib: Any) -> bool:
         isinstance(v, dict) and isinstance(v.get("input"), TensorStats) for v in calib.values())
 
 
-def quantize_model(model: nn.Module, w_bits: int | None = 8, a_bits: int | None = 8, calib: Any = None, *,
+def quantize_model(model: nn.Module, n_bits_weight: int | None = 8, n_bits_act: int | None = 8, calib: Any = None, *,
                    per_channel: bool = True, w_symmetric: bool = True, a_symmetric: bool = False,
                    power_of_two: bool = True, percentile: float | None = None, w_clip: str = "minmax",
                    calibration: str = "sequential", n_batches: int | None = 4,
@@ -213,12 +213,12 @@ def quantize_model(model: nn.Module, w_bits: int | None = 8, a_bits: int | None 
     """A fake-quantized copy of ``model`` (post-training quantization; the original is untouched).
 
     Every Linear and Conv2d layer gets: its weight fake-quantized to
-    ``w_bits`` (per output channel by default; scales from the current
+    ``n_bits_weight`` (per output channel by default; scales from the current
     weights at every forward, so they follow fine-tuning), its
-    input fake-quantized to ``a_bits`` with a scale fixed from the
+    input fake-quantized to ``n_bits_act`` with a scale fixed from the
     calibration statistics, and — when both are quantized — its bias rounded
     to int32 at scale ``s_a · s_w``. ``None`` keeps that part in float:
-    ``(w_bits, None)`` is weights only, ``(None, a_bits)`` activations only.
+    ``(n_bits_weight, None)`` is weights only, ``(None, n_bits_act)`` activations only.
 
     Calibration is *sequential* by default: each layer's input range is
     measured with every earlier layer already quantized (weights and
@@ -234,9 +234,9 @@ def quantize_model(model: nn.Module, w_bits: int | None = 8, a_bits: int | None 
     model : nn.Module
         With at least one Linear / Conv2d layer, none of them parametrized
         (remove pruning masks first: ``effdl.pruning.remove_masks``).
-    w_bits, a_bits : int in 2..16, or None
+    n_bits_weight, n_bits_act : int in 2..16, or None
     calib : Split, tensor, iterable of batches, or stats from :func:`collect_activation_stats`
-        Calibration data; needed when ``a_bits`` is set. Use training data.
+        Calibration data; needed when ``n_bits_act`` is set. Use training data.
     calibration : {"sequential", "float"}, default "sequential"
     per_channel, w_symmetric, a_symmetric, power_of_two, percentile, w_clip
         See :class:`QuantConfig`. With ``power_of_two=True`` (the default)
@@ -250,7 +250,7 @@ def quantize_model(model: nn.Module, w_bits: int | None = 8, a_bits: int | None 
     QuantizedModel in eval mode.
     """
     check_type("model", model, nn.Module, "a torch.nn.Module")
-    config = QuantConfig(w_bits, a_bits, per_channel, w_symmetric, a_symmetric, power_of_two, percentile, w_clip)
+    config = QuantConfig(n_bits_weight, n_bits_act, per_channel, w_symmetric, a_symmetric, power_of_two, percentile, w_clip)
     layers = _quant_layers(model)
     if not layers:
         _fail(ValueError, "model", "a model with at least one Linear or Conv2d layer", type(model).__name__)
@@ -265,9 +265,9 @@ def quantize_model(model: nn.Module, w_bits: int | None = 8, a_bits: int | None 
     check_choice("calibration", calibration, ("sequential", "float"))
     pct = () if config.percentile is None else (100.0 - config.percentile, config.percentile)
     stats, batches = None, None
-    if config.a_bits:
+    if config.n_bits_act:
         if calib is None:
-            _fail(ValueError, "calib", "calibration data (a Split, tensor or batches) when a_bits is set", calib)
+            _fail(ValueError, "calib", "calibration data (a Split, tensor or batches) when n_bits_act is set", calib)
         if _is_stats(calib):
             stats = calib
             missing = [n for n in layers if n not in stats]
@@ -286,7 +286,7 @@ def quantize_model(model: nn.Module, w_bits: int | None = 8, a_bits: int | None 
         setattr(copy_.get_submodule(parent) if parent else copy_, attr, new)
         new_layers[name] = new
     qmodel = QuantizedModel(copy_, config).eval()
-    if config.a_bits:
+    if config.n_bits_act:
         with torch.no_grad(), _frozen_weights(new_layers.values()):
             _calibrate(qmodel, new_layers, config, stats, batches, pct)
     return qmodel
@@ -299,7 +299,7 @@ def _calibrate(qmodel: QuantizedModel, new_layers: dict, config: QuantConfig, st
         st = stats[name]["input"] if stats is not None else _layer_input_stats(qmodel, name, layer, batches, pct)
         lo, hi = st.range(config.percentile)
         s, z = _choose_scale_core(torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64),
-                                  config.a_bits, config.a_symmetric, config.power_of_two)
+                                  config.n_bits_act, config.a_symmetric, config.power_of_two)
         layer.act_scale.fill_(float(s))
         layer.act_zero_point.fill_(int(z))
         layer.act_enabled = True

@@ -214,8 +214,8 @@ class IntegerLeNet(nn.Module):
         if arch not in _PROGRAMS:
             _fail(ValueError, "qmodel", "a quantized LeNet300 or LeNet5", arch.__name__)
         c = qmodel.config
-        if not (c.w_bits and c.a_bits):
-            _fail(ValueError, "qmodel", "quantized in both weights and activations (w_bits and a_bits set)",
+        if not (c.n_bits_weight and c.n_bits_act):
+            _fail(ValueError, "qmodel", "quantized in both weights and activations (n_bits_weight and n_bits_act set)",
                   c.mode)
         self.arch = arch.__name__
         self.config = c
@@ -225,7 +225,7 @@ class IntegerLeNet(nn.Module):
         for i, ((name, after), layer) in enumerate(zip(program, fq)):
             nxt = fq[i + 1] if i + 1 < len(fq) else None
             self.layers.append(self._convert(name, after, layer, nxt))
-        can_int8 = (int8_gemm_exact() and c.w_bits <= 8 and c.a_bits <= 8
+        can_int8 = (int8_gemm_exact() and c.n_bits_weight <= 8 and c.n_bits_act <= 8
                     and all(int(l.weight_zero_point.abs().max()) == 0 and l.accumulator_bits == 32
                             and self._int8_gemm_bound(l) <= INT32_MAX for l in self.layers))
         if backend == "int8" and not can_int8:

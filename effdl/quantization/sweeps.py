@@ -21,7 +21,7 @@ from .fake import finetune_quantized, quantize_model
 # 7. The chapter's sweep and the reproduce report
 # ---------------------------------------------------------------------------
 
-def sweep_bits(model: nn.Module, train: Split, val: Split, test: Split, *, bits: Iterable[int] = (8, 6, 4, 2),
+def sweep_bits(model: nn.Module, train: Split, val: Split, test: Split, *, bit_widths: Iterable[int] = (8, 6, 4, 2),
                modes: Iterable[str] = ("w", "a", "wa"), finetune: bool = False, epochs: int = 3,
                lr_grid: Iterable[float] = (0.003, 0.001), percentiles: Iterable[float | None] = (None, 99.99, 99.9),
                w_clips: Iterable[str] = WEIGHT_CLIPS, per_channel: bool = True, power_of_two: bool = True,
@@ -54,15 +54,15 @@ def sweep_bits(model: nn.Module, train: Split, val: Split, test: Split, *, bits:
     check_type("model", model, nn.Module, "a torch.nn.Module")
     for name, split in (("train", train), ("val", val), ("test", test)):
         check_type(name, split, Split, "an effdl.data.Split")
-    bits = [_check_bits("bits", b, MODEL_BITS) for b in bits]
+    bit_widths = [_check_bits("bit_widths", b, MODEL_BITS) for b in bit_widths]
     modes = [check_choice("modes", m, ("w", "a", "wa")) for m in modes]
     check_bool("finetune", finetune)
     epochs = check_int("epochs", epochs, min=0)
     lr_grid = [check_float("lr_grid", lr, min=0.0, min_open=True) for lr in lr_grid]
     percentiles = [None if p is None else _check_percentile(p) for p in percentiles]
     w_clips = [check_choice("w_clips", c, WEIGHT_CLIPS) for c in w_clips]
-    if not bits or not modes or not percentiles or not w_clips or (finetune and not lr_grid):
-        raise ValueError("bits, modes, percentiles, w_clips (and lr_grid when finetune) must not be empty.")
+    if not bit_widths or not modes or not percentiles or not w_clips or (finetune and not lr_grid):
+        raise ValueError("bit_widths, modes, percentiles, w_clips (and lr_grid when finetune) must not be empty.")
     n_batches = check_int("n_batches", n_batches, min=1)
     check_choice("calibration", calibration, ("sequential", "float"))
     calib = list(iter_batches(train, n_batches, 256, "train"))
@@ -79,19 +79,19 @@ def sweep_bits(model: nn.Module, train: Split, val: Split, test: Split, *, bits:
             if best is None or hist.best_val_acc > best[1].best_val_acc:
                 best = (cand, hist, lr)
         out.update(fp_ft_lr=best[2], fp_ft_val_acc=best[1].best_val_acc, fp_ft_test_acc=evaluate(best[0], test))
-    for b in bits:
+    for b in bit_widths:
         for mode in modes:
-            w_bits, a_bits = (b if "w" in mode else None), (b if "a" in mode else None)
+            n_bits_weight, n_bits_act = (b if "w" in mode else None), (b if "a" in mode else None)
             best = None                           # first best on val wins: min/max before clipping
-            for clip in (w_clips if w_bits else [w_clips[0]]):
-                for p in (percentiles if a_bits else [None]):
-                    qm = quantize_model(model, w_bits, a_bits, calib, per_channel=per_channel,
+            for clip in (w_clips if n_bits_weight else [w_clips[0]]):
+                for p in (percentiles if n_bits_act else [None]):
+                    qm = quantize_model(model, n_bits_weight, n_bits_act, calib, per_channel=per_channel,
                                         power_of_two=power_of_two, percentile=p, w_clip=clip)
                     acc = evaluate(qm, val)
                     if best is None or acc > best[1]:
                         best = (qm, acc, p, clip)
             qm, val_acc, p, clip = best
-            row = {"bits": b, "mode": mode, "percentile": p, "w_clip": clip if w_bits else None,
+            row = {"bits": b, "mode": mode, "percentile": p, "w_clip": clip if n_bits_weight else None,
                    "val_acc": val_acc, "test_acc": evaluate(qm, test)}
             if finetune:
                 ft = None
