@@ -53,12 +53,47 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Split:
-    """One split of a data set: ``x`` (N, 1, H, W) float32, normalised; ``y`` (N,) int64."""
+    """One split of a data set: ``x`` (N, 1, H, W) float32, normalised; ``y`` (N,) int64.
+
+    Checked when it is made, so every function that takes a Split can rely on
+    it: ``x`` a finite floating-point tensor with N ≥ 1 examples, ``y`` N
+    integer labels in ``[0, n_classes)``. A NaN image or a label of 10 is
+    refused here, naming the first bad index, instead of surfacing later as
+    a wrong accuracy or a "training diverged" message.
+    """
 
     name: str
     source: str
     x: torch.Tensor
     y: torch.Tensor
+    n_classes: int = 10
+
+    def __post_init__(self):
+        check_type("name", self.name, str, "a string")
+        check_type("source", self.source, str, "a string")
+        check_int("n_classes", self.n_classes, min=2)
+        check_type("x", self.x, torch.Tensor, "a torch.Tensor of inputs (N, …)")
+        check_type("y", self.y, torch.Tensor, "a torch.Tensor of integer labels (N,)")
+        if not self.x.is_floating_point() or self.x.ndim < 2:
+            raise TypeError(f"Split: x must be a floating-point tensor of shape (N, …); "
+                            f"got {self.x.dtype} {tuple(self.x.shape)}.")
+        if self.y.is_floating_point() or self.y.dtype == torch.bool or self.y.ndim != 1:
+            raise TypeError(f"Split: y must be a 1-D integer tensor of labels; got {self.y.dtype} "
+                            f"{tuple(self.y.shape)}.")
+        if len(self.x) != len(self.y):
+            raise ValueError(f"Split: x and y must have the same length; got {len(self.x)} inputs and "
+                             f"{len(self.y)} labels.")
+        if len(self.y) == 0:
+            raise ValueError(f"Split: a split must hold at least one example; got {self.name!r} with none.")
+        finite = torch.isfinite(self.x).flatten(1).all(1)
+        if not bool(finite.all()):
+            i = int((~finite).nonzero()[0])
+            raise ValueError(f"Split: x must be finite (no NaN or inf); example {i} of {self.name!r} is not.")
+        bad = (self.y < 0) | (self.y >= self.n_classes)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            raise ValueError(f"Split: labels must be in [0, {self.n_classes}); example {i} of {self.name!r} "
+                             f"has label {int(self.y[i])}.")
 
     def __len__(self) -> int:
         return len(self.y)

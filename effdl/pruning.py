@@ -30,34 +30,28 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ._validate import check_choice, check_float, check_int, check_type
+from ._validate import check_type
 from .data import Split
 from .train import evaluate, fit, progress
+from .validation import (Bool, Fraction, Instance, Interval, ListOf, Module, OneOf, Options, PositiveInt, Seed, Tensor,
+                         check_part, validate_params)
 
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv2d, nn.LSTM)
+WEIGHT = Tensor(convert=False)                      # a floating-point torch.Tensor, finite, non-empty
+SPARSITY = Fraction()
+SPLIT = Instance(Split, "an effdl.data.Split")
 
 
 # ------------------------------------------------------------------ pure masks
-def _check_weight(weight) -> torch.Tensor:
-    check_type("weight", weight, torch.Tensor, "a torch.Tensor")
-    if not weight.is_floating_point():
-        raise TypeError(f"weight must be a floating-point tensor; got dtype {weight.dtype!r}.")
-    if weight.numel() == 0:
-        raise ValueError(f"weight must not be empty; got shape {tuple(weight.shape)!r}.")
-    return weight.detach()
-
-
-def _check_sparsity(sparsity) -> float:
-    return check_float("sparsity", sparsity, min=0.0, max=1.0)
-
-
+@validate_params(numel=Interval(int, 0, None), sparsity=SPARSITY)
 def n_to_prune(numel: int, sparsity: float) -> int:
     """How many of ``numel`` weights a ``sparsity`` prunes: ``round(sparsity · numel)``,
     the same rule as ``torch.nn.utils.prune`` for a fractional amount."""
-    return int(round(_check_sparsity(sparsity) * check_int("numel", numel, min=0)))
+    return int(round(sparsity * numel))
 
 
+@validate_params(weight=WEIGHT, sparsity=SPARSITY)
 def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
     """Keep-mask pruning the ``round(sparsity · numel)`` smallest-|w| entries of ``weight``.
 
@@ -65,7 +59,7 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
     ``torch.nn.utils.prune.l1_unstructured``, so the count is exact.
     Returns a bool tensor of ``weight``'s shape (True = kept).
     """
-    weight = _check_weight(weight)
+    weight = weight.detach()
     k = n_to_prune(weight.numel(), sparsity)
     mask = torch.ones(weight.numel(), dtype=torch.bool, device=weight.device)
     if k:
@@ -75,23 +69,24 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
     return mask.view_as(weight)
 
 
+@validate_params(weight=WEIGHT, quality=Interval(float, 0, None, closed="neither"))
 def threshold_mask(weight: torch.Tensor, quality: float) -> torch.Tensor:
     """Han et al.'s rule: keep |w| > quality × std(w) (std over the layer's weights)."""
-    weight = _check_weight(weight)
-    quality = check_float("quality", quality, min=0.0, min_open=True)
+    weight = weight.detach()
     return weight.abs() > quality * weight.float().std()
 
 
+@validate_params(weights=Instance(dict, "a dict of name → tensor"), sparsity=SPARSITY)
 def global_magnitude_masks(weights: dict[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
     """One magnitude ranking across several tensors: prune the globally smallest |w|.
 
     Layers with small weights lose more than layers with large ones; exactly
     ``round(sparsity · total)`` entries are pruned overall.
     """
-    check_type("weights", weights, dict, "a dict of name → tensor")
     if not weights:
-        raise ValueError("weights must name at least one tensor; got {}.")
-    flat = torch.cat([_check_weight(w).abs().flatten() for w in weights.values()])
+        raise ValueError("global_magnitude_masks: weights must name at least one tensor; got {}.")
+    weights = {n: WEIGHT.check(f"weights[{n!r}]", w).detach() for n, w in weights.items()}
+    flat = torch.cat([w.abs().flatten() for w in weights.values()])
     k = n_to_prune(flat.numel(), sparsity)
     keep = torch.ones(flat.numel(), dtype=torch.bool)
     if k:
@@ -104,6 +99,7 @@ def global_magnitude_masks(weights: dict[str, torch.Tensor], sparsity: float) ->
 
 
 # ------------------------------------------------------------ module plumbing
+@validate_params(model=Module())
 def prunable_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     """The weight matrices pruning acts on: ``{"fc1.weight": tensor, …}``.
 
@@ -111,7 +107,6 @@ def prunable_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     and hidden-to-hidden matrices of LSTMs. The tensors are the *effective*
     weights (masked if a mask is applied).
     """
-    check_type("model", model, nn.Module, "a torch.nn.Module")
     out = {}
     for mod_name, module in model.named_modules():
         if isinstance(module, PRUNABLE_TYPES):
@@ -154,6 +149,7 @@ def _mask_module(model: nn.Module, name: str) -> _Mask | None:
     return None
 
 
+@validate_params(model=Module(), masks=Instance(dict, "a dict of weight name → bool tensor"))
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
     """Attach keep-masks to ``model`` in place (an existing mask is AND-ed: pruned stays pruned).
 
@@ -179,6 +175,7 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
     return model
 
 
+@validate_params(model=Module())
 def masks_of(model: nn.Module) -> dict[str, torch.Tensor]:
     """The keep-masks attached to ``model`` (weights without a mask are absent)."""
     out = {}
@@ -189,6 +186,7 @@ def masks_of(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+@validate_params(model=Module())
 def remove_masks(model: nn.Module) -> nn.Module:
     """Make pruning permanent: plain parameters holding the masked values (zeros stay)."""
     for name in prunable_parameters(model):
@@ -204,6 +202,25 @@ def remove_masks(model: nn.Module) -> nn.Module:
     return model
 
 
+QUALITY = Interval(float, 0, None, closed="neither")
+
+
+def _part(what: str, constraint, value, layer: str):
+    """``value`` itself, or its entry for ``layer`` when it is a dict per layer (checked)."""
+    if not isinstance(value, dict):
+        return value
+    if layer not in value:
+        raise ValueError(f"prune: {what} must give a value for every pruned layer; {layer!r} is missing.")
+    return check_part("prune", constraint, f"{what}[{layer!r}]", value[layer])
+
+
+PRUNE_PARAMS = dict(
+    model=Module(), sparsity=OneOf(Fraction(), Instance((dict, type(None)), "a dict of layer → sparsity")),
+    quality=OneOf(Interval(float, 0, None, closed="neither", optional=True), Instance(dict, "a dict of layer → quality")),
+    scope=Options(("layer", "global")), layers=ListOf(Instance(str, "a weight name"), optional=True))
+
+
+@validate_params(**PRUNE_PARAMS)
 def prune(model: nn.Module, *, sparsity: float | dict[str, float] | None = None,
           quality: float | dict[str, float] | None = None, scope: str = "layer",
           layers: list[str] | None = None) -> dict[str, torch.Tensor]:
@@ -218,7 +235,6 @@ def prune(model: nn.Module, *, sparsity: float | dict[str, float] | None = None,
     """
     if (sparsity is None) == (quality is None):
         raise ValueError(f"give exactly one of sparsity or quality; got sparsity={sparsity!r}, quality={quality!r}.")
-    check_choice("scope", scope, ("layer", "global"))
     params = prunable_parameters(model)
     names = list(params) if layers is None else list(layers)
     for n in names:
@@ -232,19 +248,22 @@ def prune(model: nn.Module, *, sparsity: float | dict[str, float] | None = None,
         masks = {}
         for n in names:
             if sparsity is not None:
-                s = sparsity[n] if isinstance(sparsity, dict) else sparsity
+                s = _part("sparsity", SPARSITY, sparsity, n)
                 masks[n] = magnitude_mask(params[n], s)
             else:
-                q = quality[n] if isinstance(quality, dict) else quality
+                q = _part("quality", QUALITY, quality, n)
                 masks[n] = threshold_mask(params[n], q)
     apply_masks(model, masks)
     return masks
 
 
-def pruned_copy(model: nn.Module, **kwargs) -> nn.Module:
+@validate_params(**PRUNE_PARAMS)
+def pruned_copy(model: nn.Module, *, sparsity: float | dict[str, float] | None = None,
+                quality: float | dict[str, float] | None = None, scope: str = "layer",
+                layers: list[str] | None = None) -> nn.Module:
     """A deep copy of ``model`` pruned by :func:`prune` (same keywords)."""
     clone = copy.deepcopy(model)
-    prune(clone, **kwargs)
+    prune(clone, sparsity=sparsity, quality=quality, scope=scope, layers=layers)
     return clone
 
 
@@ -266,16 +285,20 @@ class LayerSparsity:
         return 1 - self.density
 
 
+@validate_params(rows=PositiveInt(), cols=PositiveInt(), nonzeros=Interval(int, 0, None),
+                 value_bits=Interval(int, 1, 64))
 def csr_bytes(rows: int, cols: int, nonzeros: int, *, value_bits: int = 32) -> int:
     """Bytes of a CSR matrix: values, column indices (16-bit if cols ≤ 65,536 else 32-bit),
     and ``rows + 1`` 32-bit row pointers."""
-    rows, cols = check_int("rows", rows, min=1), check_int("cols", cols, min=1)
-    nonzeros = check_int("nonzeros", nonzeros, min=0, max=rows * cols)
-    value_bits = check_int("value_bits", value_bits, min=1, max=64)
+    if nonzeros > rows * cols:
+        raise ValueError(f"csr_bytes: nonzeros must be at most rows × cols = {rows * cols}; got {nonzeros}.")
     index_bits = 16 if cols <= 2 ** 16 else 32
     return math.ceil(nonzeros * (value_bits + index_bits) / 8) + 4 * (rows + 1)
 
 
+@validate_params(weight=Tensor(convert=False, ndim=2), batch_size=PositiveInt(), repeats=PositiveInt(),
+                 backend=Options(("torch", "scipy")),
+                 device=Instance((torch.device, str), "a torch.device or a device name", optional=True), seed=Seed())
 def matvec_times(weight: torch.Tensor, *, batch_size: int = 1, repeats: int = 200, backend: str = "torch",
                  device: torch.device | str | None = None, seed: int = 0) -> dict:
     """Best-of-``repeats`` seconds of ``weight @ x`` stored dense vs CSR.
@@ -290,12 +313,6 @@ def matvec_times(weight: torch.Tensor, *, batch_size: int = 1, repeats: int = 20
     sparse) and ``density``. Both results are checked to agree.
     """
 
-    check_type("weight", weight, torch.Tensor, "a 2-D torch.Tensor")
-    if weight.ndim != 2 or weight.numel() == 0:
-        raise ValueError(f"weight must be a non-empty 2-D (out, in) tensor; got shape {tuple(weight.shape)}.")
-    batch_size = check_int("batch_size", batch_size, min=1)
-    repeats = check_int("repeats", repeats, min=1)
-    check_choice("backend", backend, ("torch", "scipy"))
     device = torch.device("cpu") if device is None else torch.device(device)
     if backend == "scipy" and device.type != "cpu":
         raise ValueError(f"device must be the CPU for backend='scipy'; got {device!r}.")
@@ -336,6 +353,7 @@ def matvec_times(weight: torch.Tensor, *, batch_size: int = 1, repeats: int = 20
             else float((dense != 0).float().mean())}
 
 
+@validate_params(model=Module())
 def sparsity_report(model: nn.Module) -> list[LayerSparsity]:
     """Per prunable weight: size, non-zeros, dense fp32 bytes and CSR bytes.
 
@@ -352,20 +370,22 @@ def sparsity_report(model: nn.Module) -> list[LayerSparsity]:
     return rows
 
 
+@validate_params(model=Module())
 def nonzero_parameters(model: nn.Module) -> int:
     """Non-zero parameters of ``model``, weights and biases together (masks applied)."""
-    check_type("model", model, nn.Module, "a torch.nn.Module")
     effective = prunable_parameters(model)
     others = [p for n, p in model.named_parameters()
               if "parametrizations." not in n and n not in effective]  # originals are counted masked
     return sum(int(torch.count_nonzero(p.detach())) for p in [*effective.values(), *others])
 
 
+@validate_params(model=Module())
 def masks_from_zeros(model: nn.Module) -> dict[str, torch.Tensor]:
     """Keep-masks recovered from a saved pruned model: True where a prunable weight is non-zero."""
     return {name: w.detach() != 0 for name, w in prunable_parameters(model).items()}
 
 
+@validate_params(model=Module())
 def kept_fraction(model: nn.Module) -> float:
     """Fraction of prunable weights that are non-zero (density over all prunable layers)."""
     report = sparsity_report(model)
@@ -373,6 +393,8 @@ def kept_fraction(model: nn.Module) -> float:
 
 
 # -------------------------------------------------------------- experiments
+@validate_params(model=Module(), split=SPLIT, sparsities=ListOf(SPARSITY),
+                 layers=ListOf(Instance(str, "a weight name"), optional=True))
 def sensitivity(model: nn.Module, split: Split, sparsities: list[float],
                 layers: list[str] | None = None) -> dict[str, list[tuple[float, float]]]:
     """Accuracy (%) on ``split`` when each layer alone is pruned to each sparsity, no retraining."""
@@ -392,6 +414,9 @@ class PruneStep:
     acc_retrained: float     # on val, after retraining
 
 
+@validate_params(model=Module(), train=SPLIT, val=SPLIT, sparsities=ListOf(SPARSITY), epochs=Interval(int, 0, None),
+                 lr=Interval(float, 0, None, closed="neither"), scope=Options(("layer", "global")), seed=Seed(),
+                 batch_size=PositiveInt())
 def iterative_prune(model: nn.Module, train: Split, val: Split, sparsities: list[float], *,
                     epochs: int, lr: float, scope: str = "layer", seed: int = 0,
                     batch_size: int = 64) -> list[PruneStep]:
@@ -403,12 +428,10 @@ def iterative_prune(model: nn.Module, train: Split, val: Split, sparsities: list
     best-validation epoch of each retraining. One-shot pruning is the
     special case of a single step.
     """
-    check_type("sparsities", sparsities, (list, tuple), "a list of increasing sparsities")
-    if not sparsities or any(b < a for a, b in zip(sparsities, sparsities[1:])):
-        raise ValueError(f"sparsities must be a non-empty increasing list; got {sparsities!r}.")
+    if any(b < a for a, b in zip(sparsities, sparsities[1:])):
+        raise ValueError(f"iterative_prune: sparsities must be increasing; got {sparsities!r}.")
     steps = []
     for i, s in enumerate(progress(sparsities, desc="prune steps")):
-        _check_sparsity(s)
         prune(model, sparsity=s, scope=scope)
         acc_pruned = evaluate(model, val)
         fit(model, train, epochs=epochs, lr=lr, val=val, seed=seed + i, batch_size=batch_size,
@@ -418,12 +441,14 @@ def iterative_prune(model: nn.Module, train: Split, val: Split, sparsities: list
 
 
 # ------------------------------------------------------- structured pruning
+@validate_params(conv=Instance(nn.Conv2d, "a torch.nn.Conv2d"))
 def filter_norms(conv: nn.Conv2d) -> torch.Tensor:
     """L1 norm of each output filter, (out_channels,) — the ranking channel pruning uses."""
-    check_type("conv", conv, nn.Conv2d, "a torch.nn.Conv2d")
     return conv.weight.detach().abs().flatten(1).sum(1)
 
 
+@validate_params(model=Module(), layer=Instance(str, "the name of a Conv2d layer"), keep=PositiveInt(),
+                 next_layer=Instance(str, "the name of the layer that consumes layer's output"))
 def prune_channels(model: nn.Module, layer: str, keep: int, next_layer: str) -> nn.Module:
     """A smaller copy of ``model``: conv ``layer`` keeps its ``keep`` largest-L1 filters.
 
@@ -432,9 +457,15 @@ def prune_channels(model: nn.Module, layer: str, keep: int, next_layer: str) -> 
     dense tensors, so every library runs it faster, but removes whole filters.
     """
     model = copy.deepcopy(model)
-    conv, nxt = model.get_submodule(layer), model.get_submodule(next_layer)
-    check_type("layer", conv, nn.Conv2d, "the name of a Conv2d layer")
-    keep = check_int("keep", keep, min=1, max=conv.out_channels)
+    conv, nxt = _submodule(model, "layer", layer), _submodule(model, "next_layer", next_layer)
+    if not isinstance(conv, nn.Conv2d):
+        raise ValueError(f"prune_channels: layer must name a Conv2d layer; got {layer!r}, a {type(conv).__name__}.")
+    if keep > conv.out_channels:
+        raise ValueError(f"prune_channels: keep must be at most {layer}'s {conv.out_channels} channels; got {keep}.")
+    consumer = _consumer(model, layer)
+    if next_layer == layer or consumer not in (next_layer, _UNKNOWN):
+        raise ValueError(f"prune_channels: next_layer must name the layer that consumes {layer}'s output "
+                         f"({consumer!r}); got {next_layer!r}.")
     order = torch.argsort(filter_norms(conv), descending=True)[:keep].sort().values
     new = nn.Conv2d(conv.in_channels, keep, conv.kernel_size, conv.stride, conv.padding,
                     bias=conv.bias is not None)
@@ -464,11 +495,44 @@ def prune_channels(model: nn.Module, layer: str, keep: int, next_layer: str) -> 
     return model
 
 
+_UNKNOWN = object()
+
+
+def _submodule(model: nn.Module, what: str, name: str) -> nn.Module:
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+        raise ValueError(f"prune_channels: {what} must name a layer of the model {names}; got {name!r}.") from None
+
+
+def _consumer(model: nn.Module, layer: str) -> str | None:
+    """The Linear or Conv2d layer that runs next after ``layer`` in a forward pass (by hooks), or None."""
+    order: list[str] = []
+    names = {m: n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+    handles = [m.register_forward_hook(lambda mod, i, o: order.append(names[mod])) for m in names]
+    first = next(iter(names))
+    shape = (1, first.in_channels, 28, 28) if isinstance(first, nn.Conv2d) else (1, first.in_features)
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(shape))
+    except RuntimeError:             # the model wants another input size: the order is unknown
+        return _UNKNOWN
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    i = order.index(layer) if layer in order else -1
+    return order[i + 1] if 0 <= i < len(order) - 1 else None
+
+
 def _set(model: nn.Module, name: str, module: nn.Module) -> None:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
+@validate_params(model=Module(), input_shape=ListOf(PositiveInt()), nonzero_only=Bool())
 def count_macs(model: nn.Module, input_shape=(1, 1, 28, 28), *, nonzero_only: bool = False) -> int:
     """Multiply-accumulates of one forward pass of the Linear and Conv2d layers.
 
@@ -477,7 +541,6 @@ def count_macs(model: nn.Module, input_shape=(1, 1, 28, 28), *, nonzero_only: bo
     ``nonzero_only`` a layer's MACs are scaled by its weight density: the
     work sparse hardware such as EIE does, skipping zero weights.
     """
-    check_type("model", model, nn.Module, "a torch.nn.Module")
     total = [0]
 
     def hook(module, inputs, output):
@@ -494,7 +557,11 @@ def count_macs(model: nn.Module, input_shape=(1, 1, 28, 28), *, nonzero_only: bo
     was_training = model.training
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(input_shape))
+            try:
+                model.eval()(torch.zeros(input_shape))
+            except RuntimeError as err:
+                raise ValueError(f"count_macs: input_shape must be an input shape {type(model).__name__} "
+                                 f"accepts; got {tuple(input_shape)} ({err}).") from None
     finally:
         for h in handles:
             h.remove()

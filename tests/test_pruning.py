@@ -199,8 +199,14 @@ def test_bad_model_and_layer_names():
         pruning.apply_masks(LeNet300(), {"fc9.weight": torch.ones(3, dtype=torch.bool)})
     with pytest.raises(ValueError, match="bool tensor of shape"):
         pruning.apply_masks(LeNet300(), {"fc3.weight": torch.ones(3, 3, dtype=torch.bool)})
-    with pytest.raises(TypeError, match="layer must be"):
+    with pytest.raises(ValueError, match="layer must name a Conv2d"):
         pruning.prune_channels(LeNet5(), "fc1", 3, "fc2")
+    with pytest.raises(ValueError, match="next_layer must name the layer that consumes conv1's output .'conv2'."):
+        pruning.prune_channels(LeNet5(), "conv1", 3, "fc2")
+    with pytest.raises(ValueError, match="next_layer must name the layer that consumes"):
+        pruning.prune_channels(LeNet5(), "conv1", 3, "conv1")
+    with pytest.raises(ValueError, match="next_layer must name a layer of the model"):
+        pruning.prune_channels(LeNet5(), "conv1", 3, "conv9")
     with pytest.raises(ValueError, match="keep must be"):
         pruning.prune_channels(LeNet5(), "conv2", 0, "fc1")
     with pytest.raises(ValueError, match="sparsities must be"):
