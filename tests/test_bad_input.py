@@ -19,8 +19,67 @@ import torch
 
 from effdl import validation as V
 
-# Modules whose every public function declares its constraints.
-DECLARED = ["effdl.pruning"]
+# Every module of the base, algorithm and experiment layers declares its public functions'
+# constraints, except these (still validating inline; each line goes when its module is converted).
+PENDING = {
+    "effdl.numerics",
+    "effdl.models",
+    "effdl.architectures",
+    "effdl.train",
+    "effdl.data",
+    "effdl.zoo",
+    "effdl.sharing",
+    "effdl.ternary",
+    "effdl.lowrank",
+    "effdl.winograd",
+    "effdl.coding",
+    "effdl.compression",
+    "effdl.paper_tables",
+    "effdl.quantization.common",
+    "effdl.quantization.stats",
+    "effdl.quantization.scales",
+    "effdl.quantization.fake",
+    "effdl.quantization.integer",
+    "effdl.quantization.sweeps",
+    "effdl.hardware.energy",
+    "effdl.hardware.specs",
+    "effdl.hardware.roofline",
+    "effdl.hardware.systolic",
+    "effdl.hardware.eie",
+    "effdl.hardware.trends",
+    "effdl.hardware.gpu_bench",
+    "effdl.training.mixed_precision",
+    "effdl.training.distillation",
+    "effdl.training.dsd",
+    "effdl.training.parallel.batches",
+    "effdl.training.parallel.ddp",
+    "effdl.training.parallel.launcher",
+    "effdl.training.parallel.model_parallel",
+    "effdl.training.parallel.parameter_server",
+    "effdl.training.parallel.report",
+    "effdl.training.parallel.sweep",
+    "effdl.precompute",
+    "effdl.precompute.compression",
+    "effdl.precompute.distillation",
+    "effdl.precompute.dsd",
+    "effdl.precompute.lowrank",
+    "effdl.precompute.mixed_precision",
+    "effdl.precompute.pruning",
+    "effdl.precompute.quantization",
+    "effdl.precompute.ternary",
+    "effdl.reproduce",
+    "effdl.summary",
+}
+LAYERS_IN_SCOPE = ("base", "algorithms", "experiments")
+
+
+def _in_scope() -> list[str]:
+    from test_layering import MODULES, layer_of
+    return sorted(m for m in MODULES if layer_of(m) in LAYERS_IN_SCOPE
+                  and m not in ("effdl", "effdl._validate", "effdl.validation"))
+
+
+DECLARED = [m for m in _in_scope() if m not in PENDING]
 
 
 def _public_functions(module_name: str):
@@ -52,6 +111,11 @@ def test_every_public_function_declares_its_constraints(module_name):
 
 def test_cases_were_generated():
     assert len(CASES) > 50
+
+
+def test_pending_modules_exist():
+    stale = PENDING - set(_in_scope())
+    assert not stale, f"PENDING names modules that are gone: {sorted(stale)}"
 
 
 @pytest.mark.parametrize("func,param,value,exc", CASES)
