@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import pruning, zoo
-from ._validate import check_choice, check_type
 from .data import load_mnist
 from .hardware.eie import eie_report
 from .hardware.roofline import roofline_report
@@ -30,6 +29,7 @@ from .precompute.ternary import ternary_report
 from .train import evaluate
 from .training.parallel import parallel_report
 from .winograd import winograd_report
+from .validation import Instance, Interval, Options, Unchecked, validate_params
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,12 @@ class Experiment:
 EXPERIMENTS: dict[str, Experiment] = {}
 
 
+@validate_params(name=Instance(str, "an experiment name"),
+                 chapter=Instance(str, "a chapter id"),
+                 summary=Instance(str, "a one-line summary"),
+                 keys=Instance(dict, "a dict of key → type or nested dict"))
 def experiment(name: str, *, chapter: str, summary: str, keys: dict):
     """Decorator: register ``fn() -> dict`` (JSON-able) as experiment ``name``, promising ``keys``."""
-    check_type("keys", keys, dict, "a dict of key → type or nested dict")
 
     def register(fn):
         if name in EXPERIMENTS:
@@ -56,6 +59,9 @@ def experiment(name: str, *, chapter: str, summary: str, keys: dict):
     return register
 
 
+@validate_params(value=Unchecked("any JSON value; the result is the list of its problems"),
+                 keys=Unchecked("a type or a nested dict of types"),
+                 path=Instance(str, "a JSON path"))
 def shape_problems(value: Any, keys: Any, path: str = "") -> list[str]:
     """What ``value`` lacks of the shape ``keys`` promises (empty list: it has it all).
 
@@ -80,16 +86,18 @@ def shape_problems(value: Any, keys: Any, path: str = "") -> list[str]:
     return []
 
 
+@validate_params(name=Options(lambda: EXPERIMENTS))
 def run(name: str) -> dict:
     """Run experiment ``name`` and return its result."""
-    check_choice("name", name, EXPERIMENTS)
     return EXPERIMENTS[name].run()
 
 
+@validate_params(result=Instance(dict, "an experiment's result"))
 def to_json(result: dict) -> str:
     return json.dumps(result, indent=2, sort_keys=False, allow_nan=False)
 
 
+@validate_params(result=Instance(dict, "an experiment's result"), indent=Interval(int, 0, None))
 def to_text(result: dict, indent: int = 0) -> str:
     """A readable nested listing of a result for the terminal."""
     lines = []

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import reproduce
-from ._validate import check_choice, check_type
 from .paper_tables import PAPER_TABLES
+from . import validation as V
+from .validation import Instance, ListOf, Options, validate_params
 
 
 REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
@@ -205,6 +206,7 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
+@validate_params(names=ListOf(Options(lambda: reproduce.EXPERIMENTS), optional=True), log=V.Callable(optional=True))
 def run_all(names: list[str] | None = None, *, log: Callable[[str], None] | None = print) -> dict[str, dict]:
     """Run the reproduce experiments ``names`` (default: every registered one) in this process.
 
@@ -213,10 +215,8 @@ def run_all(names: list[str] | None = None, *, log: Callable[[str], None] | None
 
     if names is None:
         names = list(reproduce.EXPERIMENTS)
-    check_type("names", names, (list, tuple), "a list of experiment names")
     results = {}
     for name in names:
-        check_choice("names", name, reproduce.EXPERIMENTS)
         start = time.perf_counter()
         results[name] = reproduce.run(name)
         if log is not None:
@@ -224,6 +224,8 @@ def run_all(names: list[str] | None = None, *, log: Callable[[str], None] | None
     return results
 
 
+@validate_params(results=Instance(dict, "a dict of experiment name → result"),
+                 experiments=ListOf(Instance(str, "an experiment name"), optional=True))
 def results_table(results: dict[str, dict], *, experiments: list[str] | None = None) -> list[dict[str, Any]]:
     """One row per claim of ``experiments`` (default: all claims), our number next to the paper's.
 
@@ -234,11 +236,10 @@ def results_table(results: dict[str, dict], *, experiments: list[str] | None = N
     a training record, whether its live re-run matched the record within the
     stated tolerance (:func:`effdl.precompute.rerun_check`); None otherwise.
     """
-    check_type("results", results, dict, "a dict of experiment name → JSON result")
     claims = [c for c in CLAIMS if experiments is None or c.experiment in experiments]
     missing = sorted({c.experiment for c in claims} - set(results))
     if missing:
-        raise ValueError(f"results must hold every experiment of the claims; got none for {missing!r}.")
+        raise ValueError(f"results_table: results must hold every experiment of the claims; got none for {missing!r}.")
     rows = []
     for c in claims:
         try:
@@ -270,6 +271,7 @@ def _rerun_text(matches: bool | None) -> str:
     return "–" if matches is None else "matches the record" if matches else "DIFFERS from the record"
 
 
+@validate_params(rows=ListOf(Instance(dict, "a results_table row"), nonempty=False))
 def display_rows(rows: list[dict]) -> list[dict]:
     """``rows`` with text columns for the book's table: ``ours_text``, ``paper_text`` and ``rerun_text``.
 
@@ -295,6 +297,7 @@ def display_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
+@validate_params(rows=ListOf(Instance(dict, "a results_table row"), nonempty=False))
 def verdict_counts(rows: list[dict]) -> dict[str, int]:
     """How many rows reproduced and how many did not."""
     return {v: sum(r["verdict"] == v for r in rows) for v in (REPRODUCED, NOT_REPRODUCED)}

@@ -122,10 +122,18 @@ class Interval(Constraint):
 
 
 class Options(Constraint):
-    """One of a fixed set of values (strings, or other hashables such as ints)."""
+    """One of a fixed set of values (strings, or other hashables such as ints).
+
+    ``options`` may be a zero-argument callable returning them, for a registry
+    that fills up after the function is defined.
+    """
 
     def __init__(self, options, *, optional: bool = False):
-        self.options, self.optional = tuple(options), optional
+        self._options, self.optional = (options if callable(options) else tuple(options)), optional
+
+    @property
+    def options(self) -> tuple:
+        return tuple(self._options()) if callable(self._options) else self._options
 
     def describe(self) -> str:
         return f"one of {list(self.options)}" + (" or None" if self.optional else "")
@@ -341,7 +349,7 @@ class OneOf(Constraint):
 
 
 class Callable(Constraint):
-    """A callable."""
+    """A callable (a function, a class, an object with ``__call__``)."""
 
     def __init__(self, *, optional: bool = False):
         self.optional = optional
@@ -358,6 +366,9 @@ class Callable(Constraint):
 
     def invalid_values(self):
         return [(3, TypeError)] + ([] if self.optional else [(None, TypeError)])
+
+
+Function = Callable   # TEMPORARY alias while helpers converge on one name (removed at integration)
 
 
 class Unchecked(Constraint):

@@ -58,17 +58,6 @@ PENDING = {
     "effdl.training.parallel.parameter_server",
     "effdl.training.parallel.report",
     "effdl.training.parallel.sweep",
-    "effdl.precompute",
-    "effdl.precompute.compression",
-    "effdl.precompute.distillation",
-    "effdl.precompute.dsd",
-    "effdl.precompute.lowrank",
-    "effdl.precompute.mixed_precision",
-    "effdl.precompute.pruning",
-    "effdl.precompute.quantization",
-    "effdl.precompute.ternary",
-    "effdl.reproduce",
-    "effdl.summary",
 }
 LAYERS_IN_SCOPE = ("base", "algorithms", "experiments")
 

@@ -75,7 +75,7 @@ def test_choose_rank_bad_values():
 def test_best_run_first_wins_ties():
     runs = [{"lr": 0.003, "val": 94.0}, {"lr": 0.03, "val": 94.0}, {"lr": 0.3, "val": 93.0}]
     assert pl.best_run(runs)["lr"] == 0.003
-    with pytest.raises(TypeError, match="runs must be"):
+    with pytest.raises(ValueError, match="best_run: runs must be"):
         pl.best_run([])
 
 
@@ -129,7 +129,7 @@ def test_chapter7_figures_have_titles_and_labels():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from effdl.viz import plots
+    from effdl.viz import lowrank as plots
 
     e = torch.linspace(1, 0.01, 30) ** 2
     figs = [plots.energy_spectra({"a": e, "b": e.flip(0)}, title="t"),

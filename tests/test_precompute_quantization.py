@@ -74,9 +74,9 @@ def test_rebuild_repeats_the_recorded_quantization_and_fine_tuning(splits):
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [
-    (dict(arch="resnet", bits=4, mode="wa"), ValueError, "arch must be one of"),
-    (dict(arch="lenet300", bits=4, mode="both"), ValueError, "mode must be one of"),
-    (dict(arch="lenet300", bits=5, mode="wa"), ValueError, "bits and mode must name a row"),
+    (dict(arch="resnet", n_bits=4, mode="wa"), ValueError, "arch must be one of"),
+    (dict(arch="lenet300", n_bits=4, mode="both"), ValueError, "mode must be one of"),
+    (dict(arch="lenet300", n_bits=5, mode="wa"), ValueError, "n_bits and mode must name a row"),
 ])
 def test_rebuild_bad_input(kwargs, exc, match):
     with pytest.raises(exc, match=match):

@@ -23,10 +23,10 @@ import os
 import time
 from pathlib import Path
 
-from .._validate import check_choice, check_int, check_type
 from ..data import refresh_manifest, verified_path
 from ..train import accuracy_stderr
 from ..zoo import ZOO_DIR
+from ..validation import Instance, Options, PositiveInt, validate_params
 
 
 RERUN_RULE = ("a live re-run matches the record when each accuracy lies within 2 binomial standard errors "
@@ -40,10 +40,11 @@ STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lo
           "distillation": "effdl.precompute.distillation", "dsd": "effdl.precompute.dsd"}
 
 
+@validate_params(stage=Options(tuple(STAGES)),
+                 out_dir=Instance((str, os.PathLike), "a folder path", optional=True))
 def run(stage: str, out_dir: Path | str | None = None) -> dict:
     """Run precompute ``stage`` into ``out_dir`` (default ``data/zoo``) and return its record."""
 
-    check_choice("stage", stage, STAGES)
     out_dir = Path(out_dir) if out_dir is not None else ZOO_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -58,13 +59,16 @@ def run(stage: str, out_dir: Path | str | None = None) -> dict:
     return record
 
 
+@validate_params(stage=Options(tuple(STAGES)),
+                 data_dir=Instance((str, os.PathLike), "a folder path", optional=True))
 def load_record(stage: str, *, data_dir: Path | None = None) -> dict:
     """The JSON record of a precomputed stage, after checking its hash."""
 
-    check_choice("stage", stage, STAGES)
     return json.loads(verified_path(f"zoo/{stage}.json", data_dir=data_dir).read_text())
 
 
+@validate_params(recorded=Instance(dict, "a dict of name → accuracy (%)"),
+                 live=Instance(dict, "a dict of name → accuracy (%)"), n_images=PositiveInt())
 def rerun_check(recorded: dict[str, float], live: dict[str, float], *, n_images: int = 1000) -> dict:
     """Compare live re-run accuracies (%) with the record's, key by key.
 
@@ -79,11 +83,8 @@ def rerun_check(recorded: dict[str, float], live: dict[str, float], *, n_images:
     >>> rerun_check({"a": 94.0}, {"a": 92.0})["matches_record"]
     False
     """
-    check_type("recorded", recorded, dict, "a dict of name → accuracy (%)")
-    check_type("live", live, dict, "a dict of name → accuracy (%)")
-    n_images = check_int("n_images", n_images, min=1)
     if set(live) != set(recorded):
-        raise ValueError(f"live must have the record's keys {sorted(recorded)}; got {sorted(live)}.")
+        raise ValueError(f"rerun_check: live must have the record's keys {sorted(recorded)}; got {sorted(live)}.")
     tolerance = {k: round(2 * accuracy_stderr(v, n_images), 2) for k, v in recorded.items()}
     diffs = {k: abs(float(live[k]) - float(recorded[k])) for k in recorded}
     return {"recorded": dict(recorded), "live": dict(live), "tolerance_pts": tolerance,

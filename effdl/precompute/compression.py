@@ -31,6 +31,7 @@ from .. import compression, zoo
 from ..data import load_mnist, verified_path
 from ..train import evaluate, mean_loss, progress
 from . import load_record, rerun_check
+from ..validation import Instance, Interval, Module, Unchecked, validate_params
 
 
 ARCHS = ("lenet300", "lenet5")
@@ -51,6 +52,12 @@ def _trial(pruned, dense, bits: dict, index_bits, lr: float, splits, path: Path)
             "outputs_match": r.outputs_match}
 
 
+@validate_params(pruned=Module(), dense=Module(optional=True),
+                 start=Instance(dict, "a dict of layer → bit width"),
+                 lr=Interval(float, 0, None, closed="neither"),
+                 splits=Unchecked("(train, val, test) Splits, passed to fit"),
+                 work=Instance((str, os.PathLike), "a folder path"), floor=Interval(float, 0, 100),
+                 max_loss=Interval(float, 0, None))
 def greedy_bits(pruned, dense, start: dict, lr: float, splits, work: Path, *, floor: float,
                 max_loss: float) -> tuple[dict, list]:
     """Lower each layer's width (largest layer first) while the file's val accuracy stays
@@ -100,6 +107,7 @@ def _arch(arch: str, splits, out_dir: Path) -> dict:
             "paper_settings": {k: v for k, v in paper.summary().items() if k != "path"}}
 
 
+@validate_params(out_dir=Instance((str, os.PathLike), "a folder path"))
 def run(out_dir) -> dict:
     splits = tuple(load_mnist(s, source="embedded") for s in ("train", "val", "test"))
     record = {"seed": SEED, "lrs": LRS, "epochs": EPOCHS,
@@ -120,6 +128,7 @@ def run(out_dir) -> dict:
 REBUILD_BYTES_TOLERANCE = 0.02
 
 
+@validate_params(out_dir=Instance((str, os.PathLike), "a folder path", optional=True))
 def compression_report(*, out_dir: Path | str | None = None) -> dict:
     """``effdl reproduce deep-compression``: the shipped files measured, and a rebuild checked against them.
 

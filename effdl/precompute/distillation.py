@@ -20,13 +20,13 @@ re-trains the final runs from the record's hyperparameters.
 """
 from __future__ import annotations
 
+import os
 import itertools
 
 import numpy as np
 from torch import nn
 
 from .. import zoo
-from .._validate import check_choice, check_int
 from ..models import count_parameters
 from ..train import evaluate, mean_std, progress, threads
 from ..training.distillation import (
@@ -40,6 +40,7 @@ from ..training.distillation import (
     train_student,
 )
 from . import load_record, rerun_check
+from ..validation import Bool, Instance, Interval, ListOf, Options, PositiveInt, Seed, validate_params
 
 
 SEEDS = [0, 1, 2, 3, 4]
@@ -59,6 +60,7 @@ def _configs(condition: str):
         yield dict(zip(keys, values), epochs=g["epochs"])
 
 
+@validate_params(rows=ListOf(Instance(dict, "a grid row with config, eval_epochs and val_mean")))
 def choose(rows: list) -> dict:
     """The row with the best mean validation accuracy at its best epoch (epoch ≥ 1).
 
@@ -78,6 +80,7 @@ def choose(rows: list) -> dict:
     return {**row["config"], "epochs": epoch, "val_acc": acc}
 
 
+@validate_params(out_dir=Instance((str, os.PathLike), "a folder path"))
 def run(out_dir) -> dict:
     """Search the grid on validation, then train the chosen runs and test them once.
 
@@ -150,15 +153,20 @@ def _run(out_dir) -> dict:
     }
 
 
+@validate_params(name=Options(TEACHERS))
 def build_teacher(name: str = "lenet5") -> nn.Module:
     """A teacher from the zoo, in eval mode: ``"lenet5"``, ``"ensemble_logits"`` or ``"ensemble_probs"``
     (the ensembles average the zoo's LeNet-5 and LeNet-300-100)."""
-    check_choice("name", name, TEACHERS)
     if name == "lenet5":
         return zoo.load("lenet5")
     return Ensemble([zoo.load("lenet5"), zoo.load("lenet300")], combine=name.split("_")[1]).eval()
 
 
+@validate_params(condition=Options(("full", "hard", "soft")),
+                 config=Instance(dict, "a dict with lr, epochs (and teacher, temperature, alpha)"),
+                 seed=Seed(), splits=Instance(dict, "a dict with train and val Splits"),
+                 teachers=Instance(dict, "a dict of name → teacher model", optional=True), val=Bool(),
+                 eval_every=PositiveInt(), fraction=Interval(float, 0, 1, closed="right"))
 def run_condition(condition: str, config: dict, seed: int, splits: dict, *, teachers: dict | None = None,
                   val: bool = False, eval_every: int = 1, fraction: float = DATA_FRACTION):
     """Train one student of the experiment; return ``(model, history)``.
@@ -171,7 +179,6 @@ def run_condition(condition: str, config: dict, seed: int, splits: dict, *, teac
     ``config`` holds ``lr``, ``epochs`` (and ``teacher``, ``temperature``,
     ``alpha`` for "soft").
     """
-    check_choice("condition", condition, ("full", "hard", "soft"))
     train = splits["train"] if condition == "full" else subset(splits["train"], fraction, seed=seed)
     teacher = None
     if condition == "soft":
@@ -184,6 +191,8 @@ def run_condition(condition: str, config: dict, seed: int, splits: dict, *, teac
                          val=splits["val"] if val else None, eval_every=eval_every, **kwargs)
 
 
+@validate_params(chosen=Instance(dict, "a dict {full, hard, soft} of configs"), seeds=ListOf(Seed()),
+                 fraction=Interval(float, 0, 1, closed="right"))
 def run_experiment(chosen: dict, seeds, *, fraction: float = DATA_FRACTION) -> dict:
     """The final runs: each condition of ``chosen`` (``{"full": cfg, "hard": cfg, "soft": cfg}``)
     trained once per seed and evaluated once on the test split.
@@ -191,9 +200,6 @@ def run_experiment(chosen: dict, seeds, *, fraction: float = DATA_FRACTION) -> d
     Returns ``{"teacher_acc": float, "runs": {condition: {seed: test %}}, "summary": {condition:
     {"mean", "std"}}}`` (std over seeds, 0 for one seed).
     """
-    seeds = [check_int("seeds[i]", s, min=0) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds must hold at least one seed; got [].")
     splits = experiment_splits()
     teachers = {chosen["soft"]["teacher"]: build_teacher(chosen["soft"]["teacher"])}
     runs = {}
@@ -207,6 +213,7 @@ def run_experiment(chosen: dict, seeds, *, fraction: float = DATA_FRACTION) -> d
             "runs": runs, "summary": {c: mean_std(list(r.values())) for c, r in runs.items()}}
 
 
+@validate_params()
 def distillation_report() -> dict:
     """The chapter's headline numbers (``effdl reproduce distillation --json``).
 

@@ -29,11 +29,11 @@ Nothing was tuned after looking at test numbers. No checkpoints:
 """
 from __future__ import annotations
 
+import os
 import itertools
 import statistics
 
-from .._validate import check_int, check_type
-from ..data import load_mnist
+from ..data import Split, load_mnist
 from ..precompute import load_record, rerun_check
 from ..pruning import prunable_parameters
 from ..train import threads
@@ -49,6 +49,7 @@ from ..training.dsd import (
     mean_std,
     verdict,
 )
+from ..validation import Bool, Instance, ListOf, PositiveInt, Seed, validate_params
 
 
 ARCH = "lenet300"
@@ -177,6 +178,7 @@ def _selection_gain(rows, recipe) -> dict:
                     "estimate (selected on these very numbers); the test comparison on fresh seeds is the answer"}
 
 
+@validate_params(run=Instance(DSDResult, "a DSDResult"))
 def demo_record(run: DSDResult) -> dict:
     """The per-epoch statistics of a :data:`DEMO` run, as the record keeps them."""
     return {"recipe": DEMO, "phases": [list(p) for p in run.phases],
@@ -186,6 +188,7 @@ def demo_record(run: DSDResult) -> dict:
             "pruned_abs_ratio": run.pruned_abs_ratio}
 
 
+@validate_params(run=Instance(DSDResult, "a DSDResult"), demo=Instance(dict, "the record's demo block"))
 def demo_matches(run: DSDResult, demo: dict) -> bool:
     """Whether a live :data:`DEMO` run matches the record's ``demo`` (see :data:`DEMO_ZERO_TOLERANCE`)."""
     live = demo_record(run)
@@ -204,11 +207,13 @@ def demo_matches(run: DSDResult, demo: dict) -> bool:
     return True
 
 
+@validate_params(train=Instance(Split, "an effdl.data.Split"), val=Instance(Split, "an effdl.data.Split"))
 def demo_run(train, val) -> DSDResult:
     """The :data:`DEMO` run on ``train`` / ``val`` (on the caller's threads)."""
     return dsd_train(train=train, val=val, device="cpu", **DEMO)
 
 
+@validate_params(out_dir=Instance((str, os.PathLike), "a folder path"))
 def run(out_dir) -> dict:
     """Select on validation, evaluate on test; ``out_dir`` is unused (no checkpoints)."""
     with threads(1):                  # one thread: the same arithmetic order on every machine
@@ -238,6 +243,7 @@ def _run(out_dir) -> dict:
                                          "paper); not selected separately"}}
 
 
+@validate_params(recipe=Instance(dict, "a dict of dsd_compare keywords"), seeds=ListOf(Seed()), test=Bool())
 def run_recipe(recipe: dict, seeds, *, test: bool = True) -> dict[str, list[DSDResult]]:
     """Run ``recipe`` (keywords of :func:`dsd_compare` plus ``arch``) for each seed on the embedded MNIST.
 
@@ -245,7 +251,6 @@ def run_recipe(recipe: dict, seeds, *, test: bool = True) -> dict[str, list[DSDR
     each final model is evaluated once on the test split.
     """
 
-    check_type("recipe", recipe, dict, "a dict of dsd_compare keywords")
     train, val = load_mnist("train", source="embedded"), load_mnist("val", source="embedded")
     test_split = load_mnist("test", source="embedded") if test else None
     out: dict[str, list[DSDResult]] = {m: [] for m in METHODS}
@@ -256,6 +261,7 @@ def run_recipe(recipe: dict, seeds, *, test: bool = True) -> dict[str, list[DSDR
     return out
 
 
+@validate_params(seeds=PositiveInt(optional=True))
 def dsd_report(*, seeds: int | None = None) -> dict:
     """The chapter's headline numbers (``effdl reproduce dsd --json``).
 
@@ -271,7 +277,9 @@ def dsd_report(*, seeds: int | None = None) -> dict:
 
     record = load_record("dsd")
     all_seeds = record["seeds"]
-    seeds = min(3, len(all_seeds)) if seeds is None else check_int("seeds", seeds, min=1, max=len(all_seeds))
+    if seeds is not None and seeds > len(all_seeds):
+        raise ValueError(f"dsd_report: seeds must be at most the record's {len(all_seeds)}; got {seeds}.")
+    seeds = min(3, len(all_seeds)) if seeds is None else seeds
     chosen = all_seeds[:seeds]
     with threads(1):  # the record's setting (and small layers run faster on one thread)
         runs = run_recipe(record["recipe"], chosen)

@@ -26,6 +26,7 @@ lowrank``) does, seeded, together with live timings of the TT layer.
 """
 from __future__ import annotations
 
+import os
 import copy
 import math
 import time
@@ -35,12 +36,12 @@ import torch
 from torch import nn
 
 from .. import lowrank, zoo
-from .._validate import check_float, check_int, check_type
 from ..data import load_mnist
 from ..models import build_model
 from ..train import evaluate, fit
 from ..train import threads as scoped_threads  # (the name `threads` is a parameter here)
 from . import load_record, rerun_check
+from ..validation import Instance, Interval, ListOf, Module, PositiveInt, Seed, Tensor, validate_params
 
 
 SEED = 0
@@ -67,13 +68,15 @@ TT_EPOCHS = 20
 
 
 # ------------------------------------------------------------------ choices
+@validate_params(runs=ListOf(Instance(dict, "a run dict")), key=Instance(str, "a key of the runs"))
 def best_run(runs: Sequence[dict], key: str = "val") -> dict:
     """The run with the highest ``run[key]``; the first one wins a tie (grids list the cheaper first)."""
-    if isinstance(runs, (str, bytes)) or not isinstance(runs, Sequence) or len(runs) == 0:
-        raise TypeError(f"runs must be a non-empty sequence of dicts; got {runs!r}.")
     return max(runs, key=lambda r: r[key])   # max keeps the first of equal keys
 
 
+@validate_params(rows=ListOf(Instance(dict, "a dict with rank, param_ratio and val_ft")),
+                 dense_val=Interval(float, 0, 100), min_ratio=Interval(float, 0, None, closed="neither"),
+                 tolerance=Interval(float, 0, None))
 def choose_rank(rows: Sequence[dict], dense_val: float, *, min_ratio: float = MIN_PARAM_RATIO,
                 tolerance: float = TOLERANCE) -> tuple[dict, bool]:
     """The reported fc rank, chosen on validation accuracy only.
@@ -93,14 +96,9 @@ def choose_rank(rows: Sequence[dict], dense_val: float, *, min_ratio: float = MI
     >>> choose_rank(rows, 95.2)[1]
     False
     """
-    if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence):
-        raise TypeError(f"rows must be a sequence of dicts; got {rows!r}.")
-    dense_val = check_float("dense_val", dense_val, min=0, max=100)
-    min_ratio = check_float("min_ratio", min_ratio, min=0, min_open=True)
-    tolerance = check_float("tolerance", tolerance, min=0)
     small = sorted((r for r in rows if r["param_ratio"] >= min_ratio), key=lambda r: r["rank"])
     if not small:
-        raise ValueError(f"rows must contain a rank with param_ratio ≥ {min_ratio}; got {rows!r}.")
+        raise ValueError(f"choose_rank: rows must contain a rank with param_ratio ≥ {min_ratio}; got {rows!r}.")
     for row in small:
         if row["val_ft"] >= dense_val - tolerance - 1e-9:
             return row, True
@@ -108,6 +106,8 @@ def choose_rank(rows: Sequence[dict], dense_val: float, *, min_ratio: float = MI
 
 
 # ------------------------------------------------------------------ building
+@validate_params(model=Module(), names=ListOf(Instance(str, "a conv layer name")),
+                 out_hw=ListOf(ListOf(PositiveInt())))
 def conv_macs(model: nn.Module, names: Sequence[str] = CONV_LAYERS, out_hw=CONV_OUT_HW) -> int:
     """MACs per image of the conv layers ``names`` of ``model``, dense or decomposed (bias excluded)."""
     total = 0
@@ -118,6 +118,8 @@ def conv_macs(model: nn.Module, names: Sequence[str] = CONV_LAYERS, out_hw=CONV_
     return total
 
 
+@validate_params(model=Module(), images=Tensor(ndim=4), names=ListOf(Instance(str, "a conv layer name")),
+                 seed=Seed())
 def conv_spectra(model: nn.Module, images: torch.Tensor, names: Sequence[str] = CONV_LAYERS,
                  *, seed: int = SEED) -> list[torch.Tensor]:
     """Response-energy spectra (eigenvalues, descending) of each conv, on ``images`` (model inputs)."""
@@ -125,6 +127,8 @@ def conv_spectra(model: nn.Module, images: torch.Tensor, names: Sequence[str] = 
             for n in names]
 
 
+@validate_params(model=Module(), ranks=ListOf(PositiveInt()), images=Tensor(ndim=4),
+                 names=ListOf(Instance(str, "a conv layer name")), seed=Seed())
 def decompose_convs(model: nn.Module, ranks: Sequence[int], images: torch.Tensor,
                     names: Sequence[str] = CONV_LAYERS, *, seed: int = SEED) -> nn.Module:
     """A copy of ``model`` with each conv in ``names`` decomposed to its rank.
@@ -134,7 +138,7 @@ def decompose_convs(model: nn.Module, ranks: Sequence[int], images: torch.Tensor
     layer, without their asymmetric correction).
     """
     if len(ranks) != len(names):
-        raise ValueError(f"ranks must have one entry per conv in {list(names)}; got {ranks!r}.")
+        raise ValueError(f"decompose_convs: ranks must have one entry per conv in {list(names)}; got {ranks!r}.")
     new = copy.deepcopy(model)
     for name, rank in zip(names, ranks):
         inputs = lowrank.layer_inputs(model, name, images)             # from the original model
@@ -144,6 +148,7 @@ def decompose_convs(model: nn.Module, ranks: Sequence[int], images: torch.Tensor
     return new
 
 
+@validate_params(rank=PositiveInt(), seed=Seed())
 def tt_model(rank: int, *, seed: int = SEED) -> nn.Module:
     """A freshly initialised LeNet-300-100 whose fc1 is a TTLinear (in TT_IN, out TT_OUT, ``rank``)."""
     model = build_model("lenet300", seed=seed)
@@ -151,6 +156,8 @@ def tt_model(rank: int, *, seed: int = SEED) -> nn.Module:
     return model
 
 
+@validate_params(module=Module(), batch_size=PositiveInt(), repeats=PositiveInt(),
+                 threads=PositiveInt(optional=True), seed=Seed())
 @torch.inference_mode()
 def forward_ms(module: nn.Module, batch_size: int, *, repeats: int = 7, threads: int | None = 1,
                seed: int = SEED) -> float:
@@ -164,11 +171,6 @@ def forward_ms(module: nn.Module, batch_size: int, *, repeats: int = 7, threads:
     (small layers like LeNet's gain little from more threads anyway).
     ``None`` leaves torch's setting alone.
     """
-    check_type("module", module, nn.Module, "a torch.nn.Module")
-    batch_size = check_int("batch_size", batch_size, min=1)
-    repeats = check_int("repeats", repeats, min=1)
-    if threads is not None:
-        threads = check_int("threads", threads, min=1)
     x = torch.randn(batch_size, module.in_features, generator=torch.Generator().manual_seed(seed))
     was_training = module.training
     module.eval()
@@ -296,6 +298,7 @@ def _tt(splits) -> dict:
             "val_tt": chosen["val"], "acc_tt": evaluate(model, test)}
 
 
+@validate_params(out_dir=Instance((str, os.PathLike), "a folder path"))
 def run(out_dir) -> dict:
     """Run the three experiments; ``out_dir`` is unused (no checkpoints), kept for the common interface."""
     splits = _splits()
@@ -310,6 +313,7 @@ def _headline_rows(conv: dict) -> dict:
     return {row["method"]: row for row in conv["rows"] if row["target_speedup"] == conv["headline_speedup"]}
 
 
+@validate_params(record=Instance(dict, "a record dict (load_record(...))", optional=True))
 def lowrank_report(record: dict | None = None) -> dict:
     """The chapter's headline numbers (``effdl reproduce lowrank --json``): the record's, checked by a re-run.
 

@@ -15,6 +15,7 @@ away. No checkpoints: ``train_mixed`` rebuilds any run, seeded.
 """
 from __future__ import annotations
 
+import os
 import statistics
 
 from .. import zoo
@@ -22,6 +23,7 @@ from ..data import load_mnist
 from ..train import threads
 from ..training.mixed_precision import LossScaler, MODES, scaled_underflow, train_mixed, weight_gradients
 from . import load_record, rerun_check
+from ..validation import Instance, Options, PositiveInt, Seed, validate_params
 
 
 SEEDS = [0, 1, 2]
@@ -33,6 +35,7 @@ RECIPE = {"arch": "lenet300", "epochs": 10, "lr": 0.03, "momentum": 0.9, "batch_
           "loss_scale": "dynamic", "growth_interval": 200}
 
 
+@validate_params(out_dir=Instance((str, os.PathLike), "a folder path"))
 def run(out_dir) -> dict:
     """Train every (mode, seed); ``out_dir`` is unused (no checkpoints), kept for the common interface."""
     with threads(1):                  # one thread: the same arithmetic order on every machine
@@ -67,6 +70,7 @@ def _run(out_dir) -> dict:
             "runs": runs, "summary": summary}
 
 
+@validate_params(arch=Options(("lenet300", "lenet5")), n_batches=PositiveInt(), seed=Seed())
 def underflow_report(*, arch: str = "lenet300", n_batches: int = 32, seed: int = 0) -> dict:
     """Fp16 underflow of the zoo model's real weight gradients, without and with dynamic loss scaling.
 
@@ -81,6 +85,7 @@ def underflow_report(*, arch: str = "lenet300", n_batches: int = 32, seed: int =
             "max_scale_used": run["max_scale_used"], "skipped_of": [run["skipped"], n_batches]}
 
 
+@validate_params()
 def mixed_precision_report() -> dict:
     """The chapter's headline numbers (``effdl reproduce mixed-precision --json``).
 

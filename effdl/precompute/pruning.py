@@ -13,9 +13,11 @@ Checkpoints are saved with pruning made permanent (zeros in the weights);
 """
 from __future__ import annotations
 
+import os
 from .. import pruning, zoo
 from ..data import load_mnist
 from ..train import evaluate, progress
+from ..validation import Instance, validate_params
 
 
 SCHEDULES = {  # increasing sparsity targets; the last is the goal
@@ -81,6 +83,7 @@ def _curves(splits, lr: float) -> dict:
             "epochs_per_step": EPOCHS_PER_STEP}
 
 
+@validate_params(out_dir=Instance((str, os.PathLike), "a folder path"))
 def run(out_dir) -> dict:
     splits = tuple(load_mnist(s, source="embedded") for s in ("train", "val", "test"))
     record = {"seed": SEED, "epochs_per_step": EPOCHS_PER_STEP, "lr_factors": LR_FACTORS,

@@ -30,15 +30,16 @@ recorded weights).
 """
 from __future__ import annotations
 
+import os
 import time
 
 from torch import nn
 
 from .. import quantization as Q, zoo
-from .._validate import check_choice, check_type
 from ..data import load_mnist
 from ..train import evaluate, fit, threads
 from . import load_record
+from ..validation import Bool, Instance, Interval, Options, Unchecked, validate_params
 
 
 SEED = 0
@@ -74,6 +75,7 @@ def _sweep(arch: str, splits) -> dict:
     return out
 
 
+@validate_params(out_dir=Instance((str, os.PathLike), "a folder path"))
 def run(out_dir) -> dict:
     """Both models' sweeps; ``out_dir`` is unused (no checkpoints), kept for the common interface.
 
@@ -95,6 +97,8 @@ def run(out_dir) -> dict:
 
 
 # ------------------------------------------------------------------ reading the record
+@validate_params(sweep=Instance(dict, "one model's sweep from the quantization record"),
+                 split=Options(("test", "val")))
 def curves(sweep: dict, *, split: str = "test") -> dict:
     """Accuracy against bits per mode, from one model's sweep (``record["models"][arch]``).
 
@@ -107,8 +111,6 @@ def curves(sweep: dict, *, split: str = "test") -> dict:
     >>> curves(sweep)["w"]
     {'bits': [4, 16], 'ptq': [90.0, 97.0], 'ft_bits': [4], 'ft': [95.0]}
     """
-    check_type("sweep", sweep, dict, "one model's sweep from the quantization record")
-    check_choice("split", split, ("test", "val"))
     out: dict = {}
     for row in sorted(sweep["rows"], key=lambda r: r["bits"]):
         c = out.setdefault(row["mode"], {"bits": [], "ptq": [], "ft_bits": [], "ft": []})
@@ -120,15 +122,20 @@ def curves(sweep: dict, *, split: str = "test") -> dict:
     return out
 
 
-def find_row(sweep: dict, bits: int, mode: str) -> dict:
-    """The row of ``sweep`` for ``bits`` and ``mode`` (ValueError if the sweep has none)."""
+@validate_params(sweep=Instance(dict, "one model's sweep from the quantization record"),
+                 n_bits=Interval(int, 1, 32), mode=Options(MODES))
+def find_row(sweep: dict, n_bits: int, mode: str) -> dict:
+    """The row of ``sweep`` for ``n_bits`` and ``mode`` (ValueError if the sweep has none)."""
     for row in sweep["rows"]:
-        if row["bits"] == bits and row["mode"] == mode:
+        if row["bits"] == n_bits and row["mode"] == mode:
             return row
-    raise ValueError(f"bits and mode must name a row of the sweep; got {bits!r}, {mode!r}.")
+    raise ValueError(f"find_row: n_bits and mode must name a row of the sweep; got {n_bits!r}, {mode!r}.")
 
 
-def rebuild(arch: str, bits: int, mode: str, *, record: dict | None = None, finetuned: bool = True,
+@validate_params(arch=Options(MODELS), n_bits=Interval(int, 1, 32), mode=Options(MODES),
+                 record=Instance(dict, "a record dict (load_record(...))", optional=True), finetuned=Bool(),
+                 splits=Unchecked("(train, val, test) Splits or None; passed to quantize_model and fit"))
+def rebuild(arch: str, n_bits: int, mode: str, *, record: dict | None = None, finetuned: bool = True,
             splits=None) -> Q.QuantizedModel:
     """Re-create the model of one row of the record: PTQ as chosen, then (``finetuned``) its fine-tuning.
 
@@ -139,16 +146,14 @@ def rebuild(arch: str, bits: int, mode: str, *, record: dict | None = None, fine
     ``splits`` (train, val, test) default to the embedded MNIST subset;
     ``record`` to ``load_record("quantization")``.
     """
-    check_choice("arch", arch, MODELS)
-    check_choice("mode", mode, MODES)
     if record is None:
         record = load_record("quantization")
-    row = find_row(record["models"][arch], bits, mode)
+    row = find_row(record["models"][arch], n_bits, mode)
     train = (splits if splits is not None else _splits())[0]
     settings = record["settings"]
     model: nn.Module = zoo.load(arch)
     calib = list(Q.iter_batches(train, settings["n_batches"], 256, "train"))   # as sweep_bits calibrates
-    qm = Q.quantize_model(model, bits if "w" in mode else None, bits if "a" in mode else None, calib,
+    qm = Q.quantize_model(model, n_bits if "w" in mode else None, n_bits if "a" in mode else None, calib,
                           per_channel=settings["per_channel"], power_of_two=settings["power_of_two"],
                           calibration=settings["calibration"], percentile=row["percentile"],
                           w_clip=row["w_clip"] or Q.WEIGHT_CLIPS[0])
@@ -160,6 +165,7 @@ def rebuild(arch: str, bits: int, mode: str, *, record: dict | None = None, fine
     return qm
 
 
+@validate_params()
 def quantization_report() -> dict:
     """Chapter 5's headline numbers (``effdl reproduce quantization``), LeNet-5 on the embedded MNIST subset.
 

@@ -32,12 +32,14 @@ Adam scales each parameter's step by its own gradient history.
 """
 from __future__ import annotations
 
+import os
 import copy
 
 from .. import ternary, zoo
 from ..data import load_mnist
 from ..train import evaluate, fit
 from . import load_record
+from ..validation import Instance, validate_params
 
 
 SEED = 0
@@ -131,6 +133,7 @@ def _sgd_probe(splits) -> list[dict]:
     return rows
 
 
+@validate_params(out_dir=Instance((str, os.PathLike), "a folder path"))
 def run(out_dir) -> dict:
     """Train and save the binary / TWN / TTQ models of both LeNets; return the record."""
     splits = _splits()
@@ -157,6 +160,7 @@ def run(out_dir) -> dict:
 
 
 # ------------------------------------------------------------------ reproduce
+@validate_params(record=Instance(dict, "a record dict (load_record(...))", optional=True))
 def ternary_report(record: dict | None = None) -> dict:
     """The chapter's headline numbers (``effdl reproduce ternary --json``).
 
