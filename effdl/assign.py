@@ -30,8 +30,16 @@ from __future__ import annotations
 import copy
 import inspect
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell
+
+from . import exercises
+from .book import ROOT, Book, load_book
+
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -165,7 +173,6 @@ def tag_exercises(nb, *, points: int = 1):
     cells lose their outputs and need re-executing: run ``effdl execute ID``.
     Idempotent.
     """
-    from nbformat.v4 import new_code_cell
 
     i = 0
     while i < len(nb.cells):
@@ -200,7 +207,6 @@ def validate(nb) -> list[str]:
     :mod:`effdl.exercises` taking ``seed=`` and holds hidden tests; unique
     grade ids; no solution or hidden-test markers outside such cells.
     """
-    from . import exercises
 
     try:
         found = find_exercises(nb)
@@ -310,14 +316,12 @@ def write_assignment(out_dir: Path | str, chapter_ids: list[str] | None = None, 
     Raises :class:`ExerciseError` if a chapter's exercises are malformed,
     ``ValueError`` if ``out_dir`` is the chapters folder itself.
     """
-    import nbformat
 
-    from . import book as bookmod
 
-    b = bookmod.load_book()
+    b = load_book()
     chapters = b.chapters if not chapter_ids else [b.chapter(str(i)) for i in chapter_ids]
     out = Path(out_dir).resolve()
-    if out == (bookmod.ROOT / "chapters").resolve():
+    if out == (ROOT / "chapters").resolve():
         raise ValueError(f"out_dir must not be the chapters folder itself; got {str(out_dir)!r}.")
     written = []
     for c in chapters:
@@ -339,20 +343,15 @@ def write_assignment(out_dir: Path | str, chapter_ids: list[str] | None = None, 
 
 def chapter_exercises(chapter_id: str) -> list[Exercise]:
     """The graded exercises of a chapter of ``book.yml``."""
-    import nbformat
 
-    from .book import load_book
 
     return find_exercises(nbformat.read(load_book().chapter(chapter_id).path, as_version=4))
 
 
 def _main(argv: list[str] | None = None) -> int:
     """``python -m effdl.assign tag ID …``: tag chapters' exercise cells in place (maintainers)."""
-    import sys
 
-    import nbformat
 
-    from .book import load_book
 
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] != "tag":
@@ -371,3 +370,16 @@ def _main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     raise SystemExit(_main())
 
+
+def instructor_table(book: Book | None = None) -> str:
+    """The instructors' page's table (Markdown): per chapter its time budget, graded exercises, GPU."""
+    book = load_book() if book is None else book
+    rows = ["| chapter | runs in (2 CPU cores, budget) | graded exercises | points | needs a GPU |",
+            "|---|---|---|---|---|"]
+    for c in book.chapters:
+        exercises = find_exercises(nbformat.read(c.path, as_version=4))
+        points = sum(ex.points for ex in exercises)
+        # a chapter built on the GPU benchmarks still runs (and passes its tests) on a CPU, measuring nothing
+        gpu = "optional: measures only on CUDA" if "effdl.hardware.gpu_bench" in c.modules else "no"
+        rows.append(f"| {c.id} {c.title} | {c.budget_s} s | {len(exercises)} | {points:g} | {gpu} |")
+    return "\n".join(rows)

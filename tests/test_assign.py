@@ -391,11 +391,18 @@ def test_instructors_page_table_is_current_and_staged(tmp_path):
     text = book.INSTRUCTORS_MD.read_text()
     block = re.search(r"<!-- instructors:start -->\n(.*?)\n<!-- instructors:end -->", text, re.S)
     assert block, "chapters/instructors.md lacks the table markers"
-    assert block.group(1).strip() == book.instructor_table().strip(), \
-        "the instructors' table is stale: paste `python -c 'from effdl.book import instructor_table; " \
+    assert block.group(1).strip() == assign.instructor_table().strip(), \
+        "the instructors' table is stale: paste `python -c 'from effdl.assign import instructor_table; " \
         "print(instructor_table())'`"
     stage = book.stage_book(book.load_book(), tmp_path / "stage")
     toc = yaml.safe_load((stage / "_toc.yml").read_text())
     assert {"caption": "For instructors", "chapters": [{"file": "instructors"}]} in toc["parts"]
     assert (stage / "instructors.md").read_text() == text
     assert "(instructors.md)" in (stage / "index.md").read_text()
+
+
+def test_every_exercise_function_follows_the_my_rule():
+    """The function a student writes is ``my_<thing>`` in every chapter (never the package's own name)."""
+    bad = [(c.id, ex.function) for c in book.load_book().chapters for ex in assign.chapter_exercises(c.id)
+           if not (ex.function or "").startswith("my_")]
+    assert not bad, f"exercise functions not named my_*: {bad}"
