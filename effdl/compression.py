@@ -51,16 +51,43 @@ File layout, version 1 (all integers little-endian)::
 
 (``str8`` is a uint8 length and that many UTF-8 bytes.) A damaged file raises
 :class:`CompressedFileError` naming the file and the problem.
+
+**What the reader checks.** The checksum catches damage, not a writer bug or
+a hand edit with a recomputed CRC, so the reader also checks that every field
+agrees with the others and with what the writer produces, and names the layer,
+the field and the values when one does not: the tensors and shapes of the
+architecture; ``n_bits`` in 1 … 16 and ``n_codes <= 2**n_bits``;
+``index_bits <= 16``, ``n_gap_symbols <= 2**index_bits`` and equal to the
+largest gap + 1; ``n_entries`` within the shape (all of it for a dense
+layer); each code-length table a complete prefix code (Kraft sum 1, a lone
+symbol 1 bit) stored in 4 bits unless a code is longer than 15; each stream
+holding exactly ``n_entries`` codewords that fill its ``*_stream_bits`` and
+leave zero padding bits, coded with the Huffman code of its own symbol
+counts (ties broken by symbol, as :func:`effdl.coding.huffman_code` breaks
+them); the relative indexes ending inside the layer; the reserved zero
+(``codebook[0]``, +0.0) stored only as a filler (gap ``2**index_bits − 1``,
+never last); every codebook entry and other tensor finite; and no byte left
+over or missing after the last section. A file that passes is the one the
+writer writes for the model it holds; a changed weight index, position or
+value that keeps all of this true is a valid file too, and only the
+checksum tells it apart.
+
+Longer than 600 lines because the file format is one unit: the writer, the
+layout and the checking reader share the private layout helpers and must
+change together (a field the writer adds is a field the reader checks); the
+byte accounting and the pipeline that close the module are short.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import struct
+import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, NoReturn
 
 import numpy as np
 import torch
@@ -321,8 +348,18 @@ class _Parsed:
     length: int                     # file bytes the table implies, checksum included
     blob: bytes
 
+    def piece(self, rec: dict, part: str) -> bytes:
+        """The bytes of one payload section of layer ``rec`` (``"codebook"``, ``"weight_stream"``, …)."""
+        a, b = rec["ranges"][part]
+        return self.blob[a:b]
+
 
 _MIN_BYTES = len(MAGIC) + 2 + 4 + _CHECKSUM_BYTES    # magic, version, table length, checksum
+
+
+def _corrupted(path: Any, where: str, problem: str) -> CompressedFileError:
+    """The error for a field that disagrees with the rest of the file: ``where`` names the tensor."""
+    return CompressedFileError(path, f"corrupted: {where}: {problem}.")
 
 
 def _parse(blob: bytes, path: Any) -> _Parsed:
@@ -342,8 +379,10 @@ def _parse(blob: bytes, path: Any) -> _Parsed:
                                         f"version {FORMAT_VERSION}); the file may be corrupted.")
     parsed = _layout(blob, path)                     # table errors say "truncated or corrupted"
     if parsed.length != len(blob):
+        gap = len(blob) - parsed.length
+        where = f"{gap} byte(s) left over after the last section" if gap > 0 else f"{-gap} byte(s) short"
         raise CompressedFileError(path, f"truncated or corrupted: its table describes {parsed.length} bytes, "
-                                        f"the file has {len(blob)}.")
+                                        f"the file has {len(blob)} ({where}).")
     (stored,) = struct.unpack_from("<I", blob, len(blob) - _CHECKSUM_BYTES)
     computed = zlib.crc32(memoryview(blob)[:len(blob) - _CHECKSUM_BYTES])
     if computed != stored:
@@ -373,7 +412,7 @@ def _layout(blob: bytes, path: Any) -> _Parsed:
         n_bits, index_bits, length_bits, n_codes, n_entries, n_gap, w_bits, g_bits = \
             t.unpack("BBBIIIII", f"entry of {name!r}")
         if length_bits not in (4, 8):
-            raise CompressedFileError(path, f"corrupted: layer {name!r} has code lengths of {length_bits} bits.")
+            raise _corrupted(path, name, f"length_bits {length_bits} is neither 4 nor 8")
         sizes = {"codebook": 4 * n_codes, "weight_lengths": -(-n_codes * length_bits // 8),
                  "gap_lengths": -(-n_gap * length_bits // 8),
                  "weight_stream": -(-w_bits // 8), "gap_stream": -(-g_bits // 8)}
@@ -383,7 +422,8 @@ def _layout(blob: bytes, path: Any) -> _Parsed:
             offset += size
         layers.append(dict(name=name, shape=shape, n_bits=n_bits, index_bits=index_bits,
                            length_bits=length_bits, n_codes=n_codes,
-                           n_entries=n_entries, n_gap_symbols=n_gap, weight_bits=w_bits, gap_bits=g_bits,
+                           n_entries=n_entries, n_gap_symbols=n_gap, weight_stream_bits=w_bits,
+                           gap_stream_bits=g_bits,
                            ranges=ranges))
     (n_others,) = t.unpack("H", "table of other tensors")
     others = []
@@ -396,76 +436,218 @@ def _layout(blob: bytes, path: Any) -> _Parsed:
     return _Parsed(arch, layers, others, table_end, offset, length, blob)
 
 
-def _decode_layer(p: _Parsed, rec: dict, path: Any) -> tuple[SharedLayer, int]:
-    """One layer's SharedLayer and its number of fillers, with consistency checks."""
-    name, shape, n_bits, index_bits = rec["name"], rec["shape"], rec["n_bits"], rec["index_bits"]
-    numel = math.prod(shape)
+_Fail = Callable[[str], NoReturn]
 
-    def bad(problem: str):
-        raise CompressedFileError(path, f"corrupted: layer {name!r} {problem}.")
 
-    if not 1 <= n_bits <= 16 or not 1 <= rec["n_codes"] <= 1 << n_bits or index_bits > 16:
-        bad(f"has n_bits {n_bits}, {rec['n_codes']} codes, index_bits {index_bits}")
-    if rec["n_entries"] > numel:                     # every entry, filler or not, has its own position
-        bad(f"claims {rec['n_entries']} entries for {numel} weights")
+def _failer(path: Any, name: str) -> _Fail:
+    """``fail(problem)`` raises the CompressedFileError for a field of tensor ``name``."""
 
-    def piece(part: str) -> bytes:
-        a, b = rec["ranges"][part]
-        return p.blob[a:b]
+    def fail(problem: str) -> NoReturn:
+        raise _corrupted(path, name, problem)
+    return fail
 
-    codebook = np.frombuffer(piece("codebook"), dtype="<f4").astype(np.float32)
-    weight_lengths = unpack_bits(piece("weight_lengths"), rec["length_bits"], rec["n_codes"])
-    n = rec["n_entries"]
+
+def _check_table_entry(rec: dict, numel: int, fail: _Fail) -> None:
+    """The layer's table entry on its own: widths in range, counts that fit the shape and each other."""
+    n_bits, n_codes, ib = rec["n_bits"], rec["n_codes"], rec["index_bits"]
+    n, n_gap = rec["n_entries"], rec["n_gap_symbols"]
+    w_bits, g_bits = rec["weight_stream_bits"], rec["gap_stream_bits"]
+    if not 1 <= n_bits <= 16:
+        fail(f"n_bits {n_bits} is outside 1 … 16")
+    if not 1 <= n_codes <= 1 << n_bits:
+        fail(f"n_codes {n_codes} does not fit n_bits {n_bits} (1 … {1 << n_bits} codebook entries)")
+    if ib > 16:
+        fail(f"index_bits {ib} is outside 0 … 16 (0: a dense layer)")
+    if n > numel:                                    # every entry, filler or not, has its own position
+        fail(f"n_entries {n} exceeds the {numel} weights of its shape {rec['shape']}")
+    if ib == 0:
+        if n != numel:
+            fail(f"n_entries {n} does not match the {numel} weights of a dense layer (index_bits 0)")
+        if n_gap or g_bits:
+            fail(f"a dense layer (index_bits 0) has no gap stream, but its n_gap_symbols is {n_gap} and "
+                 f"gap_stream_bits {g_bits}")
+    elif n_gap > 1 << ib:
+        fail(f"n_gap_symbols {n_gap} exceeds the {1 << ib} gaps that index_bits {ib} can store")
+    if n == 0 and (w_bits or g_bits or n_gap):
+        fail(f"n_entries 0, but weight_stream_bits {w_bits}, gap_stream_bits {g_bits}, n_gap_symbols {n_gap}")
+    if n and ib and not n_gap:
+        fail(f"n_entries {n}, but n_gap_symbols 0 (no gap has a code)")
+
+
+def _check_finite(values: np.ndarray, what: str, fail: _Fail) -> None:
+    """Every stored float is finite: a NaN or ±inf codebook entry or bias is a corrupted file."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        i = ", ".join(str(int(k)) for k in np.unravel_index(bad[0], values.shape))
+        fail(f"{what}[{i}] is {float(values.flat[bad[0]])}, not a finite number "
+             f"({bad.size} of its {values.size} values are not)")
+
+
+def _check_padding(raw: bytes, n_bits: int, what: str, fail: _Fail) -> None:
+    """The bits after the last meaningful one of a byte-padded section are zero, as the writer leaves them."""
+    spare = 8 * len(raw) - n_bits                    # 0 … 7: sections are ceil(bits / 8) bytes
+    if spare and raw[-1] & ((1 << spare) - 1):
+        fail(f"the {spare} padding bits after its {what} are not zero")
+
+
+def _check_code(lengths: np.ndarray, what: str, fail: _Fail) -> None:
+    """Canonical code lengths (0 = no code) of a complete prefix code, as a Huffman code's are."""
+    used = lengths[lengths > 0]
+    if used.size == 1 and used[0] != 1:
+        fail(f"its {what} code lengths give their lone symbol {int(used[0])} bits, not 1")
+    if used.size > 1:                                # Kraft's sum, exactly: Σ 2**(top − L) = 2**top
+        top = int(used.max())
+        kraft = sum(int(c) << (top - length) for length, c in enumerate(np.bincount(used)) if c)
+        if kraft != 1 << top:
+            fail(f"its {what} code lengths are not those of a complete prefix code "
+                 f"(Kraft sum {kraft / 2 ** top:.6g}, a Huffman code's is 1)")
+
+
+def _decode_stream(raw: bytes, stream_bits: int, lengths: np.ndarray, n: int, what: str,
+                   fail: _Fail) -> np.ndarray:
+    """The ``n`` symbols of a Huffman stream: they fill ``stream_bits`` exactly, in the writer's code."""
+    if n == 0:                                       # _check_table_entry: then the stream is empty
+        return np.zeros(0, dtype=np.int64)
+    field = f"{what}_stream_bits"
+    if not lengths.any():
+        fail(f"n_entries {n}, but no {what} symbol has a code (its {what} code lengths are all 0)")
     try:
-        symbols = huffman_decode(piece("weight_stream"), rec["weight_bits"], weight_lengths, n) \
-            if n else np.zeros(0, dtype=np.int64)
-        if index_bits == 0:                          # dense layer
-            if n != numel:
-                bad(f"is dense but stores {n} of {numel} entries")
-            flat, n_fillers = symbols, 0
-        else:
-            gap_lengths = unpack_bits(piece("gap_lengths"), rec["length_bits"], rec["n_gap_symbols"])
-            gaps = huffman_decode(piece("gap_stream"), rec["gap_bits"], gap_lengths, n) \
-                if n else np.zeros(0, dtype=np.int64)
-            if gaps.size and gaps.max() >= 1 << index_bits:
-                bad(f"has a gap wider than {index_bits} bits")
-            flat = relative_index_decode(gaps, symbols, numel)
-            n_fillers = int(np.count_nonzero(symbols == 0))
-    except CompressedFileError:
-        raise
-    except ValueError as err:                        # a stream that does not decode
-        raise CompressedFileError(path, f"corrupted: layer {name!r} does not decode ({err})") from None
-    if symbols.size and symbols.max() >= codebook.size:
-        bad("indexes past its codebook")
-    reserves_zero = index_bits > 0
-    if reserves_zero and codebook[0] != 0:
-        bad("has a non-zero reserved codebook entry")
+        symbols = huffman_decode(raw, stream_bits, lengths, n)
+    except ValueError:                               # a complete code always matches: the stream ran out
+        symbols = None                               # (raised below, outside the except: no chained trace)
+    if symbols is None:
+        fail(f"n_entries {n} does not match its {what} stream: its {field} {stream_bits} end before "
+             f"the last codeword")
+    used = int(lengths[symbols].sum())
+    if used != stream_bits:
+        fail(f"n_entries {n} does not match its {what} stream: {n} codeword(s) take {used} of its "
+             f"{field} {stream_bits}")
+    _check_padding(raw, stream_bits, f"{what} stream", fail)
+    # The writer's code for these symbols (ties broken by symbol): a relabelled or hand-made table that
+    # still parses the stream is refused, so an accepted file is the one the writer writes for its model.
+    counts = np.bincount(symbols, minlength=lengths.size)
+    huffman = np.zeros(lengths.size, dtype=np.int64)
+    for s, length in code_lengths(huffman_code(counts)).items():
+        huffman[s] = length
+    if not np.array_equal(lengths, huffman):
+        s = int(np.flatnonzero(lengths != huffman)[0])
+        fail(f"its {what} code lengths are not the Huffman code of its {what} stream: symbol {s} "
+             f"(used {int(counts[s])} times) has a {int(lengths[s])}-bit code, the Huffman code gives it "
+             f"{int(huffman[s])} bits")
+    return symbols
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """A layer's table entry, codebook and code-length tables, checked; its streams not yet decoded."""
+
+    rec: dict
+    codebook: np.ndarray            # (n_codes,) float32
+    weight_lengths: np.ndarray      # (n_codes,) code lengths, 0 = no code
+    gap_lengths: np.ndarray         # (n_gap_symbols,)
+
+
+def _layer_tables(p: _Parsed, rec: dict, path: Any) -> _Tables:
+    """Check what a layer stores besides its streams (cheap: every layer is checked before any decodes)."""
+    ib, fail = rec["index_bits"], _failer(path, rec["name"])
+    _check_table_entry(rec, math.prod(rec["shape"]), fail)
+    codebook = np.frombuffer(p.piece(rec, "codebook"), dtype="<f4").astype(np.float32)
+    _check_finite(codebook, "codebook", fail)
+    if ib and codebook.view(np.uint32)[0] != 0:
+        fail(f"codebook[0] is {float(codebook[0])!r}, not the +0.0 a pruned layer (index_bits {ib}) reserves")
+    lengths = {}
+    for what, count in (("weight", rec["n_codes"]), ("gap", rec["n_gap_symbols"])):
+        raw = p.piece(rec, f"{what}_lengths")
+        lengths[what] = unpack_bits(raw, rec["length_bits"], count)
+        _check_padding(raw, count * rec["length_bits"], f"{what} code lengths", fail)
+        _check_code(lengths[what], what, fail)
+    longest = int(max(lengths["weight"].max(initial=0), lengths["gap"].max(initial=0)))
+    if rec["length_bits"] == 8 and longest <= 15:
+        fail(f"length_bits 8, but its longest code has {longest} bits (4 bits store up to 15)")
+    return _Tables(rec, codebook, lengths["weight"], lengths["gap"])
+
+
+def _decode_layer(p: _Parsed, t: _Tables, path: Any) -> tuple[SharedLayer, int]:
+    """One layer's SharedLayer and its number of fillers, from its checked tables and its streams."""
+    rec = t.rec
+    name, shape, ib, n = rec["name"], rec["shape"], rec["index_bits"], rec["n_entries"]
+    numel, fail = math.prod(shape), _failer(path, name)
+    symbols = _decode_stream(p.piece(rec, "weight_stream"), rec["weight_stream_bits"], t.weight_lengths, n,
+                             "weight", fail)
+    if ib == 0:                                      # dense layer: every position, in order
+        flat, n_fillers = symbols, 0
+    else:
+        gaps = _decode_stream(p.piece(rec, "gap_stream"), rec["gap_stream_bits"], t.gap_lengths, n, "gap", fail)
+        flat, n_fillers = _place(gaps, symbols, rec, numel, fail)
     index = _from_csc(flat, shape).astype(np.int64)
-    return SharedLayer(name, codebook, index, n_bits, reserves_zero), n_fillers
+    return SharedLayer(name, t.codebook, index, rec["n_bits"], ib > 0), n_fillers
+
+
+def _place(gaps: np.ndarray, symbols: np.ndarray, rec: dict, numel: int, fail: _Fail) -> tuple[np.ndarray, int]:
+    """The flat cluster index of a relative-index stream, and its fillers, as the writer lays them out."""
+    ib, n_gap = rec["index_bits"], rec["n_gap_symbols"]
+    if gaps.size == 0:
+        return np.zeros(numel, dtype=np.int64), 0
+    if int(gaps.max()) + 1 != n_gap:
+        fail(f"n_gap_symbols {n_gap} does not match its largest gap {int(gaps.max())} "
+             f"(n_gap_symbols is the largest gap + 1)")
+    last = int(gaps.sum()) + gaps.size - 1           # entry k sits at prev + gap + 1
+    if last >= numel:
+        fail(f"its relative indexes run to position {last}, past the end of its {numel} weights")
+    # A stored 0 (the reserved zero) is a filler: it bridges 2**index_bits positions and a non-zero follows.
+    fillers = symbols == 0
+    odd = np.flatnonzero(fillers & (gaps != (1 << ib) - 1))
+    if odd.size:
+        k = int(odd[0])
+        fail(f"entry {k} stores the reserved zero (codebook index 0) after a gap of {int(gaps[k])}; only a "
+             f"filler does, after a gap of {(1 << ib) - 1} (index_bits {ib})")
+    if fillers[-1]:
+        fail(f"its last entry (of n_entries {symbols.size}) is a filler, with no non-zero weight after it")
+    return relative_index_decode(gaps, symbols, numel), int(np.count_nonzero(fillers))
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_shapes(arch: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """(name, shape) of every state-dict tensor of ``build_model(arch)``, in order (built once per arch)."""
+    return tuple((n, tuple(t.shape)) for n, t in build_model(arch, seed=0).state_dict().items())
 
 
 def _check_arch(p: _Parsed, path: Any) -> None:
     if p.arch not in MODELS:
         raise CompressedFileError(path, f"corrupted: unknown architecture {p.arch!r}.")
-    reference = {n: t.shape for n, t in build_model(p.arch, seed=0).state_dict().items()}
-    stored = {r["name"]: tuple(r["shape"]) for r in p.layers} | {n: s for n, s in p.others}
-    if len(stored) != len(p.layers) + len(p.others) or stored != {n: tuple(s) for n, s in reference.items()}:
-        raise CompressedFileError(path, f"corrupted: its tensors do not match the {p.arch} architecture.")
+    reference = dict(_reference_shapes(p.arch))
+    seen = set()
+    for name, shape in [(r["name"], tuple(r["shape"])) for r in p.layers] + p.others:
+        if name in seen:
+            raise _corrupted(path, name, "the tensor is stored twice")
+        seen.add(name)
+        if name not in reference:
+            raise _corrupted(path, name, f"not a tensor of the {p.arch} architecture (its tensors are "
+                                         f"{list(reference)})")
+        if shape != reference[name]:
+            raise _corrupted(path, name, f"shape {shape} does not match {reference[name]} in the {p.arch} "
+                                         f"architecture")
+    missing = [n for n in reference if n not in seen]
+    if missing:
+        raise CompressedFileError(path, f"corrupted: it lacks the tensors {missing} of the {p.arch} "
+                                        f"architecture.")
 
 
 def _read(path: str | os.PathLike) -> tuple[SharedModel, _Parsed, dict[str, int]]:
     path = os.fspath(path)
     blob = Path(path).read_bytes()
-    p = _parse(blob, path)
-    _check_arch(p, path)
-    layers, fillers = {}, {}
-    for rec in p.layers:
-        layers[rec["name"]], fillers[rec["name"]] = _decode_layer(p, rec, path)
+    p = _parse(blob, path)                           # magic, version, table, length, checksum
+    _check_arch(p, path)                             # names and shapes
+    tables = [_layer_tables(p, rec, path) for rec in p.layers]      # fields, codebooks, code lengths
     others, offset = {}, p.others_offset
     for name, shape in p.others:
         size = 4 * math.prod(shape)
         others[name] = np.frombuffer(p.blob[offset:offset + size], dtype="<f4").astype(np.float32).reshape(shape)
+        _check_finite(others[name], name, _failer(path, name))
         offset += size
+    layers, fillers = {}, {}
+    for t in tables:                                 # the streams, last: decoding is the slow part
+        layers[t.rec["name"]], fillers[t.rec["name"]] = _decode_layer(p, t, path)
     return SharedModel(p.arch, layers, others), p, fillers
 
 
@@ -523,7 +705,6 @@ def size_breakdown(source: str | os.PathLike | SharedModel, *,
         ``dense_fp32_bytes`` (every parameter as float32) and ``ratio``.
     """
     if isinstance(source, SharedModel):
-        import tempfile
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.dc"
             write_compressed(path, source, index_bits=index_bits)
