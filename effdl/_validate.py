@@ -7,11 +7,18 @@ a ``ValueError`` for a wrong value. A bool is never accepted as a number.
 from __future__ import annotations
 
 import numbers
+import threading
 from typing import Any, Iterable
 
 
+# The public function being run (set by effdl.validation.validate_params), so that every message
+# raised while it runs names it: "prune: sparsity must be …; got 1.5."
+context = threading.local()
+
+
 def _fail(exc: type, name: str, what: str, value: Any):
-    raise exc(f"{name} must be {what}; got {value!r}.")
+    label = getattr(context, "label", None)
+    raise exc(f"{label + ': ' if label else ''}{name} must be {what}; got {value!r}.")
 
 
 def check_int(name: str, value: Any, *, min: int | None = None, max: int | None = None) -> int:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validate import _fail, check_bool, check_choice
+from ._validate import _fail, check_bool, check_choice, context
 
 _state = threading.local()
 
@@ -417,16 +417,13 @@ def validate_params(**constraints: Constraint):
             except TypeError as err:
                 raise TypeError(f"{label}: {err}") from None
             bound.apply_defaults()
-            for name in params:
-                try:
-                    bound.arguments[name] = constraints[name].check(name, bound.arguments[name])
-                except (TypeError, ValueError) as err:
-                    raise type(err)(f"{label}: {err}") from None
-            _state.depth = 1
+            _state.depth, context.label = 1, label     # every message raised from here on names `label`
             try:
+                for name in params:
+                    bound.arguments[name] = constraints[name].check(name, bound.arguments[name])
                 return func(*bound.args, **bound.kwargs)
             finally:
-                _state.depth = 0
+                _state.depth, context.label = 0, None
 
         wrapper.__effdl_constraints__ = dict(constraints)
         return wrapper
@@ -435,12 +432,13 @@ def validate_params(**constraints: Constraint):
 
 
 def check_part(func_name: str, constraint: Constraint, name: str, value: Any) -> Any:
-    """Check a part of an argument (a dict's value, say ``sparsity['fc1.weight']``) inside a public
-    function's body, with the same message template as the declared checks."""
+    """Check a part of an argument (a dict's value, say ``sparsity['fc1.weight']``), or a class's
+    constructor argument, with the same message template as the declared checks, naming ``func_name``."""
+    before, context.label = getattr(context, "label", None), func_name
     try:
         return constraint.check(name, value)
-    except (TypeError, ValueError) as err:
-        raise type(err)(f"{func_name}: {err}") from None
+    finally:
+        context.label = before
 
 
 def check_argument(func, name: str, value: Any) -> Any:
@@ -449,13 +447,11 @@ def check_argument(func, name: str, value: Any) -> Any:
     constraints = getattr(func, "__effdl_constraints__", None)
     if constraints is None:
         raise TypeError(f"{func!r} declares no constraints (decorate it with validate_params).")
-    label = _qualname(getattr(func, "__wrapped__", func))
+    before, context.label = getattr(context, "label", None), _qualname(getattr(func, "__wrapped__", func))
     try:
         return constraints[name].check(name, value)
-    except (TypeError, ValueError) as err:
-        raise type(err)(f"{label}: {err}") from None
-
-
+    finally:
+        context.label = before
 
 
 # Constraints many modules share.

@@ -40,8 +40,7 @@ from ..train import threads
 from ..training.dsd import (
     DSDResult,
     METHODS,
-    _check_common,
-    _check_sparsity,
+    _cfg,
     _continue,
     _dense_phase,
     dsd_compare,
@@ -82,12 +81,16 @@ def _shared_configs():
 
 def _branches(arch, shared, seed, train, val, test=None, variants=None):
     """Phase D once; then the baseline and each DSD variant from a copy of it."""
-    cfg = _check_common(arch, train, val, test, seed=seed, after_step=None, **FIXED, **shared)
+    # the grid's own values (constants of this module): dsd_compare's private core, one phase D for all
+    settings = {**FIXED, **shared}
+    cfg = _cfg(settings["dense_epochs"], settings["sparse_epochs"], settings["redense_epochs"], settings["lr"],
+               settings["redense_lr_factor"], seed, settings["momentum"], settings["weight_decay"],
+               settings["batch_size"])
     model, shell = _dense_phase(arch, train, val, cfg, "cpu", None)
     out = {"baseline": _continue("baseline", model, shell, train, val, test, cfg, 0.0, False, "cpu", None)}
     for v in variants or _variants():
-        out[_key(v)] = _continue("dsd", model, shell, train, val, test, cfg, _check_sparsity(v["sparsity"]),
-                                 v["skip_first"], "cpu", None)
+        out[_key(v)] = _continue("dsd", model, shell, train, val, test, cfg, v["sparsity"], v["skip_first"],
+                                 "cpu", None)
     return out
 
 
