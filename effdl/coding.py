@@ -57,12 +57,14 @@ Bernoulli(density) draws the order does not change the expected size.
 from __future__ import annotations
 
 import heapq
+import math
 import numbers
 from typing import Any, Mapping
 
 import numpy as np
 
-from effdl._validate import _fail, check_float, check_int, check_type
+from ._validate import _fail
+from .validation import Constraint, Instance, Interval, OneOf, validate_params
 
 __all__ = [
     "huffman_code", "huffman_encode", "huffman_decode", "code_lengths", "canonical_code",
@@ -98,23 +100,23 @@ def _int_array(name: str, value: Any, what: str, *, ndim: int | None = 1) -> np.
     return arr.astype(np.int64, copy=False)
 
 
-def _as_counts(counts: Any) -> tuple[np.ndarray, np.ndarray]:
+def _as_counts(counts: Any, name: str = "counts") -> tuple[np.ndarray, np.ndarray]:
     """(symbols, counts), both int64 and sorted by symbol; zero counts kept."""
     what = "a dict {symbol: count} or a 1-D array of non-negative integer counts"
     if isinstance(counts, Mapping):
         if not all(_is_int(s) for s in counts):
-            _fail(TypeError, "counts", "a dict with integer symbols as keys", counts)
+            _fail(TypeError, name, "a dict with integer symbols as keys", counts)
         if not all(_is_int(c) for c in counts.values()):
-            _fail(TypeError, "counts", "a dict with integer counts as values", counts)
+            _fail(TypeError, name, "a dict with integer counts as values", counts)
         symbols = np.array(sorted(int(s) for s in counts), dtype=np.int64)
         values = np.array([int(counts[s]) for s in sorted(counts)], dtype=np.int64)
     else:
-        values = _int_array("counts", counts, what)
+        values = _int_array(name, counts, what)
         symbols = np.arange(values.size, dtype=np.int64)
     if values.size and values.min() < 0:
-        _fail(ValueError, "counts", "non-negative", counts)
+        _fail(ValueError, name, "non-negative", counts)
     if not values.size or values.max() == 0:
-        _fail(ValueError, "counts", "non-empty with at least one positive count", counts)
+        _fail(ValueError, name, "non-empty with at least one positive count", counts)
     return symbols, values
 
 
@@ -160,6 +162,38 @@ def _as_lengths(lengths: Any, name: str = "lengths") -> tuple[np.ndarray, np.nda
     return symbols, values
 
 
+class _Parsed(Constraint):
+    """A value one of this module's parsers accepts (they raise the messages); passed on unchanged."""
+
+    def __init__(self, parse, invalid):
+        self.parse, self.invalid = parse, invalid
+
+    def check(self, name, value):
+        self.parse(value, name)
+        return value
+
+    def invalid_values(self):
+        return self.invalid
+
+
+COUNTS = _Parsed(lambda v, name: _as_counts(v, name),
+                 [("abc", TypeError), ({1.5: 2}, TypeError), ({1: -1}, ValueError), ([0, 0], ValueError),
+                  ([], ValueError), (None, TypeError)])
+CODE = _Parsed(lambda v, name: _as_code(v, name),
+               [({}, ValueError), ([1], TypeError), ({0: "0", 1: "01"}, ValueError), ({0: "2"}, ValueError),
+                (None, TypeError)])
+LENGTHS = _Parsed(lambda v, name: _as_lengths(v, name),
+                  [({0: 0}, ValueError), ([1, 1, 1], ValueError), ([], ValueError), ("x", TypeError)])
+INTS = _Parsed(lambda v, name: _int_array(name, v, "an array of integers", ndim=None),
+               [([1.5], TypeError), ("ab", TypeError), (None, TypeError)])
+INTS_1D = _Parsed(lambda v, name: _int_array(name, v, "a 1-D array of integers"),
+                  [([1.5], TypeError), ([[1]], ValueError), (None, TypeError)])
+NUMBERS = _Parsed(lambda v, name: _numeric_array(name, v), [("ab", TypeError), ([True], TypeError)])
+BYTES = Instance((bytes, bytearray, memoryview), "bytes")
+N_BITS_INDEX = Interval(int, 1, 16)
+N_BITS_PACKED = Interval(int, 1, 16)
+
+
 # ---------------------------------------------------------------------------
 # Huffman code construction
 # ---------------------------------------------------------------------------
@@ -200,6 +234,7 @@ def _canonical(symbols: np.ndarray, lengths: np.ndarray) -> dict[int, str]:
     return code
 
 
+@validate_params(counts=COUNTS)
 def huffman_code(counts: Mapping[int, int] | Any) -> dict[int, str]:
     """Optimal prefix code for the given symbol counts, in canonical form.
 
@@ -222,11 +257,13 @@ def huffman_code(counts: Mapping[int, int] | Any) -> dict[int, str]:
     return _canonical(symbols, _huffman_lengths(values))
 
 
+@validate_params(code=CODE)
 def code_lengths(code: Mapping[int, str]) -> dict[int, int]:
     """``{symbol: len(codeword)}`` — all a canonical code needs to be stored."""
     return {s: len(w) for s, w in _as_code(code).items()}
 
 
+@validate_params(lengths=LENGTHS)
 def canonical_code(lengths: Mapping[int, int] | Any) -> dict[int, str]:
     """The canonical prefix code with the given code lengths.
 
@@ -238,6 +275,7 @@ def canonical_code(lengths: Mapping[int, int] | Any) -> dict[int, str]:
     return _canonical(*_as_lengths(lengths))
 
 
+@validate_params(counts=COUNTS)
 def entropy_bits(counts: Mapping[int, int] | Any) -> float:
     """Shannon entropy ``H = −Σ p log2 p`` of the count distribution, bits per symbol."""
     _, values = _as_counts(counts)
@@ -245,6 +283,7 @@ def entropy_bits(counts: Mapping[int, int] | Any) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
+@validate_params(counts=COUNTS, code=CODE)
 def mean_code_length(counts: Mapping[int, int] | Any, code: Mapping[int, str]) -> float:
     """Average codeword length ``Σ count·len / Σ count`` in bits per symbol.
 
@@ -284,6 +323,7 @@ def _symbol_index(code_syms: np.ndarray, symbols: np.ndarray) -> np.ndarray:
     return np.minimum(np.searchsorted(code_syms, symbols), code_syms.size - 1)
 
 
+@validate_params(symbols=INTS, code=CODE)
 def huffman_encode(symbols: Any, code: Mapping[int, str]) -> tuple[bytes, int]:
     """Concatenate the codewords of ``symbols``, packed MSB-first into bytes.
 
@@ -374,6 +414,8 @@ def _windows(padded: np.ndarray, b0: int, m: int, width: int) -> np.ndarray:
     return win.ravel()[:m]
 
 
+@validate_params(data=BYTES, n_bits=Interval(int, 0, None), code_or_lengths=OneOf(CODE, LENGTHS),
+                 n_symbols=Interval(int, 0, None))
 def huffman_decode(data: bytes, n_bits: int, code_or_lengths: Any, n_symbols: int) -> np.ndarray:
     """Decode ``n_symbols`` codewords from the first ``n_bits`` bits of ``data``.
 
@@ -393,10 +435,9 @@ def huffman_decode(data: bytes, n_bits: int, code_or_lengths: Any, n_symbols: in
     -------
     np.ndarray of int64, shape (n_symbols,)
     """
-    check_type("data", data, (bytes, bytearray, memoryview), "bytes")
     data = bytes(data)
-    n_bits = check_int("n_bits", n_bits, min=0, max=8 * len(data))
-    n_symbols = check_int("n_symbols", n_symbols, min=0)
+    if n_bits > 8 * len(data):
+        _fail(ValueError, "n_bits", f"at most the {8 * len(data)} bits of data", n_bits)
     if isinstance(code_or_lengths, Mapping) and code_or_lengths and \
             all(isinstance(v, str) for v in code_or_lengths.values()):
         code = _as_code(code_or_lengths, "code_or_lengths")
@@ -470,6 +511,7 @@ def _numeric_array(name: str, value: Any) -> np.ndarray:
     return arr
 
 
+@validate_params(weight=NUMBERS, index_bits=N_BITS_INDEX)
 def relative_index_encode(weight: Any, index_bits: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Relative-index (gap, value) encoding of the non-zeros of ``weight``.
 
@@ -491,7 +533,6 @@ def relative_index_encode(weight: Any, index_bits: int) -> tuple[np.ndarray, np.
         before the non-zeros.
     """
     arr = _numeric_array("weight", weight).ravel()
-    index_bits = check_int("index_bits", index_bits, min=1, max=16)
     span = 1 << index_bits                           # a filler sits `span` positions on
     nz = np.flatnonzero(arr)                         # (n_nonzero,) positions of stored values
     gap = np.diff(nz, prepend=-1) - 1                # zeros before each non-zero
@@ -505,6 +546,7 @@ def relative_index_encode(weight: Any, index_bits: int) -> tuple[np.ndarray, np.
     return gaps, values, int(fillers.sum())
 
 
+@validate_params(gaps=INTS_1D, values=NUMBERS, length=Interval(int, 0, None))
 def relative_index_decode(gaps: Any, values: Any, length: int) -> np.ndarray:
     """Inverse of :func:`relative_index_encode`: the flat array of ``length`` entries.
 
@@ -518,7 +560,6 @@ def relative_index_decode(gaps: Any, values: Any, length: int) -> np.ndarray:
     """
     gaps = _int_array("gaps", gaps, "a 1-D array of non-negative integer gaps")
     values = _numeric_array("values", values)
-    length = check_int("length", length, min=0)
     if values.ndim != 1 or values.size != gaps.size:
         _fail(ValueError, "values", f"a 1-D array as long as gaps ({gaps.size})", values)
     if gaps.size and gaps.min() < 0:
@@ -532,6 +573,7 @@ def relative_index_decode(gaps: Any, values: Any, length: int) -> np.ndarray:
     return out
 
 
+@validate_params(density=Interval(float, 0, 1, closed="right"), index_bits=N_BITS_INDEX)
 def expected_fillers_per_nonzero(density: float, index_bits: int) -> float:
     """Expected filler zeros per non-zero when positions are i.i.d. Bernoulli(density).
 
@@ -542,24 +584,25 @@ def expected_fillers_per_nonzero(density: float, index_bits: int) -> float:
     >>> round(expected_fillers_per_nonzero(0.09, 4), 4)    # AlexNet fc6
     0.2839
     """
-    density = check_float("density", density, min=0.0, max=1.0, min_open=True)
-    index_bits = check_int("index_bits", index_bits, min=1, max=16)
-    q = (1.0 - density) ** (1 << index_bits)
-    return q / (1.0 - q)
+    # q = (1 − d)^(2^b) and 1 − q, through log1p/expm1: exact enough for a tiny density
+    # (1 − 1e-17 is 1.0 in floating point, which would make 1 − q zero)
+    log_q = (1 << index_bits) * math.log1p(-density) if density < 1 else -math.inf
+    return math.exp(log_q) / -math.expm1(log_q)
 
 
 # ---------------------------------------------------------------------------
 # Fixed-width bit packing
 # ---------------------------------------------------------------------------
 
-def pack_bits(values: Any, bits: int) -> bytes:
-    """Pack non-negative integers, ``bits`` each, MSB-first into bytes (zero-padded).
+@validate_params(values=INTS_1D, n_bits=N_BITS_PACKED)
+def pack_bits(values: Any, n_bits: int) -> bytes:
+    """Pack non-negative integers, ``n_bits`` each, MSB-first into bytes (zero-padded).
 
     >>> pack_bits([1, 2, 3], 4)
     b'\\x120'
     """
     values = _int_array("values", values, "a 1-D array of non-negative integers")
-    bits = check_int("bits", bits, min=1, max=16)
+    bits = n_bits
     if values.size and (values.min() < 0 or values.max() >= 1 << bits):
         _fail(ValueError, "values", f"in [0, {(1 << bits) - 1}] for {bits} bits",
               int(values.min() if values.min() < 0 else values.max()))
@@ -568,11 +611,10 @@ def pack_bits(values: Any, bits: int) -> bytes:
     return np.packbits(matrix.ravel()).tobytes()
 
 
-def unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
-    """Inverse of :func:`pack_bits`: ``count`` integers of ``bits`` bits each, as int64."""
-    check_type("data", data, (bytes, bytearray, memoryview), "bytes")
-    bits = check_int("bits", bits, min=1, max=16)
-    count = check_int("count", count, min=0)
+@validate_params(data=BYTES, n_bits=N_BITS_PACKED, count=Interval(int, 0, None))
+def unpack_bits(data: bytes, n_bits: int, count: int) -> np.ndarray:
+    """Inverse of :func:`pack_bits`: ``count`` integers of ``n_bits`` bits each, as int64."""
+    bits = n_bits
     if count * bits > 8 * len(data):
         _fail(ValueError, "count", f"at most {8 * len(data) // bits} for {len(data)} bytes of "
               f"{bits}-bit values", count)

@@ -93,7 +93,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validate import _fail, check_choice, check_float, check_int, check_type
+from ._validate import _fail, check_choice, check_int
 from .coding import code_lengths, entropy_bits, huffman_code, huffman_decode, huffman_encode, mean_code_length, \
     pack_bits, relative_index_decode, relative_index_encode, unpack_bits
 from .data import Split
@@ -101,6 +101,7 @@ from .models import MODELS, build_model, count_parameters
 from .pruning import sparsity_report
 from .sharing import INITS, SharedLayer, SharedModel, finetune_centroids, share_weights
 from .train import History, evaluate
+from .validation import Bool, Instance, Interval, Module, OneOf, Options, Seed, Unchecked, validate_params
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "DEFAULT_BITS", "DEFAULT_INDEX_BITS", "CompressedFileError",
            "encode_compressed", "write_compressed", "read_shared", "read_compressed", "size_breakdown",
@@ -201,6 +202,7 @@ def _encode_layer(layer: SharedLayer, index_bits: int | str) -> _LayerRecord:
                         weight_stream, weight_bits, gap_stream, gap_bits)
 
 
+@validate_params(layer=Instance(SharedLayer, "an effdl.sharing.SharedLayer"), index_bits=Interval(int, 1, 16))
 def layer_streams(layer: SharedLayer, index_bits: int) -> dict:
     """The two symbol streams the file Huffman-codes for ``layer``, and what they cost.
 
@@ -211,8 +213,6 @@ def layer_streams(layer: SharedLayer, index_bits: int) -> dict:
     "entropy_bits", "huffman_bits"}`` per symbol (the fixed width, the
     empirical entropy and the Huffman code's mean length).
     """
-    check_type("layer", layer, SharedLayer, "an effdl.sharing.SharedLayer")
-    index_bits = check_int("index_bits", index_bits, min=1, max=16)
     index = _csc(layer.index)
     if layer.reserves_zero:
         gaps, symbols, n_fillers = relative_index_encode(index, index_bits)
@@ -254,6 +254,13 @@ def _table(arch: str, records: list[_LayerRecord], others: dict[str, np.ndarray]
     return b"".join(out)
 
 
+PATH = Instance((str, os.PathLike), "a path (str or os.PathLike)")
+SHARED = Instance(SharedModel, "an effdl.sharing.SharedModel")
+SPLIT = Instance(Split, "an effdl.data.Split", optional=True)
+# an int in [1, 16], "auto", or a dict per layer of either: checked in full by _index_bits_per_layer
+INDEX_BITS = OneOf(Interval(int, 1, 16), Options(("auto",)), Instance(dict, "a dict of weight name → index width"))
+
+
 def _check_index_bits(name: str, value: Any) -> int | str:
     if isinstance(value, str):
         return check_choice(name, value, ("auto",))
@@ -269,9 +276,9 @@ def _index_bits_per_layer(index_bits: Any, names: list[str]) -> dict[str, int | 
     return {n: index_bits for n in names}
 
 
+@validate_params(shared=SHARED, index_bits=INDEX_BITS)
 def encode_compressed(shared: SharedModel, *, index_bits: int | dict[str, int] = DEFAULT_INDEX_BITS) -> bytes:
     """The bytes of the Deep Compression file of ``shared`` (what :func:`write_compressed` writes)."""
-    check_type("shared", shared, SharedModel, "an effdl.sharing.SharedModel")
     ib = _index_bits_per_layer(index_bits, list(shared.layers))
     records = [_encode_layer(layer, ib[name]) for name, layer in shared.layers.items()]
     others = {n: np.ascontiguousarray(a, dtype="<f4") for n, a in shared.others.items()}
@@ -284,6 +291,7 @@ def encode_compressed(shared: SharedModel, *, index_bits: int | dict[str, int] =
     return body + struct.pack("<I", zlib.crc32(body))
 
 
+@validate_params(path=PATH, shared=SHARED, index_bits=INDEX_BITS)
 def write_compressed(path: str | os.PathLike, shared: SharedModel, *,
                      index_bits: int | dict[str, int] = DEFAULT_INDEX_BITS) -> int:
     """Write ``shared`` as a Deep Compression file (layout in the module docstring); return its bytes.
@@ -651,16 +659,17 @@ def _read(path: str | os.PathLike) -> tuple[SharedModel, _Parsed, dict[str, int]
     return SharedModel(p.arch, layers, others), p, fillers
 
 
+@validate_params(path=PATH)
 def read_shared(path: str | os.PathLike) -> SharedModel:
     """The :class:`~effdl.sharing.SharedModel` stored in a Deep Compression file.
 
     Raises :class:`CompressedFileError` (a ``ValueError``) for an empty,
     truncated, bit-flipped or foreign file.
     """
-    check_type("path", path, (str, os.PathLike), "a path (str or os.PathLike)")
     return _read(path)[0]
 
 
+@validate_params(path=PATH)
 def read_compressed(path: str | os.PathLike) -> nn.Module:
     """Rebuild the model stored in a Deep Compression file (``effdl.models.build_model(arch)``, eval mode).
 
@@ -679,6 +688,7 @@ def _owner(name: str, layer_names: list[str]) -> str | None:
     return None
 
 
+@validate_params(source=OneOf(PATH, SHARED), index_bits=INDEX_BITS)
 def size_breakdown(source: str | os.PathLike | SharedModel, *,
                    index_bits: int | dict[str, int] = DEFAULT_INDEX_BITS) -> dict:
     """Where the bytes of a Deep Compression file go, per layer and in total.
@@ -709,7 +719,6 @@ def size_breakdown(source: str | os.PathLike | SharedModel, *,
             path = Path(tmp) / "model.dc"
             write_compressed(path, source, index_bits=index_bits)
             return size_breakdown(path)
-    check_type("source", source, (str, os.PathLike), "a path or an effdl.sharing.SharedModel")
     shared, p, fillers = _read(source)
     names = list(shared.layers)
     layers = {}
@@ -795,7 +804,14 @@ def _logits(model: nn.Module, split: Split) -> torch.Tensor:
     return model.eval().cpu()(split.x)
 
 
-def deep_compression(model: nn.Module, *, path: str | os.PathLike, bits: int | dict[str, int] | None = None,
+@validate_params(model=Module(), path=PATH,
+                 n_bits=OneOf(Interval(int, 1, 16, optional=True), Instance(dict, "a dict of weight name → bit width")),
+                 index_bits=INDEX_BITS, init=Options(INITS),
+                 finetune=Unchecked("None or a (train, val) tuple of Splits; checked in the body"),
+                 epochs=Interval(int, 0, None), lr=Interval(float, 0, None, closed="neither"),
+                 momentum=Interval(float, 0, 1, closed="left"), train_biases=Bool(),
+                 eval_split=SPLIT, dense_model=Module(optional=True), seed=Seed())
+def deep_compression(model: nn.Module, *, path: str | os.PathLike, n_bits: int | dict[str, int] | None = None,
                      index_bits: int | dict[str, int] = DEFAULT_INDEX_BITS, init: str = "linear",
                      finetune: tuple[Split, Split] | None = None, epochs: int = 5, lr: float = 1e-3,
                      momentum: float = 0.9, train_biases: bool = False, eval_split: Split | None = None,
@@ -808,7 +824,7 @@ def deep_compression(model: nn.Module, *, path: str | os.PathLike, bits: int | d
         The pruned effdl model (zeros mark pruned weights; masks are applied).
     path : str or path-like
         Where the file is written.
-    bits : int, dict {weight name: int} or None
+    n_bits : int, dict {weight name: int} or None
         Weight-index width per layer; None takes :data:`DEFAULT_BITS` of the
         architecture (the paper's: 6 for LeNet-300-100; 8 conv / 5 fc for LeNet-5).
     index_bits : int or dict, default 5
@@ -824,21 +840,17 @@ def deep_compression(model: nn.Module, *, path: str | os.PathLike, bits: int | d
     dense_model : nn.Module, optional
         The unpruned model, for the ``dense`` accuracy.
     """
-    check_type("model", model, nn.Module, "a torch.nn.Module")
-    check_type("path", path, (str, os.PathLike), "a path (str or os.PathLike)")
-    check_choice("init", init, INITS)
+    bits = n_bits
     if bits is None:
         arch = next((a for a, cls in MODELS.items() if type(model) is cls), None)
         if arch not in DEFAULT_BITS:
-            _fail(ValueError, "bits", f"given for a model without defaults (defaults exist for "
+            _fail(ValueError, "n_bits", f"given for a model without defaults (defaults exist for "
                                       f"{sorted(DEFAULT_BITS)})", bits)
         bits = DEFAULT_BITS[arch]
-    if finetune is not None and (not isinstance(finetune, tuple) or len(finetune) != 2):
-        _fail(TypeError, "finetune", "None or a (train, val) tuple of Splits", finetune)
-    if eval_split is not None:
-        check_type("eval_split", eval_split, Split, "an effdl.data.Split")
-    check_float("lr", lr, min=0, min_open=True)
-    check_int("epochs", epochs, min=0)
+    if finetune is not None and (not isinstance(finetune, tuple) or len(finetune) != 2
+                                 or not isinstance(finetune[0], Split)
+                                 or not isinstance(finetune[1], (Split, type(None)))):
+        _fail(TypeError, "finetune", "None or a (train, val) tuple of Splits (val may be None)", finetune)
 
     shared = share_weights(model, bits, init, seed=seed)
     accuracy = {}

@@ -43,7 +43,7 @@ SEED = 0
 
 def _trial(pruned, dense, bits: dict, index_bits, lr: float, splits, path: Path) -> dict:
     train, val, _ = splits
-    r = compression.deep_compression(pruned, path=path, bits=dict(bits), index_bits=index_bits,
+    r = compression.deep_compression(pruned, path=path, n_bits=dict(bits), index_bits=index_bits,
                                      finetune=(train, val), epochs=EPOCHS, lr=lr, eval_split=val,
                                      dense_model=dense, seed=SEED)
     return {"bits": dict(r.bits), "index_bits": r.index_bits, "lr": lr, "file_bytes": r.sizes["huffman"],
@@ -92,11 +92,11 @@ def _arch(arch: str, splits, out_dir: Path) -> dict:
         floor, max_loss = best["val_file"], best["val_loss_file"]      # the paper's recipe on val
         bits, trials = greedy_bits(pruned, dense, paper_bits, lr, splits, work, floor=floor, max_loss=max_loss)
     path = Path(out_dir) / f"{arch}.dc"
-    final = compression.deep_compression(pruned, path=path, bits=bits, index_bits="auto",
+    final = compression.deep_compression(pruned, path=path, n_bits=bits, index_bits="auto",
                                          finetune=(train, val), epochs=EPOCHS, lr=lr, eval_split=test,
                                          dense_model=dense, seed=SEED)
     with tempfile.TemporaryDirectory() as tmp:
-        paper = compression.deep_compression(pruned, path=Path(tmp) / "paper.dc", bits=paper_bits,
+        paper = compression.deep_compression(pruned, path=Path(tmp) / "paper.dc", n_bits=paper_bits,
                                              index_bits=compression.DEFAULT_INDEX_BITS, finetune=(train, val),
                                              epochs=EPOCHS, lr=lr, eval_split=test, dense_model=dense, seed=SEED)
     summary = final.summary()
@@ -172,7 +172,7 @@ def compression_report(*, out_dir: Path | str | None = None) -> dict:
             }
             dense, pruned = zoo.load(arch), zoo.load(f"{arch}_pruned")
             path = folder / f"{arch}.dc"
-            compression.deep_compression(pruned, path=path, bits=chosen["bits"], index_bits="auto",
+            compression.deep_compression(pruned, path=path, n_bits=chosen["bits"], index_bits="auto",
                                          finetune=(train, val), epochs=record[arch]["epochs"],
                                          lr=record[arch]["lr"], eval_split=test, dense_model=dense, seed=SEED)
             recorded[arch], live[arch] = acc_file, evaluate(compression.read_compressed(path), test)
