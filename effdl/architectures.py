@@ -57,7 +57,9 @@ from typing import Any, Callable, ClassVar, Iterator, Mapping
 import torch
 from torch import nn
 
-from effdl._validate import check_bool, check_choice, check_float, check_int, check_type
+from effdl._validate import _fail
+from effdl.validation import (Bool, Constraint, Instance, Interval, Options, PositiveInt, _Shown, check_part,
+                              validate_params)
 
 __all__ = [
     "Layer", "Conv2d", "Linear", "MaxPool", "AvgPool", "AdaptiveAvgPool", "GlobalAvgPool",
@@ -74,9 +76,17 @@ class _ShapeError(Exception):
     """A layer cannot take the shape it is given; turned into a ValueError on input_shape."""
 
 
-def _check_name(name: Any) -> None:
-    if name is not None:
-        check_type("name", name, str, "a string or None")
+_NAME = Instance(str, "a string or None", optional=True)
+_COUNT = PositiveInt()
+_BOOL = Bool()
+_REAL = Interval(float, None, None)
+
+
+def _check_fields(obj, **constraints) -> None:
+    """Check a frozen dataclass's fields, naming the class: ``"Conv2d: kernel must be …"``."""
+    for field_name, constraint in constraints.items():
+        value = check_part(type(obj).__name__, constraint, field_name, getattr(obj, field_name))
+        object.__setattr__(obj, field_name, value)
 
 
 # --------------------------------------------------------------------------- leaves
@@ -149,17 +159,11 @@ class Conv2d(Layer):
     kind: ClassVar[str] = "conv"
 
     def __post_init__(self):
-        check_int("in_ch", self.in_ch, min=1)
-        check_int("out_ch", self.out_ch, min=1)
-        check_int("kernel", self.kernel, min=1)
-        check_int("stride", self.stride, min=1)
-        check_int("padding", self.padding, min=0)
-        check_int("groups", self.groups, min=1)
+        _check_fields(self, in_ch=_COUNT, out_ch=_COUNT, kernel=_COUNT, stride=_COUNT,
+                      padding=Interval(int, 0, None), groups=_COUNT, bias=_BOOL, name=_NAME)
         if self.in_ch % self.groups or self.out_ch % self.groups:
-            raise ValueError(f"groups must divide in_ch={self.in_ch} and out_ch={self.out_ch}; "
+            raise ValueError(f"Conv2d: groups must divide in_ch={self.in_ch} and out_ch={self.out_ch}; "
                              f"got {self.groups!r}.")
-        check_bool("bias", self.bias)
-        _check_name(self.name)
 
     def _out_shape(self, shape):
         self._need_chw(shape, self.in_ch)
@@ -194,10 +198,7 @@ class Linear(Layer):
     kind: ClassVar[str] = "fc"
 
     def __post_init__(self):
-        check_int("in_f", self.in_f, min=1)
-        check_int("out_f", self.out_f, min=1)
-        check_bool("bias", self.bias)
-        _check_name(self.name)
+        _check_fields(self, in_f=_COUNT, out_f=_COUNT, bias=_BOOL, name=_NAME)
 
     def _out_shape(self, shape):
         if shape != (self.in_f,):
@@ -227,12 +228,8 @@ class _Pool(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        check_int("kernel", self.kernel, min=1)
-        if self.stride is not None:
-            check_int("stride", self.stride, min=1)
-        check_int("padding", self.padding, min=0, max=self.kernel // 2)
-        check_bool("ceil_mode", self.ceil_mode)
-        _check_name(self.name)
+        _check_fields(self, kernel=_COUNT, stride=PositiveInt(optional=True))
+        _check_fields(self, padding=Interval(int, 0, self.kernel // 2), ceil_mode=_BOOL, name=_NAME)
 
     @property
     def _stride(self) -> int:
@@ -270,8 +267,7 @@ class AdaptiveAvgPool(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        check_int("output_size", self.output_size, min=1)
-        _check_name(self.name)
+        _check_fields(self, output_size=_COUNT, name=_NAME)
 
     def _out_shape(self, shape):
         self._need_chw(shape)
@@ -293,7 +289,7 @@ class ReLU(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        _check_name(self.name)
+        _check_fields(self, name=_NAME)
 
     def _module(self):
         return nn.ReLU()
@@ -306,7 +302,7 @@ class Flatten(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        _check_name(self.name)
+        _check_fields(self, name=_NAME)
 
     def _out_shape(self, shape):
         return (math.prod(shape),)
@@ -327,8 +323,7 @@ class BatchNorm2d(Layer):
     kind: ClassVar[str] = "bn"
 
     def __post_init__(self):
-        check_int("ch", self.ch, min=1)
-        _check_name(self.name)
+        _check_fields(self, ch=_COUNT, name=_NAME)
 
     def _out_shape(self, shape):
         self._need_chw(shape, self.ch)
@@ -350,8 +345,7 @@ class Dropout(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        check_float("p", self.p, min=0.0, max=1.0)
-        _check_name(self.name)
+        _check_fields(self, p=Interval(float, 0, 1), name=_NAME)
 
     def _module(self):
         return nn.Dropout(self.p)
@@ -371,11 +365,7 @@ class LRN(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        check_int("size", self.size, min=1)
-        check_float("alpha", self.alpha)
-        check_float("beta", self.beta)
-        check_float("k", self.k)
-        _check_name(self.name)
+        _check_fields(self, size=_COUNT, alpha=_REAL, beta=_REAL, k=_REAL, name=_NAME)
 
     def _out_shape(self, shape):
         self._need_chw(shape)
@@ -388,11 +378,11 @@ class LRN(Layer):
 # --------------------------------------------------------------------------- composites
 
 
-def _as_layers(name: str, layers: Any) -> tuple[Layer, ...]:
+def _as_layers(owner: str, name: str, layers: Any) -> tuple[Layer, ...]:
     if not isinstance(layers, (list, tuple)) or not all(isinstance(x, Layer) for x in layers):
-        raise TypeError(f"{name} must be a list or tuple of layer specs; got {layers!r}.")
+        raise TypeError(f"{owner}: {name} must be a list or tuple of layer specs; got {layers!r}.")
     if not layers:
-        raise ValueError(f"{name} must hold at least one layer; got {layers!r}.")
+        raise ValueError(f"{owner}: {name} must hold at least one layer; got {layers!r}.")
     return tuple(layers)
 
 
@@ -404,8 +394,8 @@ class Sequential(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "layers", _as_layers("layers", self.layers))
-        _check_name(self.name)
+        object.__setattr__(self, "layers", _as_layers("Sequential", "layers", self.layers))
+        _check_fields(self, name=_NAME)
 
     def _leaves(self):
         for layer in self.layers:
@@ -433,11 +423,8 @@ class Residual(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        check_type("body", self.body, Layer, "a layer spec")
-        if self.shortcut is not None:
-            check_type("shortcut", self.shortcut, Layer, "a layer spec or None")
-        check_bool("relu", self.relu)
-        _check_name(self.name)
+        _check_fields(self, body=Instance(Layer, "a layer spec"),
+                      shortcut=Instance(Layer, "a layer spec or None", optional=True), relu=_BOOL, name=_NAME)
 
     def _leaves(self):
         yield from self.body._leaves()
@@ -468,8 +455,8 @@ class Concat(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "branches", _as_layers("branches", self.branches))
-        _check_name(self.name)
+        object.__setattr__(self, "branches", _as_layers("Concat", "branches", self.branches))
+        _check_fields(self, name=_NAME)
 
     def _leaves(self):
         for branch in self.branches:
@@ -544,29 +531,64 @@ class Architecture:
     notes: str = ""
 
 
-def _resolve(spec: Any, input_shape: Any) -> tuple[Layer, Shape | None]:
-    """Validate the public arguments once; return the bare spec and a clean input shape."""
-    check_type("spec", spec, (Layer, Architecture), "a layer spec (e.g. Sequential) or an Architecture")
+class _Spec(Instance):
+    """A layer spec or an :class:`Architecture`; a torch module is pointed to the module accounting."""
+
+    def __init__(self):
+        super().__init__((Layer, Architecture), "a layer spec (e.g. Sequential) or an Architecture")
+
+    def check(self, name, value):
+        if isinstance(value, nn.Module):  # its repr spans many lines: name the class instead
+            _fail(TypeError, name, f"{self.what} (for a torch.nn.Module, count with effdl.pruning.count_macs)",
+                  _Shown(f"a {type(value).__name__} torch.nn.Module"))
+        return super().check(name, value)
+
+
+class _InputShape(Constraint):
+    """One image's shape, without the batch axis: ``(C, H, W)`` or ``(F,)`` of positive integers; or None."""
+
+    optional = True
+    what = "a tuple of positive integers for one image, (C, H, W) or (F,), without the batch axis"
+
+    def describe(self):
+        return self.what + " or None"
+
+    def check(self, name, value):
+        if value is None:
+            return None
+        if not isinstance(value, (tuple, list)) or any(
+                isinstance(d, bool) or not isinstance(d, numbers.Integral) for d in value):
+            _fail(TypeError, name, self.what, value)
+        if len(value) not in (1, 3) or any(d < 1 for d in value):
+            _fail(ValueError, name, self.what, value)
+        return tuple(int(d) for d in value)
+
+    def invalid_values(self):
+        return [("3x224x224", TypeError), (224, TypeError), ((True, 224, 224), TypeError),
+                ((3, 224.0, 224), TypeError), ((3, 0, 224), ValueError), ((3, 224), ValueError),
+                ((1, 3, 224, 224), ValueError), ((), ValueError)]
+
+
+SPEC = _Spec()
+INPUT_SHAPE = _InputShape()
+
+
+def _resolve(spec: Layer | Architecture, input_shape: Shape | None) -> tuple[Layer, Shape]:
+    """The bare spec and the input shape (the architecture's own, or the default, when None)."""
     layer = spec.spec if isinstance(spec, Architecture) else spec
     if input_shape is None:
         return layer, (spec.input_shape if isinstance(spec, Architecture) else _DEFAULT_INPUT_SHAPE)
-    what = "a tuple of positive integers, (C, H, W) or (F,)"
-    if not isinstance(input_shape, (tuple, list)):
-        raise TypeError(f"input_shape must be {what}; got {input_shape!r}.")
-    if any(isinstance(d, bool) or not isinstance(d, numbers.Integral) for d in input_shape):
-        raise TypeError(f"input_shape must be {what}; got {input_shape!r}.")
-    if len(input_shape) not in (1, 3) or any(d < 1 for d in input_shape):
-        raise ValueError(f"input_shape must be {what}; got {input_shape!r}.")
-    return layer, tuple(int(d) for d in input_shape)
+    return layer, input_shape
 
 
-def _walk_checked(layer: Layer, shape: Shape, visit) -> Shape:
+def _walk_checked(func: str, layer: Layer, shape: Shape, visit) -> Shape:
     try:
         return layer._walk(shape, visit)
     except _ShapeError as err:
-        raise ValueError(f"input_shape must fit the spec ({err}); got {shape!r}.") from None
+        raise ValueError(f"{func}: input_shape must fit the spec ({err}); got {shape!r}.") from None
 
 
+@validate_params(spec=SPEC, input_shape=INPUT_SHAPE, include_bn=Bool())
 def layer_table(spec: Layer | Architecture, input_shape: Shape | None = None, *,
                 include_bn: bool = False) -> list[LayerStats]:
     """Per-layer shapes, parameters and MACs of the layers with weights, in order.
@@ -587,7 +609,6 @@ def layer_table(spec: Layer | Architecture, input_shape: Shape | None = None, *,
         layers are called ``"{type}_{index}"``, index counting rows from 0.
     """
     layer, shape = _resolve(spec, input_shape)
-    check_bool("include_bn", include_bn)
     kinds = ("conv", "fc", "bn") if include_bn else ("conv", "fc")
     rows: list[LayerStats] = []
 
@@ -599,16 +620,18 @@ def layer_table(spec: Layer | Architecture, input_shape: Shape | None = None, *,
         rows.append(LayerStats(name, leaf.kind, in_shape, out_shape, weights, biases,
                                weights + biases, leaf._macs(in_shape, out_shape)))
 
-    _walk_checked(layer, shape, visit)
+    _walk_checked("layer_table", layer, shape, visit)
     return rows
 
 
+@validate_params(spec=SPEC)
 def count_params(spec: Layer | Architecture) -> int:
     """Number of learnable parameters (weights, biases, batch-norm γ and β)."""
     layer, _ = _resolve(spec, None)
     return sum(leaf._weight_count() + leaf._bias_count() for leaf in layer._leaves())
 
 
+@validate_params(spec=SPEC, input_shape=INPUT_SHAPE)
 def count_macs(spec: Layer | Architecture, input_shape: Shape | None = None) -> int:
     """Multiply-accumulates of the conv and linear layers for one image.
 
@@ -622,23 +645,25 @@ def count_macs(spec: Layer | Architecture, input_shape: Shape | None = None) -> 
         nonlocal total
         total += leaf._macs(in_shape, out_shape)
 
-    _walk_checked(layer, shape, visit)
+    _walk_checked("count_macs", layer, shape, visit)
     return total
 
 
+@validate_params(spec=SPEC, input_shape=INPUT_SHAPE)
 def output_shape(spec: Layer | Architecture, input_shape: Shape | None = None) -> Shape:
     """Shape of one image's output, e.g. ``(1000,)``; ``input_shape`` defaults as in :func:`layer_table`."""
     layer, shape = _resolve(spec, input_shape)
-    return _walk_checked(layer, shape, lambda leaf, in_shape, out_shape: None)
+    return _walk_checked("output_shape", layer, shape, lambda leaf, in_shape, out_shape: None)
 
 
+@validate_params(spec=SPEC, bits=Interval(int, 1, 64))
 def model_bytes(spec: Layer | Architecture, bits: int = 32) -> int:
     """Bytes to store every parameter with ``bits`` bits (1..64), rounded up to a whole byte."""
     layer, _ = _resolve(spec, None)
-    bits = check_int("bits", bits, min=1, max=64)
     return -(-count_params(layer) * bits // 8)  # ceil(params · bits / 8)
 
 
+@validate_params(spec=SPEC)
 def to_torch(spec: Layer | Architecture):
     """An equivalent ``torch.nn.Module`` (fresh, randomly initialised weights).
 
@@ -906,6 +931,7 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType({a.key: a for a in 
 ]})
 
 
+@validate_params(name=Options(ARCHITECTURES))
 def get_architecture(name: str) -> Architecture:
     """The registered :class:`Architecture` called ``name`` (one of ``ARCHITECTURES``)."""
-    return ARCHITECTURES[check_choice("name", name, ARCHITECTURES)]
+    return ARCHITECTURES[name]

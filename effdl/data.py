@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._validate import check_choice, check_int, check_type
+from ._validate import check_int, check_type
+from .validation import Bool, Instance, Options, PositiveInt, Seed, validate_params
 
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -101,21 +102,31 @@ class Split:
     def __repr__(self) -> str:
         return f"Split({self.source}/{self.name}: x {tuple(self.x.shape)}, y {tuple(self.y.shape)})"
 
+    @validate_params(batch_size=PositiveInt(), shuffle=Bool(), seed=Seed())
     def loader(self, batch_size: int = 128, *, shuffle: bool = False, seed: int = 0):
         """A ``DataLoader`` over this split; shuffling is seeded (no global RNG)."""
-        batch_size = check_int("batch_size", batch_size, min=1)
         dataset = torch.utils.data.TensorDataset(self.x, self.y)
-        generator = torch.Generator().manual_seed(check_int("seed", seed)) if shuffle else None
+        generator = torch.Generator().manual_seed(seed) if shuffle else None
         return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
                                            generator=generator)
 
 
+FILE_PATH = Instance((str, os.PathLike), "a path (str or pathlib.Path)")
+DATA_FOLDER = Instance((str, os.PathLike), "a folder path (str or pathlib.Path) or None", optional=True)
+SPLIT_NAME = Options(SPLITS)
+SOURCE = Options(SOURCES)
+
+
 # --------------------------------------------------------------------- manifest
-def read_manifest(path: Path = MANIFEST) -> dict[str, dict]:
+@validate_params(path=FILE_PATH)
+def read_manifest(path: Path | str = MANIFEST) -> dict[str, dict]:
     """Parse ``data/MANIFEST`` (tab-separated, header line) into {relative path: row}."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} is missing; restore it with `git checkout -- data/`.")
     lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    if not lines:
+        raise DataError(f"{path} is empty; restore it with `git checkout -- data/`.")
     header, rows = lines[0].split("\t"), lines[1:]
     if header != ["path", "sha256", "bytes", "origin", "licence"]:
         raise DataError(f"{path} has an unexpected header {header!r}.")
@@ -124,12 +135,18 @@ def read_manifest(path: Path = MANIFEST) -> dict[str, dict]:
         fields = ln.split("\t")
         if len(fields) != 5:
             raise DataError(f"{path}: malformed line {ln!r}.")
+        if not fields[2].isdigit():
+            raise DataError(f"{path}: malformed byte count in line {ln!r}.")
         out[fields[0]] = dict(zip(header, fields))
         out[fields[0]]["bytes"] = int(fields[2])
     return out
 
 
-def sha256(path: Path) -> str:
+@validate_params(path=FILE_PATH)
+def sha256(path: Path | str) -> str:
+    """The sha256 hex digest of a file's bytes."""
+    if not Path(path).is_file():
+        raise DataError(f"sha256: path must be an existing file; got {path!r}.")
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -137,6 +154,7 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@validate_params(relative=Instance(str, "a path relative to the data folder (str)"), data_dir=DATA_FOLDER)
 def verified_path(relative: str, *, data_dir: Path | None = None) -> Path:
     """Return the absolute path of a shipped file after checking it against the manifest."""
     data_dir = DATA_DIR if data_dir is None else Path(data_dir)
@@ -158,6 +176,7 @@ def verified_path(relative: str, *, data_dir: Path | None = None) -> Path:
     return path
 
 
+@validate_params(data_dir=DATA_FOLDER)
 def refresh_manifest(data_dir: Path | None = None) -> Path:
     """Recompute sha256 and sizes in ``MANIFEST`` (maintainers only, after changing a file).
 
@@ -181,6 +200,7 @@ def refresh_manifest(data_dir: Path | None = None) -> Path:
     return path
 
 
+@validate_params(data_dir=DATA_FOLDER)
 def verify_all(data_dir: Path | None = None) -> list[str]:
     """Check every file in the manifest; return the list of verified paths."""
     data_dir = DATA_DIR if data_dir is None else Path(data_dir)
@@ -188,6 +208,7 @@ def verify_all(data_dir: Path | None = None) -> list[str]:
 
 
 # ------------------------------------------------------------------------ MNIST
+@validate_params(split=SPLIT_NAME, source=SOURCE)
 def load_mnist(split: str = "train", *, source: str = "auto") -> Split:
     """Load a split of MNIST as normalised tensors.
 
@@ -203,8 +224,6 @@ def load_mnist(split: str = "train", *, source: str = "auto") -> Split:
     -------
     Split with ``x`` of shape (N, 1, 28, 28) float32 and ``y`` of shape (N,) int64.
     """
-    check_choice("split", split, SPLITS)
-    check_choice("source", source, SOURCES)
     if source == "auto":
         source = "full" if os.environ.get("EFFDL_DATA") else "embedded"
     if source == "full":
@@ -215,10 +234,9 @@ def load_mnist(split: str = "train", *, source: str = "auto") -> Split:
     return Split(split, source, x, torch.from_numpy(labels.astype(np.int64)))
 
 
+@validate_params(split=SPLIT_NAME, source=SOURCE)
 def mnist_pixels(split: str = "train", *, source: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Raw uint8 images (N, 28, 28) and labels (N,) of a split, for pictures."""
-    check_choice("split", split, SPLITS)
-    check_choice("source", source, SOURCES)
     if source == "auto":
         source = "full" if os.environ.get("EFFDL_DATA") else "embedded"
     if source == "full":
@@ -282,7 +300,8 @@ def _idx_file(folder: Path, key: str) -> Path:
     raise DataError(f"EFFDL_DATA folder {folder} has no {IDX_FILES[key]} (or .gz).")
 
 
-def read_idx(path: Path, *, ndim: int) -> np.ndarray:
+@validate_params(path=FILE_PATH, ndim=PositiveInt())
+def read_idx(path: Path | str, *, ndim: int) -> np.ndarray:
     """Read an IDX file of unsigned bytes (the MNIST format) with ``ndim`` dimensions."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
@@ -321,6 +340,7 @@ def _digits_arrays():
     return images, labels, codes
 
 
+@validate_params(split=SPLIT_NAME)
 def load_digits(split: str = "train") -> Split:
     """scikit-learn's 1,797 8×8 digits as a tiny second data set.
 
@@ -328,7 +348,6 @@ def load_digits(split: str = "train") -> Split:
     (N, 1, 8, 8) float32 scaled from 0..16 to zero mean and unit variance
     (statistics of the train split); ``y`` is (N,) int64.
     """
-    check_choice("split", split, SPLITS)
     images, labels, codes = _digits_arrays()
     train = images[_select("train", codes)]
     mean, std = float(train.mean()), float(train.std())
@@ -337,8 +356,7 @@ def load_digits(split: str = "train") -> Split:
     return Split(split, "digits", x, torch.from_numpy(labels[keep]))
 
 
+@validate_params(dataset=Options(("mnist", "digits")), split=SPLIT_NAME)
 def load(dataset: str, split: str = "train") -> Split:
     """Load ``"mnist"`` or ``"digits"`` by name."""
-    check_type("dataset", dataset, str, "a string, 'mnist' or 'digits'")
-    check_choice("dataset", dataset, ("mnist", "digits"))
     return load_mnist(split) if dataset == "mnist" else load_digits(split)

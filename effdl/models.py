@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_int
+from .validation import Interval, ListOf, Module, Options, PositiveInt, check_part, validate_params
 
 
 class LeNet300(nn.Module):
@@ -25,7 +25,10 @@ class LeNet300(nn.Module):
 
     def __init__(self, hidden: tuple[int, int] = (300, 100)):
         super().__init__()
-        h1, h2 = (check_int("hidden", h, min=1) for h in hidden)
+        widths = check_part("LeNet300", ListOf(PositiveInt()), "hidden", hidden)
+        if len(widths) != 2:
+            raise ValueError(f"LeNet300: hidden must be two layer widths (h1, h2); got {hidden!r}.")
+        h1, h2 = widths
         self.fc1 = nn.Linear(784, h1)
         self.fc2 = nn.Linear(h1, h2)
         self.fc3 = nn.Linear(h2, 10)
@@ -59,7 +62,7 @@ class RowLSTM(nn.Module):
 
     def __init__(self, hidden_size: int = 128):
         super().__init__()
-        self.hidden_size = check_int("hidden_size", hidden_size, min=1)
+        self.hidden_size = check_part("RowLSTM", PositiveInt(), "hidden_size", hidden_size)
         self.lstm = nn.LSTM(28, self.hidden_size, batch_first=True)
         self.fc = nn.Linear(self.hidden_size, 10)
 
@@ -72,22 +75,21 @@ class RowLSTM(nn.Module):
 MODELS = {"lenet300": LeNet300, "lenet5": LeNet5, "lstm": RowLSTM}
 
 
+@validate_params(name=Options(MODELS), seed=Interval(int, 0, None, optional=True))
 def build_model(name: str, *, seed: int | None = None) -> nn.Module:
     """A freshly initialised model by name (``"lenet300"``, ``"lenet5"``, ``"lstm"``).
 
     ``seed`` makes the initial weights reproducible without touching the
     global RNG (the weights are drawn under a forked RNG state).
     """
-    check_choice("name", name, MODELS)
     if seed is None:
         return MODELS[name]()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(check_int("seed", seed, min=0))
+        torch.manual_seed(seed)
         return MODELS[name]()
 
 
+@validate_params(model=Module())
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters (weights and biases)."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {model!r}.")
     return sum(p.numel() for p in model.parameters())

@@ -37,13 +37,15 @@ from __future__ import annotations
 import copy
 import math
 import re
-import sys
 from dataclasses import dataclass
 from typing import Any, Union
 
 import numpy as np
 import torch
-from effdl._validate import _fail, check_choice, check_float, check_int, check_type
+
+from effdl._validate import _fail
+from effdl.validation import (Bool, Constraint, Instance, Interval, Module, Options, Tensor, check_part,
+                              validate_params)
 
 
 __all__ = [
@@ -54,6 +56,29 @@ __all__ = [
 ]
 
 OVERFLOW_MODES = ("saturate", "inf", "error")
+
+
+class _NonEmptyString(Instance):
+    def __init__(self):
+        super().__init__(str, "a non-empty string")
+
+    def check(self, name, value):
+        if super().check(name, value) == "":
+            _fail(ValueError, name, self.what, value)
+        return value
+
+    def invalid_values(self):
+        return super().invalid_values() + [("", ValueError)]
+
+
+_NAME = _NonEmptyString()
+
+
+def _check_fields(obj, **constraints) -> None:
+    """Check a frozen dataclass's fields, naming the class: ``"FloatFormat: bits must be …"``."""
+    for field_name, constraint in constraints.items():
+        value = check_part(type(obj).__name__, constraint, field_name, getattr(obj, field_name))
+        object.__setattr__(obj, field_name, value)
 
 
 # ---------------------------------------------------------------------------
@@ -88,14 +113,10 @@ class FloatFormat:
     sign_bits = 1
 
     def __post_init__(self):
-        check_type("name", self.name, str, "a string")
-        if not self.name:
-            _fail(ValueError, "name", "a non-empty string", self.name)
         # 2 exponent bits is the least that leaves a normal binade between the
         # subnormal field (0) and the inf/NaN field (all ones); 11 and 52 are
         # float64's widths, the most the float64 arithmetic below holds exactly.
-        object.__setattr__(self, "exponent_bits", check_int("exponent_bits", self.exponent_bits, min=2, max=11))
-        object.__setattr__(self, "mantissa_bits", check_int("mantissa_bits", self.mantissa_bits, min=1, max=52))
+        _check_fields(self, name=_NAME, exponent_bits=Interval(int, 2, 11), mantissa_bits=Interval(int, 1, 52))
 
     @property
     def bits(self) -> int:
@@ -172,11 +193,7 @@ class IntFormat:
     fraction_bits = 0
 
     def __post_init__(self):
-        check_type("name", self.name, str, "a string")
-        if not self.name:
-            _fail(ValueError, "name", "a non-empty string", self.name)
-        object.__setattr__(self, "bits", check_int("bits", self.bits, min=2, max=32))
-        check_type("signed", self.signed, bool, "True or False")
+        _check_fields(self, name=_NAME, bits=Interval(int, 2, 32), signed=Bool())
 
     @property
     def sign_bits(self) -> int:
@@ -225,11 +242,9 @@ class FixedPointFormat:
     kind = "fixed"
 
     def __post_init__(self):
-        object.__setattr__(self, "int_bits", check_int("int_bits", self.int_bits, min=0, max=31))
-        object.__setattr__(self, "frac_bits", check_int("frac_bits", self.frac_bits, min=0, max=31))
-        check_type("signed", self.signed, bool, "True or False")
+        _check_fields(self, int_bits=Interval(int, 0, 31), frac_bits=Interval(int, 0, 31), signed=Bool())
         if not 2 <= self.bits <= 32:
-            _fail(ValueError, "int_bits + frac_bits + sign bit", "in [2, 32]", self.bits)
+            raise ValueError(f"FixedPointFormat: int_bits + frac_bits + sign bit must be in [2, 32]; got {self.bits}.")
 
     @property
     def name(self) -> str:
@@ -280,6 +295,7 @@ _NAMED = {f.name: f for f in (FP32, FP16, BF16, FP8_E5M2, INT32, INT16, INT8, UI
 _Q_NAME = re.compile(r"(u?)q(\d+)\.(\d+)")
 
 
+@validate_params(name=Instance(str, "a format name (str)"))
 def get_format(name: str) -> Format:
     """Return the format called ``name`` (case-insensitive).
 
@@ -289,23 +305,83 @@ def get_format(name: str) -> Format:
     >>> get_format("q3.4").bits
     8
     """
-    check_type("name", name, str, "a format name (str)")
+    return _format_named(name, "name")
+
+
+def _format_named(name: str, label: str) -> Format:
+    """The format called ``name``; a ValueError naming the parameter ``label`` if none is."""
     key = name.lower()
     if key in _NAMED:
         return _NAMED[key]
     m = _Q_NAME.fullmatch(key)
     if m:
-        return FixedPointFormat(int(m.group(2)), int(m.group(3)), signed=not m.group(1))
-    _fail(ValueError, "name", f"one of {sorted(_NAMED)} or 'q<int>.<frac>' / 'uq<int>.<frac>'", name)
+        try:
+            return FixedPointFormat(int(m.group(2)), int(m.group(3)), signed=not m.group(1))
+        except ValueError as err:  # q40.40: a Q name, but no format of 2..32 bits
+            _fail(ValueError, label, f"a format of 2 to 32 bits ({err})", name)
+    _fail(ValueError, label, f"one of {sorted(_NAMED)} or 'q<int>.<frac>' / 'uq<int>.<frac>'", name)
 
 
-def _as_format(fmt: Any, name: str = "fmt") -> Format:
-    if isinstance(fmt, str):
-        return get_format(fmt)
-    return check_type(name, fmt, (FloatFormat, IntFormat, FixedPointFormat),
-                      "a format name or a FloatFormat, IntFormat or FixedPointFormat")
+class _FormatArg(Constraint):
+    """A format object, or a name :func:`get_format` knows (converted to the format)."""
+
+    what = "a format name or a FloatFormat, IntFormat or FixedPointFormat"
+
+    def describe(self):
+        return self.what
+
+    def check(self, name, value):
+        if isinstance(value, str):
+            return _format_named(value, name)
+        if not isinstance(value, (FloatFormat, IntFormat, FixedPointFormat)):
+            _fail(TypeError, name, self.what, value)
+        return value
+
+    def invalid_values(self):
+        return [("fp12", ValueError), ("q3", ValueError), (16, TypeError), (np.float16, TypeError),
+                (None, TypeError)]
 
 
+class _Reals(Constraint):
+    """A real number or an array / tensor / nested list of real numbers (not bools), read as a float64 array."""
+
+    def __init__(self, *, finite: bool = False, nonempty: bool = False):
+        self.finite, self.nonempty = finite, nonempty
+
+    def describe(self):
+        return "a real number or an array of real numbers"
+
+    def check(self, name, value):
+        arr = _as_real_array(name, value)
+        if self.nonempty and arr.size == 0:
+            _fail(ValueError, name, "non-empty", value)
+        if self.finite:
+            Tensor(dtype=None, nonempty=False).check(name, torch.from_numpy(arr))  # names the first NaN/inf
+        return arr
+
+    def invalid_values(self):
+        bad = [("1.0", TypeError), (True, TypeError), (None, TypeError), (1 + 2j, TypeError),
+               ([[1.0], [1.0, 2.0]], TypeError), (torch.tensor([True]), TypeError)]
+        if self.nonempty:
+            bad.append(([], ValueError))
+        if self.finite:
+            bad += [([1.0, float("nan")], ValueError), ([float("inf")], ValueError)]
+        return bad
+
+
+FORMAT = _FormatArg()
+OVERFLOW = Options(OVERFLOW_MODES)
+_FINITE = _Reals(finite=True)
+
+
+def _check_overflow(overflow: str, f: Format) -> None:
+    """``overflow="inf"`` needs a float format (an int or fixed-point one has no inf)."""
+    if overflow == "inf" and f.kind != "float":
+        _fail(ValueError, "overflow", f"'saturate' or 'error' for {f.kind} format {f.name} (it has no inf)",
+              overflow)
+
+
+@validate_params(fmt=FORMAT)
 def format_row(fmt: Format | str) -> dict:
     """One format's fields and range as a dict (a row of :func:`format_table`).
 
@@ -314,7 +390,7 @@ def format_row(fmt: Format | str) -> dict:
     finite value), ``min_normal`` and ``eps`` (floats), ``resolution`` (ints
     and fixed point); a field that does not apply to the kind is ``None``.
     """
-    f = _as_format(fmt)
+    f = fmt  # a format object: the declared constraint converted a name
     is_float = f.kind == "float"
     return {
         "name": f.name, "kind": f.kind, "bits": f.bits, "sign_bits": f.sign_bits,
@@ -330,6 +406,7 @@ def format_row(fmt: Format | str) -> dict:
     }
 
 
+@validate_params()
 def format_table() -> list[dict]:
     """Chapter 1's comparison table: :func:`format_row` of fp32, fp16, bf16, int32, int16, int8, q3.4."""
     return [format_row(f) for f in (FP32, FP16, BF16, INT32, INT16, INT8, Q3_4)]
@@ -341,8 +418,7 @@ def format_table() -> list[dict]:
 
 def _as_real_array(name: str, x: Any) -> np.ndarray:
     """``x`` as a float64 array; TypeError unless it holds real numbers (not bools)."""
-    torch = sys.modules.get("torch")  # accept tensors without importing torch here
-    if torch is not None and isinstance(x, torch.Tensor):
+    if isinstance(x, torch.Tensor):
         if x.dtype == torch.bool or x.is_complex():
             _fail(TypeError, name, "a real number or an array of real numbers", x)
         x = x.detach().cpu().to(torch.float64).numpy()
@@ -384,8 +460,11 @@ def _round_grid(x: np.ndarray, f: IntFormat | FixedPointFormat, name: str) -> tu
     return np.ldexp(k, -f.fraction_bits) + 0.0, overflow  # + 0.0 turns −0.0 into 0.0
 
 
-def _round(x: np.ndarray, f: Format, overflow: str, name: str = "x") -> tuple[np.ndarray, np.ndarray]:
-    """Core of :func:`round_to_format` on clean input; returns (rounded, overflowed)."""
+def _round(x: np.ndarray, f: Format, overflow: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Core of :func:`round_to_format` on clean input; returns (rounded, overflowed).
+
+    ``name`` is how an error names the values (the running public function prefixes it).
+    """
     r, over = _round_float(x, f) if f.kind == "float" else _round_grid(x, f, name)
     if over.any():
         if overflow == "error":
@@ -398,13 +477,7 @@ def _round(x: np.ndarray, f: Format, overflow: str, name: str = "x") -> tuple[np
     return r, over
 
 
-def _check_overflow(overflow: Any, f: Format) -> str:
-    check_choice("overflow", overflow, OVERFLOW_MODES)
-    if overflow == "inf" and f.kind != "float":
-        _fail(ValueError, "overflow", f"'saturate' or 'error' for {f.kind} format {f.name} (it has no inf)", overflow)
-    return overflow
-
-
+@validate_params(x=_Reals(), fmt=FORMAT, overflow=OVERFLOW)
 def round_to_format(x: Any, fmt: Format | str, overflow: str = "saturate"):
     """Round ``x`` to the nearest value representable in ``fmt``, ties to even.
 
@@ -445,10 +518,8 @@ def round_to_format(x: Any, fmt: Format | str, overflow: str = "saturate"):
     >>> round_to_format([2.5, 3.5, 200.0], "int8").tolist()
     [2.0, 4.0, 127.0]
     """
-    f = _as_format(fmt)
-    _check_overflow(overflow, f)
-    arr = _as_real_array("x", x)
-    r, _ = _round(arr, f, overflow)
+    _check_overflow(overflow, fmt)
+    r, _ = _round(x, fmt, overflow, "x")
     return float(r) if r.ndim == 0 else r
 
 
@@ -503,6 +574,7 @@ def _grid_fields(s: float, f: IntFormat | FixedPointFormat) -> dict:
     return fields
 
 
+@validate_params(value=Interval(float, None, None), fmt=FORMAT, overflow=OVERFLOW)
 def bit_fields(value: Any, fmt: Format | str, overflow: str = "saturate") -> BitFields:
     """Round ``value`` into ``fmt`` and show the stored bits field by field.
 
@@ -524,9 +596,8 @@ def bit_fields(value: Any, fmt: Format | str, overflow: str = "saturate") -> Bit
     >>> bit_fields(0.1, "q3.4").stored, bit_fields(-1, "int8").bits
     (0.125, '11111111')
     """
-    f = _as_format(fmt)
+    f = fmt
     _check_overflow(overflow, f)
-    value = check_float("value", value)
     stored, _ = _round(np.array(value), f, overflow, "value")
     stored = float(stored)
     fields = _float_fields(stored, f) if f.kind == "float" else _grid_fields(stored, f)
@@ -536,6 +607,7 @@ def bit_fields(value: Any, fmt: Format | str, overflow: str = "saturate") -> Bit
                      rel_error=err / abs(value) if value != 0 else 0.0)
 
 
+@validate_params(bits=Instance(str, "a string of '0' and '1'"), fmt=FORMAT)
 def decode_bits(bits: str, fmt: Format | str) -> float:
     """The value a bit string (``'0'``/``'1'``, MSB first) stands for in ``fmt``.
 
@@ -546,8 +618,7 @@ def decode_bits(bits: str, fmt: Format | str) -> float:
     >>> decode_bits("0" + "01111111" + "0" * 23, "fp32")
     1.0
     """
-    f = _as_format(fmt)
-    check_type("bits", bits, str, "a string of '0' and '1'")
+    f = fmt
     if len(bits) != f.bits or set(bits) - {"0", "1"}:
         _fail(ValueError, "bits", f"{f.bits} characters, each '0' or '1', for {f.name}", bits)
     if f.kind == "float":
@@ -569,6 +640,7 @@ def decode_bits(bits: str, fmt: Format | str) -> float:
 # Quantisation error and the chapter's report
 # ---------------------------------------------------------------------------
 
+@validate_params(weights=_Reals(finite=True, nonempty=True), fmt=FORMAT, overflow=OVERFLOW)
 def quantization_error(weights: Any, fmt: Format | str, overflow: str = "saturate") -> dict:
     """How much storing ``weights`` in ``fmt`` changes them.
 
@@ -594,13 +666,9 @@ def quantization_error(weights: Any, fmt: Format | str, overflow: str = "saturat
     >>> quantization_error([0.5, 0.01, 20.0], "q3.4")["fraction_saturated"]
     0.3333333333333333
     """
-    f = _as_format(fmt)
+    f = fmt
     _check_overflow(overflow, f)
-    w = _as_real_array("weights", weights).ravel()
-    if w.size == 0:
-        _fail(ValueError, "weights", "non-empty", weights)
-    if not np.isfinite(w).all():
-        _fail(ValueError, "weights", "finite (no NaN or inf)", weights)
+    w = weights.ravel()
     q, over = _round(w, f, overflow, "weights")
     err = np.abs(q - w)
     norm = math.sqrt(float(np.sum(w * w)))
@@ -621,6 +689,7 @@ def _float_entry(f: FloatFormat) -> dict:
             "min_subnormal": f.min_subnormal, "eps": f.eps}
 
 
+@validate_params()
 def numbers_report() -> dict:
     """Chapter 1's headline numbers as a JSON-able dict (``effdl reproduce numbers``).
 
@@ -665,19 +734,19 @@ def numbers_report() -> dict:
     return {"formats": formats, "fixed_point": fixed}
 
 
+@validate_params(model=Module(), fmt=FORMAT, overflow=OVERFLOW)
 def round_model(model, fmt: Format | str, overflow: str = "saturate"):
     """A copy of a torch model with every parameter rounded to ``fmt``.
 
     Storage-only rounding (arithmetic stays fp32): the simplest experiment of
-    chapter 1, before chapter 5's quantisation with chosen scales.
+    chapter 1, before chapter 5's quantisation with chosen scales. Every
+    parameter must be finite (a NaN or inf weight is refused, naming it).
     """
-
-
-    check_type("model", model, torch.nn.Module, "a torch.nn.Module")
-    f = _as_format(fmt)
+    _check_overflow(overflow, fmt)
     rounded = copy.deepcopy(model)
     with torch.no_grad():
-        for p in rounded.parameters():
-            values = round_to_format(p.detach().cpu().double().numpy(), f, overflow=overflow)
+        for name, p in rounded.named_parameters():
+            label = f"model's parameter {name}"
+            values, _ = _round(check_part("round_model", _FINITE, label, p), fmt, overflow, label)
             p.copy_(torch.as_tensor(np.asarray(values), dtype=p.dtype))
     return rounded

@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from effdl._validate import check_choice, check_float, check_int
 from effdl.architectures import get_architecture, layer_table
 from effdl.coding import expected_fillers_per_nonzero
+from effdl.validation import Interval, Options, PositiveInt, validate_params
 
 __all__ = ["PaperLayer", "PaperNetwork", "PAPER_TABLES", "SQUEEZENET_PAPER", "layer_storage",
            "network_table", "squeezenet_estimate", "paper_tables_report"]
@@ -130,6 +130,13 @@ SQUEEZENET_PAPER: Mapping[str, Any] = MappingProxyType({
 })
 
 
+DENSITY = Interval(float, 0, 1, closed="right")
+FIELD_BITS = Interval(int, 1, 16)                                   # a cluster index or a relative index
+HUFFMAN_BITS = Interval(float, 0, 64, closed="right", optional=True)  # average bits after Huffman coding
+
+
+@validate_params(weights=PositiveInt(), density=DENSITY, weight_bits=FIELD_BITS, index_bits=FIELD_BITS,
+                 huffman_weight_bits=HUFFMAN_BITS, huffman_index_bits=HUFFMAN_BITS, codebook_bits=PositiveInt())
 def layer_storage(weights: int, density: float, weight_bits: int, index_bits: int, *,
                   huffman_weight_bits: float | None = None,
                   huffman_index_bits: float | None = None,
@@ -161,15 +168,8 @@ def layer_storage(weights: int, density: float, weight_bits: int, index_bits: in
         ``total_bytes``, ``dense_bytes`` (fp32), ``cr`` (percent of dense) and
         ``ratio`` (dense / compressed). Counts are expectations (floats).
     """
-    weights = check_int("weights", weights, min=1)
-    density = check_float("density", density, min=0.0, max=1.0, min_open=True)
-    weight_bits = check_int("weight_bits", weight_bits, min=1, max=16)
-    index_bits = check_int("index_bits", index_bits, min=1, max=16)
-    codebook_bits = check_int("codebook_bits", codebook_bits, min=1)
-    bits_w = weight_bits if huffman_weight_bits is None else \
-        check_float("huffman_weight_bits", huffman_weight_bits, min=0.0, max=64.0, min_open=True)
-    bits_i = index_bits if huffman_index_bits is None else \
-        check_float("huffman_index_bits", huffman_index_bits, min=0.0, max=64.0, min_open=True)
+    bits_w = weight_bits if huffman_weight_bits is None else huffman_weight_bits
+    bits_i = index_bits if huffman_index_bits is None else huffman_index_bits
 
     nonzeros = density * weights
     per_nonzero = expected_fillers_per_nonzero(density, index_bits)   # q / (1 − q)
@@ -191,6 +191,7 @@ def _exact_weights(key: str) -> dict[str, int]:
     return {row.name: row.weights for row in layer_table(get_architecture(key))}
 
 
+@validate_params(name=Options(PAPER_TABLES))
 def network_table(name: str) -> dict[str, Any]:
     """Per-layer and total storage of one network of Deep Compression Tables 2–5.
 
@@ -208,7 +209,7 @@ def network_table(name: str) -> dict[str, Any]:
         ``ratio_pruning`` (weights / non-zeros), ``ratio_pq``, ``ratio_pqh``.
         ``"paper"``: the paper's reported totals, for comparison.
     """
-    net = PAPER_TABLES[check_choice("name", name, PAPER_TABLES)]
+    net = PAPER_TABLES[name]
     exact = _exact_weights(net.key)
     layers: dict[str, dict[str, Any]] = {}
     dense = nonzeros = pq = pqh = 0.0
@@ -239,6 +240,8 @@ def network_table(name: str) -> dict[str, Any]:
             "paper": dict(net.reported)}
 
 
+@validate_params(density=DENSITY, weight_bits=FIELD_BITS, index_bits=FIELD_BITS,
+                 huffman_weight_bits=HUFFMAN_BITS, huffman_index_bits=HUFFMAN_BITS)
 def squeezenet_estimate(density: float = 0.67, weight_bits: int = 8, index_bits: int = 4, *,
                         huffman_weight_bits: float | None = None,
                         huffman_index_bits: float | None = None) -> dict[str, Any]:
@@ -259,9 +262,6 @@ def squeezenet_estimate(density: float = 0.67, weight_bits: int = 8, index_bits:
         bytes); ``ratio`` (own dense / compressed); ``ratio_vs_alexnet``
         (the paper's basis: AlexNet's 240 MB / compressed); ``paper``.
     """
-    density = check_float("density", density, min=0.0, max=1.0, min_open=True)
-    weight_bits = check_int("weight_bits", weight_bits, min=1, max=16)
-    index_bits = check_int("index_bits", index_bits, min=1, max=16)
     counts = list(_exact_weights("squeezenet").values())      # 26 conv layers, no FC
     rows = [layer_storage(n, density, weight_bits, index_bits,
                           huffman_weight_bits=huffman_weight_bits,
@@ -278,6 +278,7 @@ def squeezenet_estimate(density: float = 0.67, weight_bits: int = 8, index_bits:
                       for k, v in SQUEEZENET_PAPER.items()}}
 
 
+@validate_params()
 def paper_tables_report() -> dict[str, Any]:
     """Chapter 4's headline numbers, JSON-able.
 

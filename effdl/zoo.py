@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_int
 from .data import DATA_DIR, DataError, load_mnist, read_manifest, refresh_manifest, verified_path
 from .models import MODELS, build_model, count_parameters
 from .train import evaluate, fit, progress
+from .validation import Instance, ListOf, Module, Options, Seed, check_part, validate_params
 
 ZOO_DIR = DATA_DIR / "zoo"
 CHECKPOINT_FORMAT = 1
@@ -34,24 +34,32 @@ RECIPES = {
     "lstm": {"epochs": 40, "lr_grid": [0.01, 0.03, 0.1], "batch_size": 64},
 }
 
+FOLDER = Instance((str, os.PathLike), "a folder path (str or pathlib.Path)")
+DATA_FOLDER = Instance((str, os.PathLike), "a folder path (str or pathlib.Path) or None", optional=True)
+BASE_NAME = Options(RECIPES)
+RECORD_KEYS = ("params", "val_acc", "test_acc", "lr", "best_epoch")
 
+
+@validate_params()
 def names() -> list[str]:
     """The base models :func:`train_zoo` makes."""
     return list(RECIPES)
 
 
+@validate_params(data_dir=DATA_FOLDER)
 def checkpoints(*, data_dir: Path | None = None) -> list[str]:
     """Every checkpoint shipped in ``data/zoo`` (base models and the chapters' precomputed ones)."""
     manifest = read_manifest((DATA_DIR if data_dir is None else Path(data_dir)) / "MANIFEST")
     return sorted(p[len("zoo/"):-len(".pt")] for p in manifest if p.startswith("zoo/") and p.endswith(".pt"))
 
 
+@validate_params(name=Instance(str, "a checkpoint name (see effdl.zoo.checkpoints())"), data_dir=DATA_FOLDER)
 def load(name: str, *, data_dir: Path | None = None) -> nn.Module:
     """The checkpoint ``name`` (see :func:`checkpoints`) as a model in eval mode, after checking its hash.
 
     A missing, truncated or altered checkpoint raises ``effdl.data.DataError``.
     """
-    check_choice("name", name, checkpoints(data_dir=data_dir))
+    check_part("load", Options(checkpoints(data_dir=data_dir)), "name", name)
     path = verified_path(f"zoo/{name}.pt", data_dir=data_dir)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -61,31 +69,48 @@ def load(name: str, *, data_dir: Path | None = None) -> nn.Module:
             or blob.get("arch", name) not in MODELS:
         raise DataError(f"{path} is not an effdl checkpoint of {name!r}.")
     model = build_model(blob.get("arch", name))
-    model.load_state_dict(blob["state_dict"])
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as err:  # missing/extra keys or shapes of another model
+        raise DataError(f"{path} does not hold the weights of a {blob.get('arch', name)!r} model: {err}") from None
     return model.eval()
 
 
-def save_checkpoint(model: nn.Module, name: str, arch: str, out_dir: Path) -> Path:
+@validate_params(model=Module(), name=Instance(str, "a checkpoint name (str)"), arch=Options(MODELS),
+                 out_dir=FOLDER)
+def save_checkpoint(model: nn.Module, name: str, arch: str, out_dir: Path | str) -> Path:
     """Write ``model``'s weights as checkpoint ``name`` of architecture ``arch`` (atomic)."""
-    check_choice("arch", arch, MODELS)
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"save_checkpoint: name must be a file name without a folder; got {name!r}.")
     path = Path(out_dir) / f"{name}.pt"
     _atomic_save({"format": CHECKPOINT_FORMAT, "name": name, "arch": arch, "state_dict": model.state_dict()}, path)
     return path
 
 
+@validate_params(name=Options(RECIPES, optional=True), data_dir=DATA_FOLDER)
 def info(name: str | None = None, *, data_dir: Path | None = None) -> dict:
     """The training record of one model (or of all, ``name=None``) from ``zoo.json``."""
     path = verified_path("zoo/zoo.json", data_dir=data_dir)
-    record = json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text())
+    except ValueError as err:
+        raise DataError(f"{path} is not valid JSON: {err}.") from None
     if name is None:
         return record
-    check_choice("name", name, RECIPES)
+    if not isinstance(record, dict) or name not in (record.get("models") or {}):
+        raise DataError(f"{path} has no record of {name!r}; train it with `effdl zoo train --models {name}`.")
     return record["models"][name]
 
 
+@validate_params(record=Instance(dict, "a zoo record (the dict of zoo.json) or None", optional=True))
 def readme_table(record: dict | None = None) -> str:
     """The README's table of pretrained models (Markdown), from ``zoo.json``."""
     record = info() if record is None else record
+    models = record.get("models")
+    if not isinstance(models, dict) or not all(isinstance(r, dict) and set(RECORD_KEYS) <= set(r)
+                                               for r in models.values()):
+        raise ValueError(f"readme_table: record must hold 'models': {{name: {{{', '.join(RECORD_KEYS)}, …}}}} as "
+                         f"zoo.json does; got {record!r}.")
     rows = ["| checkpoint | parameters | validation accuracy | test accuracy | chosen lr, epoch |",
             "|---|---|---|---|---|"]
     for name, rec in record["models"].items():
@@ -94,10 +119,9 @@ def readme_table(record: dict | None = None) -> str:
     return "\n".join(rows)
 
 
+@validate_params(name=BASE_NAME, seed=Seed())
 def train_one(name: str, *, seed: int = 0) -> tuple[nn.Module, dict]:
     """Train ``name`` by its recipe; return the chosen model and its record."""
-    check_choice("name", name, RECIPES)
-    seed = check_int("seed", seed, min=0)
     recipe = RECIPES[name]
     train, val, test = (load_mnist(s, source="embedded") for s in ("train", "val", "test"))
     runs, best = [], None
@@ -122,6 +146,7 @@ def train_one(name: str, *, seed: int = 0) -> tuple[nn.Module, dict]:
     return model, record
 
 
+@validate_params(out_dir=FOLDER, model_names=ListOf(BASE_NAME, optional=True), seed=Seed())
 def train_zoo(out_dir: Path | str = ZOO_DIR, model_names: list[str] | None = None, *, seed: int = 0) -> dict:
     """Train the zoo into ``out_dir`` and return the record written to ``zoo.json``.
 
@@ -130,9 +155,7 @@ def train_zoo(out_dir: Path | str = ZOO_DIR, model_names: list[str] | None = Non
     never leaves a half-written checkpoint.
     """
     out_dir = Path(out_dir)
-    model_names = names() if model_names is None else list(model_names)
-    for n in model_names:
-        check_choice("model_names", n, RECIPES)
+    model_names = names() if model_names is None else model_names
     out_dir.mkdir(parents=True, exist_ok=True)
     record_path = out_dir / "zoo.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {"models": {}}

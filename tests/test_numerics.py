@@ -212,7 +212,7 @@ def test_float_saturate_is_default():
 @pytest.mark.parametrize("fmt, x", [(FP16, [1.0, 65520.0]), (BF16, [np.inf]), (INT8, [127.5]),
                                     (Q3_4, [-8.04]), (UINT8, [-1.0])])
 def test_overflow_error_names_x(fmt, x):
-    with pytest.raises(ValueError, match=r"^x must be within the range of"):
+    with pytest.raises(ValueError, match=r"^round_to_format: x must be within the range of"):
         round_to_format(x, fmt, overflow="error")
 
 
@@ -338,13 +338,13 @@ def test_numbers_report_shape_and_values():
 
 @pytest.mark.parametrize("args, exc, match", [
     (("x", 5, 10), None, None),
-    (("", 5, 10), ValueError, "name must be a non-empty string"),
-    ((16, 5, 10), TypeError, "name must be a string"),
-    (("f", 1, 10), ValueError, r"exponent_bits must be an integer in \[2, 11\]; got 1\."),
+    (("", 5, 10), ValueError, "^FloatFormat: name must be a non-empty string"),
+    ((16, 5, 10), TypeError, "^FloatFormat: name must be a non-empty string"),
+    (("f", 1, 10), ValueError, r"^FloatFormat: exponent_bits must be an integer in \[2, 11\]; got 1\."),
     (("f", 12, 10), ValueError, "exponent_bits"),
     (("f", 5, 0), ValueError, "mantissa_bits"),
     (("f", 5, 53), ValueError, "mantissa_bits"),
-    (("f", True, 10), TypeError, "exponent_bits must be an integer; got True."),
+    (("f", True, 10), TypeError, r"^FloatFormat: exponent_bits must be an integer in \[2, 11\]; got True\.$"),
     (("f", 5, 10.0), TypeError, "mantissa_bits must be an integer"),
 ])
 def test_float_format_bad_args(args, exc, match):
@@ -358,11 +358,11 @@ def test_float_format_bad_args(args, exc, match):
 @pytest.mark.parametrize("make, exc, match", [
     (lambda: IntFormat("i", 1), ValueError, "bits must be an integer in"),
     (lambda: IntFormat("i", 33), ValueError, "bits"),
-    (lambda: IntFormat("i", True), TypeError, "bits must be an integer; got True."),
-    (lambda: IntFormat("i", 8, signed=1), TypeError, "signed must be True or False"),
+    (lambda: IntFormat("i", True), TypeError, r"^IntFormat: bits must be an integer in \[2, 32\]; got True\.$"),
+    (lambda: IntFormat("i", 8, signed=1), TypeError, "^IntFormat: signed must be True or False"),
     (lambda: FixedPointFormat(-1, 4), ValueError, "int_bits"),
     (lambda: FixedPointFormat(3, 32), ValueError, "frac_bits"),
-    (lambda: FixedPointFormat(20, 20), ValueError, r"in \[2, 32\]; got 41\."),
+    (lambda: FixedPointFormat(20, 20), ValueError, r"^FixedPointFormat: .* must be in \[2, 32\]; got 41\."),
     (lambda: FixedPointFormat(1, 0, signed=False), ValueError, r"in \[2, 32\]; got 1\."),
     (lambda: FixedPointFormat(3, False), TypeError, "frac_bits must be an integer"),
     (lambda: FixedPointFormat(3.0, 4), TypeError, "int_bits must be an integer"),
@@ -381,7 +381,7 @@ def test_formats_are_frozen():
                                        ("q3.4.1", ValueError), ("", ValueError), (16, TypeError),
                                        (None, TypeError), (FP16, TypeError)])
 def test_get_format_bad_names(name, exc):
-    with pytest.raises(exc, match="^name must be"):
+    with pytest.raises(exc, match="^get_format: name must be"):
         get_format(name)
 
 
@@ -391,21 +391,21 @@ def test_get_format_error_lists_known_names():
 
 
 @pytest.mark.parametrize("x, fmt, kwargs, exc, match", [
-    ("1.0", FP16, {}, TypeError, "^x must be a real number"),
-    (None, FP16, {}, TypeError, "^x must be a real number"),
-    (True, FP16, {}, TypeError, "^x must be a real number"),
-    (np.array([True, False]), INT8, {}, TypeError, "^x must be a real number"),
-    (torch.tensor([True]), INT8, {}, TypeError, "^x must be a real number"),
-    (1 + 2j, FP16, {}, TypeError, "^x must be a real number"),
-    ([[1.0], [1.0, 2.0]], FP16, {}, TypeError, "^x must be a real number"),
-    (1.0, "fp12", {}, ValueError, "^name must be"),
-    (1.0, 16, {}, TypeError, "^fmt must be a format name"),
-    (1.0, np.float16, {}, TypeError, "^fmt must be a format name"),
-    (1.0, FP16, {"overflow": "wrap"}, ValueError, "^overflow must be one of"),
-    (1.0, FP16, {"overflow": None}, TypeError, "^overflow must be a string"),
-    (1.0, INT8, {"overflow": "inf"}, ValueError, "^overflow must be 'saturate' or 'error'"),
-    (np.nan, INT8, {}, ValueError, "^x must be free of NaN"),
-    ([1.0, np.nan], Q3_4, {}, ValueError, "^x must be free of NaN"),
+    ("1.0", FP16, {}, TypeError, "^round_to_format: x must be a real number"),
+    (None, FP16, {}, TypeError, "^round_to_format: x must be a real number"),
+    (True, FP16, {}, TypeError, "^round_to_format: x must be a real number"),
+    (np.array([True, False]), INT8, {}, TypeError, "^round_to_format: x must be a real number"),
+    (torch.tensor([True]), INT8, {}, TypeError, "^round_to_format: x must be a real number"),
+    (1 + 2j, FP16, {}, TypeError, "^round_to_format: x must be a real number"),
+    ([[1.0], [1.0, 2.0]], FP16, {}, TypeError, "^round_to_format: x must be a real number"),
+    (1.0, "fp12", {}, ValueError, "^round_to_format: fmt must be one of"),
+    (1.0, 16, {}, TypeError, "^round_to_format: fmt must be a format name"),
+    (1.0, np.float16, {}, TypeError, "^round_to_format: fmt must be a format name"),
+    (1.0, FP16, {"overflow": "wrap"}, ValueError, "^round_to_format: overflow must be one of"),
+    (1.0, FP16, {"overflow": None}, TypeError, "^round_to_format: overflow must be a string"),
+    (1.0, INT8, {"overflow": "inf"}, ValueError, "^round_to_format: overflow must be 'saturate' or 'error'"),
+    (np.nan, INT8, {}, ValueError, "^round_to_format: x must be free of NaN"),
+    ([1.0, np.nan], Q3_4, {}, ValueError, "^round_to_format: x must be free of NaN"),
 ])
 def test_round_to_format_bad_inputs(x, fmt, kwargs, exc, match):
     with pytest.raises(exc, match=match):
@@ -413,12 +413,12 @@ def test_round_to_format_bad_inputs(x, fmt, kwargs, exc, match):
 
 
 @pytest.mark.parametrize("value, fmt, exc, match", [
-    ("1", FP16, TypeError, "^value must be a real number"),
-    (True, FP16, TypeError, "^value must be a real number"),
-    (np.nan, FP16, ValueError, "^value must be finite"),
-    (np.inf, INT8, ValueError, "^value must be finite"),
-    ([1.0], FP16, TypeError, "^value must be a real number"),
-    (1.0, "nope", ValueError, "^name must be"),
+    ("1", FP16, TypeError, "^bit_fields: value must be a real number"),
+    (True, FP16, TypeError, "^bit_fields: value must be a real number"),
+    (np.nan, FP16, ValueError, "^bit_fields: value must be finite"),
+    (np.inf, INT8, ValueError, "^bit_fields: value must be finite"),
+    ([1.0], FP16, TypeError, "^bit_fields: value must be a real number"),
+    (1.0, "nope", ValueError, "^bit_fields: fmt must be one of"),
 ])
 def test_bit_fields_bad_inputs(value, fmt, exc, match):
     with pytest.raises(exc, match=match):
@@ -433,19 +433,19 @@ def test_decode_bits_bad_inputs(bits, fmt, exc):
 
 
 @pytest.mark.parametrize("weights, fmt, exc, match", [
-    ([], INT8, ValueError, "^weights must be non-empty"),
-    ([1.0, np.inf], FP16, ValueError, "^weights must be finite"),
-    ([1.0, np.nan], FP16, ValueError, "^weights must be finite"),
-    (["a"], FP16, TypeError, "^weights must be a real number"),
-    ([True], FP16, TypeError, "^weights must be a real number"),
-    ([1.0], "q3", ValueError, "^name must be"),
+    ([], INT8, ValueError, "^quantization_error: weights must be non-empty"),
+    ([1.0, np.inf], FP16, ValueError, "^quantization_error: weights must be finite"),
+    ([1.0, np.nan], FP16, ValueError, "^quantization_error: weights must be finite"),
+    (["a"], FP16, TypeError, "^quantization_error: weights must be a real number"),
+    ([True], FP16, TypeError, "^quantization_error: weights must be a real number"),
+    ([1.0], "q3", ValueError, "^quantization_error: fmt must be one of"),
     ([1.0], INT8, TypeError, None),  # overflow, below
 ])
 def test_quantization_error_bad_inputs(weights, fmt, exc, match):
     if match is None:
-        with pytest.raises(TypeError, match="^overflow must be"):
+        with pytest.raises(TypeError, match="^quantization_error: overflow must be"):
             quantization_error(weights, fmt, overflow=1)
-        with pytest.raises(ValueError, match="^weights must be within"):
+        with pytest.raises(ValueError, match="^quantization_error: weights must be within"):
             quantization_error([1000.0], fmt, overflow="error")
     else:
         with pytest.raises(exc, match=match):

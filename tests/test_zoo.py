@@ -61,5 +61,5 @@ def test_train_zoo_writes_elsewhere_without_touching_data(tmp_path, monkeypatch)
 
 
 def test_train_zoo_bad_name(tmp_path):
-    with pytest.raises(ValueError, match="model_names must be"):
+    with pytest.raises(ValueError, match=r"^train_zoo: model_names\[0\] must be one of"):
         zoo.train_zoo(tmp_path, ["vgg"])
