@@ -73,7 +73,7 @@ def main() -> None:
     result["ddp_epoch"] = epochs
 
     n = 266610
-    ms = P.launch(_allreduce_ms, 2, n, 10, timeout_s=120)
+    ms = P.launch(_allreduce_ms, 2, (n, 10), timeout_s=120)
     result["allreduce_lenet300_grad_ms"] = round(max(ms), 3)
     print("all-reduce ms", ms, flush=True)
 

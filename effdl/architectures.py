@@ -58,7 +58,7 @@ import torch
 from torch import nn
 
 from effdl._validate import _fail
-from effdl.validation import (Bool, Constraint, Instance, Interval, Options, PositiveInt, _Shown, check_part,
+from effdl.validation import (Bool, Constraint, Instance, Interval, Options, PositiveInt, Shown, check_fields,
                               validate_params)
 
 __all__ = [
@@ -80,13 +80,6 @@ _NAME = Instance(str, "a string or None", optional=True)
 _COUNT = PositiveInt()
 _BOOL = Bool()
 _REAL = Interval(float, None, None)
-
-
-def _check_fields(obj, **constraints) -> None:
-    """Check a frozen dataclass's fields, naming the class: ``"Conv2d: kernel must be …"``."""
-    for field_name, constraint in constraints.items():
-        value = check_part(type(obj).__name__, constraint, field_name, getattr(obj, field_name))
-        object.__setattr__(obj, field_name, value)
 
 
 # --------------------------------------------------------------------------- leaves
@@ -159,7 +152,7 @@ class Conv2d(Layer):
     kind: ClassVar[str] = "conv"
 
     def __post_init__(self):
-        _check_fields(self, in_ch=_COUNT, out_ch=_COUNT, kernel=_COUNT, stride=_COUNT,
+        check_fields(self, in_ch=_COUNT, out_ch=_COUNT, kernel=_COUNT, stride=_COUNT,
                       padding=Interval(int, 0, None), groups=_COUNT, bias=_BOOL, name=_NAME)
         if self.in_ch % self.groups or self.out_ch % self.groups:
             raise ValueError(f"Conv2d: groups must divide in_ch={self.in_ch} and out_ch={self.out_ch}; "
@@ -198,7 +191,7 @@ class Linear(Layer):
     kind: ClassVar[str] = "fc"
 
     def __post_init__(self):
-        _check_fields(self, in_f=_COUNT, out_f=_COUNT, bias=_BOOL, name=_NAME)
+        check_fields(self, in_f=_COUNT, out_f=_COUNT, bias=_BOOL, name=_NAME)
 
     def _out_shape(self, shape):
         if shape != (self.in_f,):
@@ -228,8 +221,8 @@ class _Pool(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        _check_fields(self, kernel=_COUNT, stride=PositiveInt(optional=True))
-        _check_fields(self, padding=Interval(int, 0, self.kernel // 2), ceil_mode=_BOOL, name=_NAME)
+        check_fields(self, kernel=_COUNT, stride=PositiveInt(optional=True))
+        check_fields(self, padding=Interval(int, 0, self.kernel // 2), ceil_mode=_BOOL, name=_NAME)
 
     @property
     def _stride(self) -> int:
@@ -267,7 +260,7 @@ class AdaptiveAvgPool(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        _check_fields(self, output_size=_COUNT, name=_NAME)
+        check_fields(self, output_size=_COUNT, name=_NAME)
 
     def _out_shape(self, shape):
         self._need_chw(shape)
@@ -289,7 +282,7 @@ class ReLU(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        _check_fields(self, name=_NAME)
+        check_fields(self, name=_NAME)
 
     def _module(self):
         return nn.ReLU()
@@ -302,7 +295,7 @@ class Flatten(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        _check_fields(self, name=_NAME)
+        check_fields(self, name=_NAME)
 
     def _out_shape(self, shape):
         return (math.prod(shape),)
@@ -323,7 +316,7 @@ class BatchNorm2d(Layer):
     kind: ClassVar[str] = "bn"
 
     def __post_init__(self):
-        _check_fields(self, ch=_COUNT, name=_NAME)
+        check_fields(self, ch=_COUNT, name=_NAME)
 
     def _out_shape(self, shape):
         self._need_chw(shape, self.ch)
@@ -345,7 +338,7 @@ class Dropout(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        _check_fields(self, p=Interval(float, 0, 1), name=_NAME)
+        check_fields(self, p=Interval(float, 0, 1), name=_NAME)
 
     def _module(self):
         return nn.Dropout(self.p)
@@ -365,7 +358,7 @@ class LRN(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        _check_fields(self, size=_COUNT, alpha=_REAL, beta=_REAL, k=_REAL, name=_NAME)
+        check_fields(self, size=_COUNT, alpha=_REAL, beta=_REAL, k=_REAL, name=_NAME)
 
     def _out_shape(self, shape):
         self._need_chw(shape)
@@ -395,7 +388,7 @@ class Sequential(Layer):
 
     def __post_init__(self):
         object.__setattr__(self, "layers", _as_layers("Sequential", "layers", self.layers))
-        _check_fields(self, name=_NAME)
+        check_fields(self, name=_NAME)
 
     def _leaves(self):
         for layer in self.layers:
@@ -423,7 +416,7 @@ class Residual(Layer):
     name: str | None = None
 
     def __post_init__(self):
-        _check_fields(self, body=Instance(Layer, "a layer spec"),
+        check_fields(self, body=Instance(Layer, "a layer spec"),
                       shortcut=Instance(Layer, "a layer spec or None", optional=True), relu=_BOOL, name=_NAME)
 
     def _leaves(self):
@@ -456,7 +449,7 @@ class Concat(Layer):
 
     def __post_init__(self):
         object.__setattr__(self, "branches", _as_layers("Concat", "branches", self.branches))
-        _check_fields(self, name=_NAME)
+        check_fields(self, name=_NAME)
 
     def _leaves(self):
         for branch in self.branches:
@@ -540,7 +533,7 @@ class _Spec(Instance):
     def check(self, name, value):
         if isinstance(value, nn.Module):  # its repr spans many lines: name the class instead
             _fail(TypeError, name, f"{self.what} (for a torch.nn.Module, count with effdl.pruning.count_macs)",
-                  _Shown(f"a {type(value).__name__} torch.nn.Module"))
+                  Shown(f"a {type(value).__name__} torch.nn.Module"))
         return super().check(name, value)
 
 

@@ -44,8 +44,8 @@ import numpy as np
 import torch
 
 from effdl._validate import _fail
-from effdl.validation import (Bool, Constraint, Instance, Interval, Module, Options, Tensor, check_part,
-                              validate_params)
+from effdl.validation import (Bool, Constraint, Instance, Interval, Module, Options, Tensor, check_fields,
+                              check_part, validate_params)
 
 
 __all__ = [
@@ -72,13 +72,6 @@ class _NonEmptyString(Instance):
 
 
 _NAME = _NonEmptyString()
-
-
-def _check_fields(obj, **constraints) -> None:
-    """Check a frozen dataclass's fields, naming the class: ``"FloatFormat: bits must be …"``."""
-    for field_name, constraint in constraints.items():
-        value = check_part(type(obj).__name__, constraint, field_name, getattr(obj, field_name))
-        object.__setattr__(obj, field_name, value)
 
 
 # ---------------------------------------------------------------------------
@@ -116,7 +109,7 @@ class FloatFormat:
         # 2 exponent bits is the least that leaves a normal binade between the
         # subnormal field (0) and the inf/NaN field (all ones); 11 and 52 are
         # float64's widths, the most the float64 arithmetic below holds exactly.
-        _check_fields(self, name=_NAME, exponent_bits=Interval(int, 2, 11), mantissa_bits=Interval(int, 1, 52))
+        check_fields(self, name=_NAME, exponent_bits=Interval(int, 2, 11), mantissa_bits=Interval(int, 1, 52))
 
     @property
     def bits(self) -> int:
@@ -193,7 +186,7 @@ class IntFormat:
     fraction_bits = 0
 
     def __post_init__(self):
-        _check_fields(self, name=_NAME, bits=Interval(int, 2, 32), signed=Bool())
+        check_fields(self, name=_NAME, bits=Interval(int, 2, 32), signed=Bool())
 
     @property
     def sign_bits(self) -> int:
@@ -242,7 +235,7 @@ class FixedPointFormat:
     kind = "fixed"
 
     def __post_init__(self):
-        _check_fields(self, int_bits=Interval(int, 0, 31), frac_bits=Interval(int, 0, 31), signed=Bool())
+        check_fields(self, int_bits=Interval(int, 0, 31), frac_bits=Interval(int, 0, 31), signed=Bool())
         if not 2 <= self.bits <= 32:
             raise ValueError(f"FixedPointFormat: int_bits + frac_bits + sign bit must be in [2, 32]; got {self.bits}.")
 

@@ -38,7 +38,7 @@ from ._validate import _fail, check_bool, check_choice, context
 _state = threading.local()
 
 
-class _Shown(str):
+class Shown(str):
     """A description shown as is in ``got …`` (not quoted like a string value)."""
 
     def __repr__(self) -> str:
@@ -251,15 +251,15 @@ class Tensor(Constraint):
                 _fail(TypeError, name, self.describe(), value)
             value = value.to(torch.get_default_dtype())
         if self.ndim is not None and value.ndim not in self.ndim:
-            _fail(ValueError, name, self.describe(), _Shown(f"a tensor of shape {tuple(value.shape)}"))
+            _fail(ValueError, name, self.describe(), Shown(f"a tensor of shape {tuple(value.shape)}"))
         if self.nonempty and value.numel() == 0:
-            _fail(ValueError, name, "non-empty", _Shown(f"a tensor of shape {tuple(value.shape)}"))
+            _fail(ValueError, name, "non-empty", Shown(f"a tensor of shape {tuple(value.shape)}"))
         if self.finite and value.is_floating_point():
             bad = ~torch.isfinite(value.detach())
             if bool(bad.any()):
                 where = tuple(int(i) for i in bad.nonzero()[0])
                 _fail(ValueError, name, "finite (no NaN or inf)",
-                      _Shown(f"{float(value.detach()[bad].flatten()[0])!r} at index {where}"))
+                      Shown(f"{float(value.detach()[bad].flatten()[0])!r} at index {where}"))
         return value
 
     def invalid_values(self):
@@ -275,12 +275,13 @@ class Tensor(Constraint):
             t = torch.ones(shape)
             t.view(-1)[0] = float("nan")
             bad.append((t, ValueError))
+        dtype = torch.long if self.dtype == "int" else torch.get_default_dtype()   # right dtype, wrong shape
         if self.ndim:
             wrong = next(d for d in range(0, 6) if d not in self.ndim)
-            bad.append((torch.ones((2,) * wrong), ValueError))
+            bad.append((torch.ones((2,) * wrong, dtype=dtype), ValueError))
         if self.nonempty:
             shape = (0,) + (2,) * ((self.ndim[0] if self.ndim else 1) - 1)
-            bad.append((torch.ones(shape), ValueError))
+            bad.append((torch.ones(shape, dtype=dtype), ValueError))
         return bad
 
 
@@ -441,6 +442,14 @@ def check_part(func_name: str, constraint: Constraint, name: str, value: Any) ->
         context.label = before
 
 
+def check_fields(obj, **constraints: Constraint) -> None:
+    """Check a (frozen) dataclass's fields in ``__post_init__``, naming the class:
+    ``"FloatFormat: bits must be …"``; converted values are stored back."""
+    for field_name, constraint in constraints.items():
+        value = check_part(type(obj).__name__, constraint, field_name, getattr(obj, field_name))
+        object.__setattr__(obj, field_name, value)
+
+
 def check_argument(func, name: str, value: Any) -> Any:
     """Check one argument of a decorated function against its declared constraint (the generated
     bad-input tests use this; it raises exactly what a call would)."""
@@ -476,4 +485,4 @@ def Fraction(*, closed: str = "both") -> Interval:
 
 
 __all__ = ["Constraint", "Interval", "Options", "Bool", "Instance", "Tensor", "ListOf", "OneOf", "Callable",
-           "Unchecked", "Module", "Seed", "PositiveInt", "Fraction", "validate_params", "check_argument", "check_part"]
+           "Unchecked", "Module", "Seed", "PositiveInt", "Fraction", "Shown", "validate_params", "check_argument", "check_part", "check_fields"]

@@ -159,24 +159,24 @@ def test_verdict_and_mean_std():
 
 
 @pytest.mark.parametrize("change, exc, match", [
-    ({"sparsity": 1.0}, ValueError, r"sparsity must be in \[0, 1\); got 1.0"),
-    ({"sparsity": -0.1}, ValueError, r"sparsity must be in \[0, 1\); got -0.1"),
-    ({"sparsity": float("nan")}, ValueError, "sparsity must be in"),
+    ({"sparsity": 1.0}, ValueError, r"sparsity must be a real number in \[0, 1\); got 1.0"),
+    ({"sparsity": -0.1}, ValueError, r"sparsity must be a real number in \[0, 1\); got -0.1"),
+    ({"sparsity": float("nan")}, ValueError, "sparsity must be finite"),
     ({"sparsity": True}, TypeError, "sparsity must be a real number"),
     ({"sparsity": "0.3"}, TypeError, "sparsity must be a real number"),
     ({"dense_epochs": -1}, ValueError, "dense_epochs must be an integer in"),
     ({"sparse_epochs": 1.5}, TypeError, "sparse_epochs must be an integer"),
     ({"redense_epochs": True}, TypeError, "redense_epochs must be an integer"),
-    ({"lr": 0.0}, ValueError, "lr must be in"),
-    ({"lr": -0.1}, ValueError, "lr must be in"),
-    ({"redense_lr_factor": 0.0}, ValueError, "redense_lr_factor must be in"),
-    ({"redense_lr_factor": 2.0}, ValueError, "redense_lr_factor must be in"),
+    ({"lr": 0.0}, ValueError, r"lr must be a real number in \(0, inf\)"),
+    ({"lr": -0.1}, ValueError, "lr must be a real number in"),
+    ({"redense_lr_factor": 0.0}, ValueError, r"redense_lr_factor must be a real number in \(0, 1\]"),
+    ({"redense_lr_factor": 2.0}, ValueError, "redense_lr_factor must be a real number in"),
     ({"seed": -1}, ValueError, "seed must be an integer"),
     ({"skip_first": 1}, TypeError, "skip_first must be True or False"),
     ({"arch": "resnet"}, ValueError, "arch must be one of"),
     ({"arch": 3}, TypeError, "arch must be a string"),
     ({"train": torch.zeros(3)}, TypeError, "train must be an effdl.data.Split"),
-    ({"after_step": 3}, TypeError, "after_step must be callable"),
+    ({"after_step": 3}, TypeError, "after_step must be a callable"),
 ])
 def test_bad_input(splits, change, exc, match):
     train, val = splits
@@ -193,7 +193,7 @@ def test_figure(splits):
     train, val = splits
     runs = D.dsd_compare("lenet300", train, val, sparsity=0.3, test=val, **KW)
     curves = {m: [r.val_acc, r.val_acc] for m, r in runs.items()}
-    fig = __import__("effdl.viz.training_views", fromlist=["dsd_curves"]).dsd_curves(
+    fig = __import__("effdl.viz.training", fromlist=["dsd_curves"]).dsd_curves(
         curves, runs["dsd"].phases, losses={m: [r.train_loss] for m, r in runs.items()},
         test_acc={m: [r.test_acc, r.test_acc + 0.1] for m, r in runs.items()})
     axes = fig.axes

@@ -52,10 +52,10 @@ def test_inference_energy_hand_computed():
     assert e["total_uj"] == pytest.approx(0.0686)
     assert e["memory_fraction"] == pytest.approx(0.064 / 0.0686)
     assert (e["mac_pj"], e["weight_read_pj"]) == (pytest.approx(4.6), 640.0)
-    assert (e["arithmetic"], e["weight_memory"], e["weight_bits"]) == ("fp32", "dram", 32)
+    assert (e["arithmetic"], e["weight_memory"], e["n_bits_weight"]) == ("fp32", "dram", 32)
     json.dumps(e)
     # int8 arithmetic, 8-bit weights in SRAM: 1000 × 0.23 pJ; 100 × 5 pJ × 8/32
-    e = inference_energy(1000, 100, arithmetic="int8", weight_memory="sram", weight_bits=8)
+    e = inference_energy(1000, 100, arithmetic="int8", weight_memory="sram", n_bits_weight=8)
     assert e["compute_uj"] == pytest.approx(230e-6)
     assert e["memory_uj"] == pytest.approx(125e-6)
     assert e["weight_read_pj"] == 1.25
@@ -76,33 +76,33 @@ def test_alexnet_dram_dominates():
     assert dram["memory_fraction"] > 0.9 and dram["memory_uj"] > 10 * dram["compute_uj"]
     assert sram["memory_fraction"] < 0.1
     # fewer bits per weight helps exactly in proportion
-    q = inference_energy(724e6, 61e6, weight_bits=4)
+    q = inference_energy(724e6, 61e6, n_bits_weight=4)
     assert q["memory_uj"] == pytest.approx(dram["memory_uj"] / 8)
 
 
 @pytest.mark.parametrize("op, exc", [("fp64_add", ValueError), ("FP32_ADD", ValueError), ("", ValueError),
                                      (None, TypeError), (3, TypeError)])
 def test_operation_bad_names(op, exc):
-    with pytest.raises(exc, match="^op must be"):
+    with pytest.raises(exc, match="^operation_energy: op must be"):
         operation_energy(op)
-    with pytest.raises(exc, match="^op must be"):
+    with pytest.raises(exc, match="^operation_area: op must be"):
         operation_area(op)
 
 
 @pytest.mark.parametrize("args, kwargs, exc, match", [
-    ((-1, 0), {}, ValueError, "^macs must be in"),
-    ((0, -5), {}, ValueError, "^weight_reads must be in"),
-    ((True, 0), {}, TypeError, "^macs must be a real number"),
-    (("1e6", 0), {}, TypeError, "^macs must be a real number"),
-    ((1, float("inf")), {}, ValueError, "^weight_reads must be finite"),
-    ((1, float("nan")), {}, ValueError, "^weight_reads must be finite"),
-    ((1, 1), {"arithmetic": "int16"}, ValueError, "^arithmetic must be one of"),
-    ((1, 1), {"arithmetic": 32}, TypeError, "^arithmetic must be a string"),
-    ((1, 1), {"weight_memory": "hbm"}, ValueError, "^weight_memory must be one of"),
-    ((1, 1), {"weight_bits": 0}, ValueError, r"^weight_bits must be an integer in \[1, 32\]"),
-    ((1, 1), {"weight_bits": 64}, ValueError, "^weight_bits must be"),
-    ((1, 1), {"weight_bits": 8.0}, TypeError, "^weight_bits must be an integer"),
-    ((1, 1), {"weight_bits": True}, TypeError, "^weight_bits must be an integer"),
+    ((-1, 0), {}, ValueError, r"^inference_energy: macs must be a real number in \[0"),
+    ((0, -5), {}, ValueError, r"^inference_energy: weight_reads must be a real number in \[0"),
+    ((True, 0), {}, TypeError, "^inference_energy: macs must be a real number"),
+    (("1e6", 0), {}, TypeError, "^inference_energy: macs must be a real number"),
+    ((1, float("inf")), {}, ValueError, "^inference_energy: weight_reads must be finite"),
+    ((1, float("nan")), {}, ValueError, "^inference_energy: weight_reads must be finite"),
+    ((1, 1), {"arithmetic": "int16"}, ValueError, "^inference_energy: arithmetic must be one of"),
+    ((1, 1), {"arithmetic": 32}, TypeError, "^inference_energy: arithmetic must be a string"),
+    ((1, 1), {"weight_memory": "hbm"}, ValueError, "^inference_energy: weight_memory must be one of"),
+    ((1, 1), {"n_bits_weight": 0}, ValueError, r"^inference_energy: n_bits_weight must be an integer in \[1, 32\]"),
+    ((1, 1), {"n_bits_weight": 64}, ValueError, "^inference_energy: n_bits_weight must be"),
+    ((1, 1), {"n_bits_weight": 8.0}, TypeError, "^inference_energy: n_bits_weight must be an integer"),
+    ((1, 1), {"n_bits_weight": True}, TypeError, "^inference_energy: n_bits_weight must be an integer"),
 ])
 def test_inference_energy_bad_inputs(args, kwargs, exc, match):
     with pytest.raises(exc, match=match):

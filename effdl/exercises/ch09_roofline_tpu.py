@@ -22,7 +22,7 @@ def check_fc_intensity(fn, seed: int = 909) -> str:
         n_in, n_out = (int(v) for v in rng.integers(1, 5000, size=2))
         b, bits = int(rng.integers(1, 600)), int(rng.choice([4, 8, 16, 32]))
         got = float(fn(n_in, n_out, b, bits))
-        want = roofline.fc_work(n_in, n_out, b, weight_bits=bits).intensity("weight")
+        want = roofline.fc_work(n_in, n_out, b, n_bits_weight=bits).intensity("weight")
         if np.isclose(got, want):
             continue
         if np.isclose(got, want / 2):

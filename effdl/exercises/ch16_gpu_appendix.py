@@ -22,7 +22,7 @@ def check_matmul_intensity(fn, seed: int = 1601) -> str:
     for _ in range(20):
         m, k, n = (int(v) for v in torch.randint(1, 20000, (3,), generator=gen))
         nbytes = [1, 2, 4][int(torch.randint(0, 3, (1,), generator=gen))]
-        want = roofline.fc_work(k, n, batch_size=m, weight_bits=8 * nbytes, act_bits=8 * nbytes).intensity("dram")
+        want = roofline.fc_work(k, n, batch_size=m, n_bits_weight=8 * nbytes, n_bits_act=8 * nbytes).intensity("dram")
         got = fn(m, k, n, nbytes)
         if not isinstance(got, (int, float)) or isinstance(got, bool):
             fail(f"return a number (FLOP per byte); got {type(got).__name__}.")

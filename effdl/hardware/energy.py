@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from effdl._validate import check_choice, check_float, check_int
+from effdl.validation import Interval, Options, validate_params
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,11 @@ ENERGY_TABLE = {op.name: op for op in _TABLE}
 # Arithmetic types with both a multiplier and an adder in the table.
 ARITHMETIC = ("fp32", "fp16", "int32", "int8")
 WEIGHT_MEMORY = {"dram": "dram_read_32b", "sram": "sram_read_32b"}
+OPERATION = Options(tuple(ENERGY_TABLE))
+COUNT = Interval(float, 0, None)                 # a number of operations per inference, >= 0
 
 
+@validate_params(op=OPERATION)
 def operation_energy(op: str) -> float:
     """Energy of one operation in pJ (Horowitz, ISSCC 2014, 45 nm).
 
@@ -61,18 +64,20 @@ def operation_energy(op: str) -> float:
     >>> operation_energy("fp32_add")
     0.9
     """
-    return ENERGY_TABLE[check_choice("op", op, ENERGY_TABLE)].energy_pj
+    return ENERGY_TABLE[op].energy_pj
 
 
+@validate_params(op=OPERATION)
 def operation_area(op: str) -> float | None:
     """Area of one operator in µm² (45 nm); ``None`` for the memory reads.
 
     >>> operation_area("int8_mult")
     282
     """
-    return ENERGY_TABLE[check_choice("op", op, ENERGY_TABLE)].area_um2
+    return ENERGY_TABLE[op].area_um2
 
 
+@validate_params()
 def energy_table() -> list[dict]:
     """The table as rows for display and plots.
 
@@ -93,23 +98,25 @@ def energy_table() -> list[dict]:
     return rows
 
 
+@validate_params(arithmetic=Options(ARITHMETIC))
 def mac_energy(arithmetic: str) -> float:
     """Energy of one multiply-accumulate in pJ: one mult plus one add of ``arithmetic``.
 
     ``"int8"`` is an 8-bit mult plus an 8-bit add (0.23 pJ); a real int8 unit
     accumulates in 32 bits, which would make it 0.2 + 0.1 = 0.3 pJ.
     """
-    check_choice("arithmetic", arithmetic, ARITHMETIC)
     return ENERGY_TABLE[f"{arithmetic}_mult"].energy_pj + ENERGY_TABLE[f"{arithmetic}_add"].energy_pj
 
 
+@validate_params(macs=COUNT, weight_reads=COUNT, arithmetic=Options(ARITHMETIC),
+                 weight_memory=Options(tuple(WEIGHT_MEMORY)), n_bits_weight=Interval(int, 1, 32))
 def inference_energy(macs: Any, weight_reads: Any, *, arithmetic: str = "fp32",
-                     weight_memory: str = "dram", weight_bits: int = 32) -> dict:
+                     weight_memory: str = "dram", n_bits_weight: int = 32) -> dict:
     """First-order energy of one inference, split into compute and weight memory.
 
     ``compute = macs × (mult + add energy of arithmetic)`` and
     ``memory = weight_reads × (energy of a 32-bit read of weight_memory) ×
-    weight_bits / 32``.
+    n_bits_weight / 32``.
 
     Simplifying assumptions (state them wherever the numbers are shown):
 
@@ -118,7 +125,7 @@ def inference_energy(macs: Any, weight_reads: Any, *, arithmetic: str = "fp32",
       a larger count models weights fetched more than once;
     - activations, partial sums, instruction fetch, control and leakage cost
       nothing (activations are taken to live in registers / on chip);
-    - a narrower weight costs its share of a 32-bit access (weight_bits / 32),
+    - a narrower weight costs its share of a 32-bit access (n_bits_weight / 32),
       i.e. weights are packed densely into 32-bit words;
     - every MAC is one multiply and one add in ``arithmetic``; no MAC is
       skipped (dense layers).
@@ -133,7 +140,7 @@ def inference_energy(macs: Any, weight_reads: Any, *, arithmetic: str = "fp32",
     weight_memory : {"dram", "sram"}, default "dram"
         ``"sram"`` is the 8 KB SRAM of the table (5 pJ per 32 bits);
         ``"dram"`` 640 pJ per 32 bits.
-    weight_bits : int, default 32
+    n_bits_weight : int, default 32
         Bits per stored weight, 1..32.
 
     Returns
@@ -142,7 +149,7 @@ def inference_energy(macs: Any, weight_reads: Any, *, arithmetic: str = "fp32",
         ``compute_uj``, ``memory_uj``, ``total_uj`` (µJ per inference),
         ``memory_fraction`` (memory / total, 0 if total is 0), ``mac_pj`` and
         ``weight_read_pj`` (the per-item energies used), and the inputs
-        ``arithmetic``, ``weight_memory``, ``weight_bits``.
+        ``arithmetic``, ``weight_memory``, ``n_bits_weight``.
 
     Examples
     --------
@@ -152,14 +159,8 @@ def inference_energy(macs: Any, weight_reads: Any, *, arithmetic: str = "fp32",
     >>> round(e["compute_uj"]), round(e["memory_uj"]), round(e["memory_fraction"], 3)
     (3330, 39040, 0.921)
     """
-    macs = check_float("macs", macs, min=0)
-    weight_reads = check_float("weight_reads", weight_reads, min=0)
-    check_choice("arithmetic", arithmetic, ARITHMETIC)
-    check_choice("weight_memory", weight_memory, WEIGHT_MEMORY)
-    weight_bits = check_int("weight_bits", weight_bits, min=1, max=32)
-
     mac_pj = mac_energy(arithmetic)
-    weight_read_pj = ENERGY_TABLE[WEIGHT_MEMORY[weight_memory]].energy_pj * weight_bits / 32
+    weight_read_pj = ENERGY_TABLE[WEIGHT_MEMORY[weight_memory]].energy_pj * n_bits_weight / 32
     compute_uj = macs * mac_pj * 1e-6  # 1 pJ = 1e-6 µJ
     memory_uj = weight_reads * weight_read_pj * 1e-6
     total_uj = compute_uj + memory_uj
@@ -172,5 +173,5 @@ def inference_energy(macs: Any, weight_reads: Any, *, arithmetic: str = "fp32",
         "weight_read_pj": weight_read_pj,
         "arithmetic": arithmetic,
         "weight_memory": weight_memory,
-        "weight_bits": weight_bits,
+        "n_bits_weight": n_bits_weight,
     }

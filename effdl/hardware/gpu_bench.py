@@ -26,8 +26,9 @@ from torch import nn
 from torch.sparse import to_sparse_semi_structured
 
 from .. import __version__ as effdl_version
-from .._validate import check_choice, check_int, check_type
+from ..train import seeded
 from ..training.mixed_precision import matmul_gflops
+from ..validation import Bool, Instance, Interval, ListOf, Module, Options, PositiveInt, Seed, Tensor, validate_params
 
 
 MATMUL_DTYPES = ("fp32", "tf32", "bf16", "fp16")
@@ -47,9 +48,13 @@ H200_REFERENCE = {
     "step_batch_size": 256, "step_image_size": 32,
     "step_ms": {"fp32": 14.6, "tf32": 4.8, "amp_bf16": 5.7, "amp_fp16": 5.3},
 }
+REPEATS = PositiveInt()
+WARMUP = Interval(int, 0, None)
+SIDE = PositiveInt(optional=True)          # k or n of a product; None: the same as m
 
 
 # ------------------------------------------------------------------ helpers
+@validate_params()
 def cuda_available() -> bool:
     """True when torch sees a CUDA device."""
     return torch.cuda.is_available()
@@ -88,12 +93,10 @@ def _cuda_ms(fn, *, warmup: int, repeats: int) -> float:
 
 
 def _shape(m: int, k: int | None, n: int | None) -> tuple[int, int, int]:
-    m = check_int("m", m, min=1)
-    k = m if k is None else check_int("k", k, min=1)
-    n = m if n is None else check_int("n", n, min=1)
-    return m, k, n
+    return m, m if k is None else k, m if n is None else n
 
 
+@validate_params()
 def device_name() -> str:
     """The CUDA device's name (``RuntimeError`` without one)."""
     _require_cuda("device_name")
@@ -101,10 +104,9 @@ def device_name() -> str:
 
 
 # ----------------------------------------------------------- memory and matmul
+@validate_params(n_bytes=Interval(int, 1 << 10, None), repeats=REPEATS, warmup=WARMUP)
 def copy_bandwidth(*, n_bytes: int = 1 << 30, repeats: int = 10, warmup: int = 3) -> dict:
     """Device-to-device copy of ``n_bytes``: GB/s counting the bytes read *and* written (2 × n_bytes)."""
-    n_bytes = check_int("n_bytes", n_bytes, min=1 << 10)
-    repeats, warmup = check_int("repeats", repeats, min=1), check_int("warmup", warmup, min=0)
     _require_cuda("copy_bandwidth")
     src = torch.empty(n_bytes, dtype=torch.uint8, device="cuda")
     dst = torch.empty_like(src)
@@ -112,6 +114,7 @@ def copy_bandwidth(*, n_bytes: int = 1 << 30, repeats: int = 10, warmup: int = 3
     return {"n_bytes": n_bytes, "ms": ms, "gbs": 2 * n_bytes / (ms * 1e-3) / 1e9}
 
 
+@validate_params(dtype=Options(MATMUL_DTYPES), n=PositiveInt(), repeats=REPEATS)
 def matmul_throughput(dtype: str = "bf16", *, n: int = 8192, repeats: int = 10) -> dict:
     """TFLOP/s of an ``n × n × n`` CUDA matmul in ``dtype`` (fp32, tf32, bf16 or fp16).
 
@@ -120,9 +123,6 @@ def matmul_throughput(dtype: str = "bf16", *, n: int = 8192, repeats: int = 10) 
     uses on the CPU; "tf32" is an fp32 matmul with TF32 Tensor Cores
     allowed, "fp32" one with them forbidden.
     """
-    check_choice("dtype", dtype, MATMUL_DTYPES)
-    n = check_int("n", n, min=1)
-    repeats = check_int("repeats", repeats, min=1)
     _require_cuda("matmul_throughput")
     with _tf32(dtype == "tf32"):
         gflops = matmul_gflops("fp32" if dtype == "tf32" else dtype, n=n, repeats=repeats, device="cuda",
@@ -130,6 +130,7 @@ def matmul_throughput(dtype: str = "bf16", *, n: int = 8192, repeats: int = 10) 
     return {"dtype": dtype, "n": n, "tflops": gflops / 1e3, "ms": 2 * n ** 3 / (gflops * 1e9) * 1e3}
 
 
+@validate_params(m=PositiveInt(), k=SIDE, n=SIDE, repeats=REPEATS, warmup=WARMUP)
 def int8_matmul(*, m: int = 8192, k: int | None = None, n: int | None = None, repeats: int = 10,
                 warmup: int = 3) -> dict:
     """``torch._int_mm`` (int8 × int8 → int32) against an fp16 matmul of the same shape: TOPS of both.
@@ -140,8 +141,8 @@ def int8_matmul(*, m: int = 8192, k: int | None = None, n: int | None = None, re
     """
     m, k, n = _shape(m, k, n)
     if m <= 16 or k % 8 or n % 8:
-        raise ValueError(f"m must be > 16 and k, n multiples of 8 for torch._int_mm; got m={m}, k={k}, n={n}.")
-    repeats, warmup = check_int("repeats", repeats, min=1), check_int("warmup", warmup, min=0)
+        raise ValueError(f"int8_matmul: m must be > 16 and k, n multiples of 8 for torch._int_mm; "
+                         f"got m={m}, k={k}, n={n}.")
     _require_cuda("int8_matmul")
     g = torch.Generator(device="cuda").manual_seed(0)
     a = torch.randint(-128, 128, (m, k), generator=g, device="cuda", dtype=torch.int8)
@@ -159,6 +160,7 @@ def int8_matmul(*, m: int = 8192, k: int | None = None, n: int | None = None, re
 
 
 # ------------------------------------------------------------- 2:4 sparsity
+@validate_params(weight=Tensor(dtype=None, convert=False))
 def two_four_mask(weight: torch.Tensor) -> torch.Tensor:
     """Bool mask keeping the 2 largest magnitudes of every group of 4 consecutive weights along a row.
 
@@ -170,9 +172,8 @@ def two_four_mask(weight: torch.Tensor) -> torch.Tensor:
     >>> two_four_mask(w).int().tolist()
     [[0, 1, 1, 0, 1, 0, 0, 1]]
     """
-    check_type("weight", weight, torch.Tensor, "a tensor")
-    if weight.dim() < 1 or weight.shape[-1] % 4 or weight.numel() == 0:
-        raise ValueError(f"weight must have a non-empty last dimension that is a multiple of 4; "
+    if weight.dim() < 1 or weight.shape[-1] % 4:
+        raise ValueError(f"two_four_mask: weight must have a non-empty last dimension that is a multiple of 4; "
                          f"got shape {tuple(weight.shape)}.")
     groups = weight.detach().abs().reshape(-1, 4)                  # (groups, 4)
     keep = torch.argsort(groups, dim=1, descending=True, stable=True)[:, :2]   # (groups, 2)
@@ -180,6 +181,7 @@ def two_four_mask(weight: torch.Tensor) -> torch.Tensor:
     return mask.reshape(weight.shape)
 
 
+@validate_params(m=PositiveInt(), k=SIDE, n=SIDE, repeats=REPEATS, warmup=WARMUP, seed=Seed())
 def sparse_matmul(*, m: int = 8192, k: int | None = None, n: int | None = None, repeats: int = 10,
                   warmup: int = 3, seed: int = 0) -> dict:
     """2:4 semi-structured sparse ``A (m×k) @ B (k×n)`` in fp16 against the dense matmul of the same A.
@@ -192,9 +194,8 @@ def sparse_matmul(*, m: int = 8192, k: int | None = None, n: int | None = None, 
     """
     m, k, n = _shape(m, k, n)
     if m % 64 or k % 64 or n % 64:
-        raise ValueError(f"m, k and n must be multiples of 64 for 2:4 sparse fp16; got m={m}, k={k}, n={n}.")
-    repeats, warmup = check_int("repeats", repeats, min=1), check_int("warmup", warmup, min=0)
-    seed = check_int("seed", seed, min=0)
+        raise ValueError(f"sparse_matmul: m, k and n must be multiples of 64 for 2:4 sparse fp16; "
+                         f"got m={m}, k={k}, n={n}.")
     _require_cuda("sparse_matmul")
 
     g = torch.Generator(device="cuda").manual_seed(seed)
@@ -210,9 +211,9 @@ def sparse_matmul(*, m: int = 8192, k: int | None = None, n: int | None = None, 
 
 
 # ------------------------------------------------------------- training step
+@validate_params(n_classes=Interval(int, 2, None))
 def small_cnn(n_classes: int = 10) -> nn.Module:
     """A small CIFAR-sized CNN (3×32×32 input): three conv-BN-ReLU-pool stages and a linear layer."""
-    n_classes = check_int("n_classes", n_classes, min=2)
     layers, c_in = [], 3
     for c_out in (64, 128, 256):
         layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
@@ -222,6 +223,8 @@ def small_cnn(n_classes: int = 10) -> nn.Module:
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, n_classes))
 
 
+@validate_params(model=Module(), x=Tensor(convert=False), y=Tensor(dtype=None, convert=False),
+                 mode=Options(STEP_MODES))
 def make_train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str = "fp32"):
     """A closure doing one SGD step (lr 0.01, momentum 0.9) of ``model`` on ``(x, y)`` in precision ``mode``.
 
@@ -231,10 +234,6 @@ def make_train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: st
     Micikevicius et al. prescribe). ``tf32`` differs from ``fp32`` only by
     the TF32 switch the caller sets. The closure returns the loss.
     """
-    check_type("model", model, nn.Module, "a torch.nn.Module")
-    check_type("x", x, torch.Tensor, "a tensor of inputs")
-    check_type("y", y, torch.Tensor, "a tensor of labels")
-    check_choice("mode", mode, STEP_MODES)
     device = x.device.type
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     amp_dtype = {"amp_bf16": torch.bfloat16, "amp_fp16": torch.float16}.get(mode)
@@ -254,6 +253,8 @@ def make_train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: st
     return step
 
 
+@validate_params(batch_size=PositiveInt(), image_size=Interval(int, 8, None), steps=PositiveInt(), warmup=WARMUP,
+                 modes=ListOf(Options(STEP_MODES)), seed=Seed())
 def training_step_times(*, batch_size: int = 256, image_size: int = 32, steps: int = 20, warmup: int = 5,
                         modes=STEP_MODES, seed: int = 0) -> dict:
     """Milliseconds per SGD training step of :func:`small_cnn` on random images, per precision mode.
@@ -264,22 +265,13 @@ def training_step_times(*, batch_size: int = 256, image_size: int = 32, steps: i
     starts from the same weights and data. Returns ``{"step_ms": {mode: ms},
     "speedup": {mode: fp32 ms ÷ mode ms}, ...}``.
     """
-    batch_size = check_int("batch_size", batch_size, min=1)
-    image_size = check_int("image_size", image_size, min=8)
-    steps, warmup = check_int("steps", steps, min=1), check_int("warmup", warmup, min=0)
-    check_type("modes", modes, (tuple, list), f"a tuple of modes from {STEP_MODES}")
-    if not modes:
-        raise ValueError(f"modes must name at least one of {STEP_MODES}; got {modes!r}.")
-    for mode in modes:
-        check_choice("modes[i]", mode, STEP_MODES)
-    seed = check_int("seed", seed, min=0)
     _require_cuda("training_step_times")
     g = torch.Generator(device="cuda").manual_seed(seed)
     x = torch.randn(batch_size, 3, image_size, image_size, generator=g, device="cuda")
     x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch_size,), generator=g, device="cuda")
-    torch.manual_seed(seed)
-    initial = small_cnn().state_dict()
+    with seeded(seed):                                   # the same initial weights for every mode
+        initial = small_cnn().state_dict()
     out = {"batch_size": batch_size, "image_size": image_size, "steps": steps, "step_ms": {}}
     for mode in modes:
         model = small_cnn().cuda()
@@ -293,6 +285,7 @@ def training_step_times(*, batch_size: int = 256, image_size: int = 32, steps: i
 
 
 # ------------------------------------------------------------------ the report
+@validate_params(quick=Bool())
 def gpu_report(*, quick: bool = False) -> dict:
     """Every measurement of the appendix on this machine's GPU, as a JSON-able dict.
 
@@ -319,6 +312,7 @@ def gpu_report(*, quick: bool = False) -> dict:
     return report
 
 
+@validate_params(report=Instance(dict, "a dict from gpu_report()", optional=True))
 def report_rows(report: dict | None = None) -> list[dict]:
     """A measurement report (from :func:`gpu_report`, or ``None`` for :data:`H200_REFERENCE`) as table rows:
     ``{"measurement", "value", "unit", "h200"}`` where ``h200`` is the FACTS.md figure (or range) for comparison.
@@ -326,10 +320,10 @@ def report_rows(report: dict | None = None) -> list[dict]:
     if report is None:
         return [{"measurement": r["measurement"], "value": r["h200"], "unit": r["unit"], "h200": r["h200"]}
                 for r in _reference_rows()]
-    check_type("report", report, dict, "a dict from gpu_report()")
     missing = {"copy", "matmul", "int8", "sparse", "training_step"} - set(report)
     if missing:
-        raise ValueError(f"report must hold the sections of gpu_report(); got one without {sorted(missing)}.")
+        raise ValueError(f"report_rows: report must hold the sections of gpu_report(); "
+                         f"got one without {sorted(missing)}.")
     refs = {r["measurement"]: r["h200"] for r in _reference_rows()}
     rows = [{"measurement": "device-to-device copy", "value": report["copy"]["gbs"] / 1e3, "unit": "TB/s"}]
     for d, r in report["matmul"].items():

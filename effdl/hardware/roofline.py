@@ -46,10 +46,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from effdl._validate import check_choice, check_float, check_int, check_type
-from effdl.architectures import get_architecture, layer_table
+from effdl._validate import _fail
+from effdl.architectures import ARCHITECTURES, Architecture, Layer, get_architecture, layer_table
 from effdl.hardware import systolic
-from effdl.hardware.specs import Chip, get_chip
+from effdl.hardware.specs import CHIP, Chip, get_chip
+from effdl.validation import (Bool, Constraint, Instance, Interval, ListOf, OneOf, Options, PositiveInt, Seed,
+                              check_part, validate_params)
 
 
 CONVENTIONS = ("weight", "dram")
@@ -60,22 +62,45 @@ CONVENTION_LABEL = {
 }
 
 
+# --------------------------------------------------------------------------- argument constraints
+class Intensity(Constraint):
+    """Operational intensity in ops per byte: a number or an array of them, each finite and > 0.
+
+    ``check`` returns a float NumPy array (0-d for a number).
+    """
+
+    def describe(self):
+        return "a positive number or array of them (ops per byte)"
+
+    def check(self, name, value):
+        if isinstance(value, (bool, str)) or value is None:
+            _fail(TypeError, name, self.describe(), value)
+        try:
+            arr = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            _fail(TypeError, name, self.describe(), value)
+        if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+            shown = value if arr.size <= 8 else f"an array of {arr.size} with min {np.nanmin(arr)!r}"
+            _fail(ValueError, name, "finite and > 0 (ops per byte)", shown)
+        return arr
+
+    def invalid_values(self):
+        return [("high", TypeError), (True, TypeError), (None, TypeError), (0.0, ValueError),
+                (float("nan"), ValueError), ([1.0, -2.0], ValueError), ([], ValueError)]
+
+
+INTENSITY = Intensity()
+RATE = Interval(float, 0, None, closed="neither")         # a peak (ops/s) or a bandwidth (bytes/s)
+CONVENTION = Options(CONVENTIONS)
+N_BITS = Interval(int, 1, 64)
+COUNT = PositiveInt()
+SIZE = OneOf(PositiveInt(), ListOf(PositiveInt()))        # an int, or a pair (checked in _pair)
+BATCH_SIZES = ListOf(PositiveInt())
+NAME = Instance(str, "a string")
+
+
 # --------------------------------------------------------------------------- the model
-def _check_intensity(intensity):
-    """Intensity as a float or a float array, every value finite and > 0."""
-    what = "a positive number or array of them (ops per byte)"
-    if isinstance(intensity, (bool, str)) or intensity is None:
-        raise TypeError(f"intensity must be {what}; got {intensity!r}.")
-    try:
-        arr = np.asarray(intensity, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"intensity must be {what}; got {intensity!r}.") from None
-    if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        shown = intensity if arr.size <= 8 else f"an array of {arr.size} with min {np.nanmin(arr)!r}"
-        raise ValueError(f"intensity must be finite and > 0 (ops per byte); got {shown!r}.")
-    return arr
-
-
+@validate_params(intensity=INTENSITY, peak=RATE, bandwidth=RATE)
 def attainable(intensity, peak: float, bandwidth: float):
     """Attainable performance in ops/s: min(peak, bandwidth × intensity).
 
@@ -93,17 +118,14 @@ def attainable(intensity, peak: float, bandwidth: float):
     >>> attainable(10.0, peak=92e12, bandwidth=34e9) / 1e9   # GOPS, memory-bound
     340.0
     """
-    peak = check_float("peak", peak, min=0, min_open=True)
-    bandwidth = check_float("bandwidth", bandwidth, min=0, min_open=True)
-    arr = _check_intensity(intensity)
+    arr = np.asarray(intensity, dtype=float)          # (an array already, unless called from a checked caller)
     out = np.minimum(peak, bandwidth * arr)
     return float(out) if out.ndim == 0 else out
 
 
+@validate_params(peak=RATE, bandwidth=RATE)
 def ridge_point(peak: float, bandwidth: float) -> float:
     """The intensity (ops/byte) where the memory roof meets the compute roof: peak ÷ bandwidth."""
-    peak = check_float("peak", peak, min=0, min_open=True)
-    bandwidth = check_float("bandwidth", bandwidth, min=0, min_open=True)
     return peak / bandwidth
 
 
@@ -118,10 +140,10 @@ class Roofline:
     convention: str = "weight"
 
     def __post_init__(self):
-        check_type("name", self.name, str, "a string")
-        check_float("peak", self.peak, min=0, min_open=True)
-        check_float("bandwidth", self.bandwidth, min=0, min_open=True)
-        check_choice("convention", self.convention, CONVENTIONS)
+        check_part("Roofline", NAME, "name", self.name)
+        check_part("Roofline", RATE, "peak", self.peak)
+        check_part("Roofline", RATE, "bandwidth", self.bandwidth)
+        check_part("Roofline", CONVENTION, "convention", self.convention)
 
     @classmethod
     def from_chip(cls, chip: str | Chip, precision: str | None = None, convention: str = "weight") -> Roofline:
@@ -148,7 +170,8 @@ class Roofline:
 
     def bound(self, intensity: float) -> str:
         """``"memory"`` left of the ridge, ``"compute"`` at or right of it."""
-        return "memory" if float(_check_intensity(intensity)) < self.ridge else "compute"
+        intensity = check_part("Roofline.bound", RATE, "intensity", intensity)
+        return "memory" if intensity < self.ridge else "compute"
 
 
 # --------------------------------------------------------------------------- layer work
@@ -173,23 +196,20 @@ class Work:
 
     def bytes(self, convention: str = "weight") -> float:
         """Bytes that count in ``convention``: weights only, or weights + activations."""
-        check_choice("convention", convention, CONVENTIONS)
+        check_part("Work.bytes", CONVENTION, "convention", convention)
         return self.weight_bytes if convention == "weight" else self.dram_bytes
 
     def intensity(self, convention: str = "weight") -> float:
         """Operational intensity in ops per byte, in ``convention``."""
         b = self.bytes(convention)
         if b <= 0:
-            raise ValueError(f"work must move some bytes to have an intensity in convention {convention!r}; "
-                             f"got {self!r}.")
+            raise ValueError(f"Work.intensity: work must move some bytes to have an intensity in convention "
+                             f"{convention!r}; got {self!r}.")
         return self.ops / b
 
 
-def _bits(name: str, value) -> int:
-    return check_int(name, value, min=1, max=64)
-
-
-def fc_work(n_in: int, n_out: int, batch_size: int = 1, *, weight_bits: int = 8, act_bits: int = 8,
+@validate_params(n_in=COUNT, n_out=COUNT, batch_size=COUNT, n_bits_weight=N_BITS, n_bits_act=N_BITS, name=NAME)
+def fc_work(n_in: int, n_out: int, batch_size: int = 1, *, n_bits_weight: int = 8, n_bits_act: int = 8,
             name: str = "fc") -> Work:
     """A fully connected layer ``n_in → n_out`` applied to ``batch_size`` inputs.
 
@@ -200,23 +220,24 @@ def fc_work(n_in: int, n_out: int, batch_size: int = 1, *, weight_bits: int = 8,
     >>> w.intensity("weight"), round(w.intensity("dram"), 3)   # int8: 2 ops per weight byte at batch 1
     (2.0, 1.996)
     """
-    n_in, n_out = check_int("n_in", n_in, min=1), check_int("n_out", n_out, min=1)
-    b = check_int("batch_size", batch_size, min=1)
-    wb, ab = _bits("weight_bits", weight_bits) / 8, _bits("act_bits", act_bits) / 8
+    b, wb, ab = batch_size, n_bits_weight / 8, n_bits_act / 8
     return Work(name, 2.0 * b * n_in * n_out, n_in * n_out * wb, b * (n_in + n_out) * ab, b)
 
 
 def _pair(name: str, value) -> tuple[int, int]:
+    """A checked size (an int, or a list of them) as (height, width)."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
-            raise ValueError(f"{name} must be an integer or a pair of integers; got {value!r}.")
-        return check_int(name, value[0], min=1), check_int(name, value[1], min=1)
-    v = check_int(name, value, min=1)
-    return v, v
+            raise ValueError(f"conv_work: {name} must be an integer or a pair of integers; got {value!r}.")
+        return value[0], value[1]
+    return value, value
 
 
+@validate_params(in_channels=COUNT, out_channels=COUNT, kernel_size=SIZE, in_size=SIZE, batch_size=COUNT,
+                 stride=COUNT, padding=Interval(int, 0, None), groups=COUNT, n_bits_weight=N_BITS, n_bits_act=N_BITS,
+                 name=NAME)
 def conv_work(in_channels: int, out_channels: int, kernel_size, in_size, batch_size: int = 1, *,
-              stride: int = 1, padding: int = 0, groups: int = 1, weight_bits: int = 8, act_bits: int = 8,
+              stride: int = 1, padding: int = 0, groups: int = 1, n_bits_weight: int = 8, n_bits_act: int = 8,
               name: str = "conv") -> Work:
     """A 2-D convolution on ``batch_size`` images of ``in_size`` (H, W or one int for square).
 
@@ -227,25 +248,24 @@ def conv_work(in_channels: int, out_channels: int, kernel_size, in_size, batch_s
     >>> round(conv_work(64, 64, 3, 56, padding=1).intensity("weight"))   # each weight used 56·56 times
     6272
     """
-    c_in, c_out = check_int("in_channels", in_channels, min=1), check_int("out_channels", out_channels, min=1)
+    c_in, c_out, b, s, p, g = in_channels, out_channels, batch_size, stride, padding, groups
     kh, kw = _pair("kernel_size", kernel_size)
     h, w = _pair("in_size", in_size)
-    b = check_int("batch_size", batch_size, min=1)
-    s = check_int("stride", stride, min=1)
-    p = check_int("padding", padding, min=0)
-    g = check_int("groups", groups, min=1)
     if c_in % g or c_out % g:
-        raise ValueError(f"groups must divide in_channels ({c_in}) and out_channels ({c_out}); got {groups!r}.")
+        raise ValueError(f"conv_work: groups must divide in_channels ({c_in}) and out_channels ({c_out}); "
+                         f"got {groups!r}.")
     oh, ow = (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1
     if oh < 1 or ow < 1:
-        raise ValueError(f"in_size must be at least the kernel ({kh}×{kw}) after padding {p}; got {in_size!r}.")
-    wb, ab = _bits("weight_bits", weight_bits) / 8, _bits("act_bits", act_bits) / 8
+        raise ValueError(f"conv_work: in_size must be at least the kernel ({kh}×{kw}) after padding {p}; "
+                         f"got {in_size!r}.")
+    wb, ab = n_bits_weight / 8, n_bits_act / 8
     weights = c_out * (c_in // g) * kh * kw
     ops = 2.0 * b * weights * oh * ow
     return Work(name, ops, weights * wb, b * (c_in * h * w + c_out * oh * ow) * ab, b)
 
 
-def lstm_cell_work(n_in: int, hidden: int, batch_size: int = 1, *, weight_bits: int = 8, act_bits: int = 8,
+@validate_params(n_in=COUNT, hidden=COUNT, batch_size=COUNT, n_bits_weight=N_BITS, n_bits_act=N_BITS, name=NAME)
+def lstm_cell_work(n_in: int, hidden: int, batch_size: int = 1, *, n_bits_weight: int = 8, n_bits_act: int = 8,
                    name: str = "lstm") -> Work:
     """One time step of an LSTM cell: four gates, each ``[x, h] → hidden``.
 
@@ -257,24 +277,22 @@ def lstm_cell_work(n_in: int, hidden: int, batch_size: int = 1, *, weight_bits: 
     >>> lstm_cell_work(1024, 1024, batch_size=64).intensity("weight")
     128.0
     """
-    n_in, hidden = check_int("n_in", n_in, min=1), check_int("hidden", hidden, min=1)
-    b = check_int("batch_size", batch_size, min=1)
-    wb, ab = _bits("weight_bits", weight_bits) / 8, _bits("act_bits", act_bits) / 8
+    b, wb, ab = batch_size, n_bits_weight / 8, n_bits_act / 8
     weights = 4 * hidden * (n_in + hidden)
     return Work(name, 2.0 * b * weights, weights * wb, b * (n_in + 4 * hidden) * ab, b)
 
 
-def network_work(spec, batch_size: int = 1, *, weight_bits: int = 8, act_bits: int = 8) -> list[Work]:
+@validate_params(spec=OneOf(Options(ARCHITECTURES), Instance((Architecture, Layer), "an Architecture or a Layer")),
+                 batch_size=COUNT, n_bits_weight=N_BITS, n_bits_act=N_BITS)
+def network_work(spec, batch_size: int = 1, *, n_bits_weight: int = 8, n_bits_act: int = 8) -> list[Work]:
     """One :class:`Work` per conv / fc layer of an architecture (``effdl.architectures``) at ``batch_size``.
 
     ``spec`` is an architecture name (``"alexnet"``, ``"vgg16"``, …), an
     ``Architecture`` or a layer spec.
     """
-
     if isinstance(spec, str):
         spec = get_architecture(spec)
-    b = check_int("batch_size", batch_size, min=1)
-    wb, ab = _bits("weight_bits", weight_bits) / 8, _bits("act_bits", act_bits) / 8
+    b, wb, ab = batch_size, n_bits_weight / 8, n_bits_act / 8
     return [Work(r.name, 2.0 * b * r.macs, r.weights * wb,
                  b * (math.prod(r.input_shape) + math.prod(r.output_shape)) * ab, b)
             for r in layer_table(spec)]
@@ -307,12 +325,12 @@ class TPUApp:
         Weight reuse grows linearly with the batch: every input of the batch
         uses every weight fetched for it.
         """
-        b = self.batch_size if batch_size is None else check_int("batch_size", batch_size, min=1)
+        b = self.batch_size if batch_size is None else check_part("TPUApp.intensity", COUNT, "batch_size", batch_size)
         return TABLE1_TO_OPS * self.macs_per_weight_per_input * b
 
     def work(self, batch_size: int | None = None) -> Work:
         """The whole network at ``batch_size`` as one :class:`Work` (8-bit weights, activations on chip)."""
-        b = self.batch_size if batch_size is None else check_int("batch_size", batch_size, min=1)
+        b = self.batch_size if batch_size is None else check_part("TPUApp.work", COUNT, "batch_size", batch_size)
         weight_bytes = float(self.weights)        # 8-bit weights: one byte each
         return Work(self.name, self.intensity(b) * weight_bytes, weight_bytes, 0.0, b)
 
@@ -331,13 +349,17 @@ DEPLOYED_SHARE = {"MLP": 0.61, "LSTM": 0.29, "CNN": 0.05}
 PAPER_CHIPS = ("TPU", "K80", "Haswell")
 
 
+APP = OneOf(Options(TPU_APPS), Instance(TPUApp, "a TPUApp"))
+CHIPS = ListOf(CHIP)
+
+
+@validate_params(name=APP)
 def get_app(name: str) -> TPUApp:
     """One of ``TPU_APPS`` by name (``"MLP0"`` … ``"CNN1"``)."""
-    if isinstance(name, TPUApp):
-        return name
-    return TPU_APPS[check_choice("app", name, TPU_APPS)]
+    return name if isinstance(name, TPUApp) else TPU_APPS[name]
 
 
+@validate_params(chips=CHIPS, batch_size=PositiveInt(optional=True))
 def place_apps(chips=PAPER_CHIPS, batch_size: int | None = None) -> list[dict]:
     """The six apps on each chip's roofline (weight convention).
 
@@ -358,17 +380,17 @@ def place_apps(chips=PAPER_CHIPS, batch_size: int | None = None) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- batch size and latency
+@validate_params(work=Instance(Work, "a Work (e.g. from fc_work)"), roofline=Instance(Roofline, "a Roofline"))
 def batch_time(work: Work, roofline: Roofline) -> float:
     """Seconds to run ``work`` at the roofline's bound: max(ops / peak, bytes / bandwidth).
 
     A lower bound on the time of one batch: it assumes compute and transfers
     overlap perfectly and nothing else (host, queueing) takes time.
     """
-    check_type("work", work, Work, "a Work (e.g. from fc_work)")
-    check_type("roofline", roofline, Roofline, "a Roofline")
     return max(work.ops / roofline.peak, work.bytes(roofline.convention) / roofline.bandwidth)
 
 
+@validate_params(app=APP, chips=CHIPS, batch_sizes=ListOf(PositiveInt(), optional=True))
 def batch_sweep(app: str | TPUApp = "MLP0", chips=PAPER_CHIPS, batch_sizes=None) -> dict:
     """An app's intensity, attainable performance, batch time and throughput over batch sizes.
 
@@ -379,10 +401,6 @@ def batch_sweep(app: str | TPUApp = "MLP0", chips=PAPER_CHIPS, batch_sizes=None)
     if batch_sizes is None:
         batch_sizes = 2 ** np.arange(0, 13)
     sizes = np.asarray(batch_sizes)
-    if sizes.ndim != 1 or sizes.size == 0 or sizes.dtype.kind not in "iu":
-        raise TypeError(f"batch_sizes must be a 1-D sequence of integers; got {batch_sizes!r}.")
-    if np.any(sizes < 1):
-        raise ValueError(f"batch_sizes must all be >= 1; got {batch_sizes!r}.")
     out = {"app": a.name, "batch_sizes": sizes, "intensity": np.array([a.intensity(int(b)) for b in sizes]),
            "chips": {}}
     for chip in chips:
@@ -393,6 +411,7 @@ def batch_sweep(app: str | TPUApp = "MLP0", chips=PAPER_CHIPS, batch_sizes=None)
     return out
 
 
+@validate_params(batch_sizes=BATCH_SIZES, chip=CHIP)
 def apps_sweep(batch_sizes, chip: str | Chip = "TPU") -> dict:
     """All six apps moved along one chip's roofline as the batch size changes (the batch animation's data).
 
@@ -402,10 +421,6 @@ def apps_sweep(batch_sizes, chip: str | Chip = "TPU") -> dict:
     """
     roof = Roofline.from_chip(chip)
     sizes = np.asarray(batch_sizes)
-    if sizes.ndim != 1 or sizes.size == 0 or sizes.dtype.kind not in "iu":
-        raise TypeError(f"batch_sizes must be a 1-D sequence of integers; got {batch_sizes!r}.")
-    if np.any(sizes < 1):
-        raise ValueError(f"batch_sizes must all be >= 1; got {batch_sizes!r}.")
     apps = {}
     for a in TPU_APPS.values():
         i = np.array([a.intensity(int(b)) for b in sizes])
@@ -416,14 +431,14 @@ def apps_sweep(batch_sizes, chip: str | Chip = "TPU") -> dict:
             "bandwidth_gbs": roof.bandwidth_gbs, "batch_sizes": sizes, "apps": apps}
 
 
+@validate_params(app=APP, chip=CHIP, limit_ms=RATE, max_batch=PositiveInt())
 def max_batch_under_latency(app: str | TPUApp, chip: str | Chip, limit_ms: float, *, max_batch: int = 1 << 20) -> int:
     """The largest batch whose modelled batch time (:func:`batch_time`) stays within ``limit_ms``.
 
     Returns 0 if even batch 1 is too slow. Searches up to ``max_batch``.
     """
     a, roof = get_app(app), Roofline.from_chip(chip)
-    limit = check_float("limit_ms", limit_ms, min=0, min_open=True) / 1e3
-    max_batch = check_int("max_batch", max_batch, min=1)
+    limit = limit_ms / 1e3
     if batch_time(a.work(1), roof) > limit:
         return 0
     lo, hi = 1, max_batch                          # time grows with the batch: bisect
@@ -445,6 +460,7 @@ MLP0_TABLE4 = (
 )
 
 
+@validate_params()
 def table4_comparison() -> list[dict]:
     """Table 4's measured MLP0 rows next to the roofline bound at the same batch.
 
@@ -531,6 +547,7 @@ def _interleaved_best_times(tasks: dict, sync, budget_s: float, min_rounds: int 
     return best
 
 
+@validate_params(device=Options(("cpu", "cuda")), budget_s=RATE, kernels=Bool(), seed=Seed())
 def measure_machine(device: str = "cpu", *, budget_s: float = 1.2, kernels: bool = True,
                     seed: int = 0) -> MachineRoofline:
     """Measure this machine's roofline with torch, and place four kernels on it.
@@ -551,13 +568,9 @@ def measure_machine(device: str = "cpu", *, budget_s: float = 1.2, kernels: bool
     turns for ``budget_s`` seconds (at least two rounds; set-up comes on
     top, about half a second on a CPU). ``device`` is ``"cpu"`` or ``"cuda"``.
     """
-
-    check_choice("device", device, ("cpu", "cuda"))
-    budget_s = check_float("budget_s", budget_s, min=0, min_open=True)
-    check_type("kernels", kernels, bool, "True or False")
-    seed = check_int("seed", seed)
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device must be available: torch.cuda.is_available() is False here; got 'cuda'.")
+        raise ValueError("measure_machine: device must be available: torch.cuda.is_available() is False here; "
+                         "got 'cuda'.")
     dev = torch.device(device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -603,6 +616,7 @@ def measure_machine(device: str = "cpu", *, budget_s: float = 1.2, kernels: bool
 
 
 # --------------------------------------------------------------------------- reproduce
+@validate_params(measure=Bool())
 def roofline_report(*, measure: bool = True) -> dict:
     """Chapter 9's headline numbers as one JSON-able dict (``effdl reproduce roofline``).
 
@@ -613,7 +627,6 @@ def roofline_report(*, measure: bool = True) -> dict:
     this machine's measured peak and bandwidth (``measure=False`` skips the
     measurement and reports zeros).
     """
-
     chips = {}
     for name in PAPER_CHIPS:
         roof = Roofline.from_chip(name)
@@ -634,7 +647,7 @@ def roofline_report(*, measure: bool = True) -> dict:
                         "what": "AlexNet fc6 (9216 -> 4096) at batch 200 on the TPU's 256x256 array, "
                                 "weights at 34 GB/s, double-buffered"},
            "this_machine": {"peak_gflops": 0.0, "bandwidth_gbs": 0.0}}
-    if check_type("measure", measure, bool, "True or False"):
+    if measure:
         mr = measure_machine(kernels=False, budget_s=1.0)
         out["this_machine"] = {"peak_gflops": round(mr.peak_gflops, 1), "bandwidth_gbs": round(mr.bandwidth_gbs, 2),
                                "device": mr.device, "threads": mr.threads}

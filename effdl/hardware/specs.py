@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from effdl._validate import check_float, check_int, check_type
+from effdl._validate import _fail
+from effdl.validation import Constraint, Interval, Options, PositiveInt, check_part, validate_params
 
 PRECISIONS = ("int8", "fp16", "bf16", "fp32")
 
@@ -74,10 +75,7 @@ class Chip:
         if precision is None:
             precision = self.default_precision
         table = dict(self.peaks)
-        if not isinstance(precision, str):
-            raise TypeError(f"precision must be a string, one of {list(table)}; got {precision!r}.")
-        if precision not in table:
-            raise ValueError(f"precision must be one of {list(table)} for {self.name}; got {precision!r}.")
+        check_part("Chip.peak_tops", Options(tuple(table)), "precision", precision)     # the chip's own precisions
         return table[precision]
 
     def peak_ops(self, precision: str | None = None) -> float:
@@ -88,7 +86,7 @@ class Chip:
     def bandwidth(self) -> float:
         """Off-chip bandwidth in bytes per second; ``ValueError`` if the sources give none."""
         if self.bandwidth_gbs is None:
-            raise ValueError(f"chip must have a known memory bandwidth for a roofline; "
+            raise ValueError(f"Chip.bandwidth: chip must have a known memory bandwidth for a roofline; "
                              f"got {self.name!r} (its sources give none).")
         return self.bandwidth_gbs * 1e9
 
@@ -170,6 +168,30 @@ CLOUD_TPU_V2_POD_PFLOPS = 11.5
 CLOUD_TPU_V2_POD_SIZE = 64
 
 
+class ChipName(Constraint):
+    """A :class:`Chip`, or the name of one (case-insensitive, or an alias such as "GPU"); ``check`` returns the Chip."""
+
+    def describe(self):
+        return f"a chip name, one of {list(_ALL)}, or a Chip"
+
+    def check(self, name, value):
+        if isinstance(value, Chip):
+            return value
+        if not isinstance(value, str):
+            _fail(TypeError, name, self.describe(), value)
+        key = _ALIASES.get(value.strip().lower())
+        if key is None:
+            _fail(ValueError, name, f"one of {list(_ALL)} (or an alias: {sorted(_ALIASES)})", value)
+        return _ALL[key]
+
+    def invalid_values(self):
+        return [("no such chip", ValueError), (3, TypeError), (None, TypeError)]
+
+
+CHIP = ChipName()
+
+
+@validate_params(name=CHIP)
 def get_chip(name: str) -> Chip:
     """The chip called ``name`` (case-insensitive; "CPU" and "GPU" mean the TPU paper's Haswell and K80).
 
@@ -178,15 +200,10 @@ def get_chip(name: str) -> Chip:
     >>> get_chip("k80").bandwidth_gbs
     160.0
     """
-    if isinstance(name, Chip):
-        return name
-    check_type("name", name, str, f"a chip name, one of {list(_ALL)}")
-    key = _ALIASES.get(name.strip().lower())
-    if key is None:
-        raise ValueError(f"name must be one of {list(_ALL)} (or an alias: {sorted(_ALIASES)}); got {name!r}.")
-    return _ALL[key]
+    return check_part("get_chip", CHIP, "name", name)          # a name still, when called from a checked caller
 
 
+@validate_params()
 def chip_table() -> list[dict]:
     """All chips as rows for display: name, kind, year, clock, peak at the default precision, bandwidth,
     ridge (ops/byte), TDP, TOPS/W and the source."""
@@ -206,6 +223,7 @@ def _best_16bit(chip: Chip) -> tuple[str, float] | None:
     return max(sixteen, key=lambda pv: pv[1]) if sixteen else None
 
 
+@validate_params()
 def training_chip_table() -> list[dict]:
     """The training chips of chapter 14 as rows: name, kind, year, fp32 and best 16-bit peak (TFLOPS, a
     multiply-add counting 2), memory, bandwidth (GB/s), fp32 ridge (FLOP per byte) and the source.
@@ -226,6 +244,7 @@ def training_chip_table() -> list[dict]:
     return rows
 
 
+@validate_params(n_devices=PositiveInt(), chip=CHIP, precision=Options(PRECISIONS, optional=True))
 def pod_pflops(n_devices: int = CLOUD_TPU_V2_POD_SIZE, chip: str | Chip = "Cloud TPU v2",
                precision: str | None = None) -> float:
     """Peak of ``n_devices`` copies of ``chip`` in PFLOPS: n × the per-device peak (perfect scaling).
@@ -233,10 +252,13 @@ def pod_pflops(n_devices: int = CLOUD_TPU_V2_POD_SIZE, chip: str | Chip = "Cloud
     >>> round(pod_pflops(64, "Cloud TPU v2"), 2)      # the lecture states 11.5 PFLOPS for the 64-TPU pod
     11.52
     """
-    n_devices = check_int("n_devices", n_devices, min=1)
     return n_devices * get_chip(chip).peak_tops(precision) / 1000.0
 
 
+POSITIVE = Interval(float, 0, None, closed="neither")
+
+
+@validate_params(macs_per_example=POSITIVE, n_examples=POSITIVE, epochs=POSITIVE)
 def training_flops(macs_per_example: float, n_examples: float, epochs: float = 1.0) -> float:
     """FLOPs to train: 2 FLOPs per multiply-add × 3 passes (forward; backward to the inputs and to the
     weights, each as costly as the forward) × examples × epochs.
@@ -244,19 +266,15 @@ def training_flops(macs_per_example: float, n_examples: float, epochs: float = 1
     >>> f"{training_flops(1e9, 1e6):.1e}"     # a 1-GMAC model on a million examples, one epoch
     '6.0e+15'
     """
-    macs = check_float("macs_per_example", macs_per_example, min=0, min_open=True)
-    n = check_float("n_examples", n_examples, min=0, min_open=True)
-    epochs = check_float("epochs", epochs, min=0, min_open=True)
-    return 6.0 * macs * n * epochs
+    return 6.0 * macs_per_example * n_examples * epochs
 
 
+@validate_params(total_flops=Interval(float, 0, None), peak_tflops=POSITIVE,
+                 utilization=Interval(float, 0, 1, closed="right"))
 def training_time_s(total_flops: float, peak_tflops: float, utilization: float = 1.0) -> float:
     """Seconds to execute ``total_flops`` on a chip of ``peak_tflops`` kept ``utilization`` busy (0 < u <= 1).
 
     >>> training_time_s(6e15, 120.0, 0.5)   # on a V100's Tensor Cores at half their peak
     100.0
     """
-    flops = check_float("total_flops", total_flops, min=0)
-    peak = check_float("peak_tflops", peak_tflops, min=0, min_open=True)
-    u = check_float("utilization", utilization, min=0, max=1, min_open=True)
-    return flops / (peak * 1e12 * u)
+    return total_flops / (peak_tflops * 1e12 * utilization)

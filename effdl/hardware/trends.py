@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validate import check_choice, check_float, check_type
 from ..data import DataError, verified_path
+from ..validation import Instance, Interval, Options, check_part, validate_params
 
 TRENDS_FILE = "trends/microprocessor_trends.csv"
 SOURCE = ("K. Rupp, Microprocessor Trend Data (github.com/karlrupp/microprocessor-trend-data, CC BY 4.0); "
@@ -47,6 +47,8 @@ SERIES = {
 }
 HEADER = ["series", "unit", "year", "value"]
 YEARS = (1970.0, 2030.0)
+YEAR = Interval(float, None, None)
+PATH = Instance((str, Path), "a path (str or pathlib.Path)")
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,19 @@ class Series:
 
     def window(self, start: float, end: float) -> Series:
         """The points with ``start <= year < end``."""
-        start = check_float("start", start)
-        end = check_float("end", end)
-        if end <= start:
-            raise ValueError(f"end must be after start ({start}); got {end!r}.")
+        start = check_part("Series.window", YEAR, "start", start)
+        end = check_part("Series.window", YEAR, "end", end)
+        _check_window("Series.window", start, end)
         keep = (self.years >= start) & (self.years < end)
         return Series(self.name, self.unit, self.label, self.years[keep], self.values[keep])
 
 
+def _check_window(func: str, start: float, end: float) -> None:
+    if end <= start:
+        raise ValueError(f"{func}: end must be after start ({start}); got {end!r}.")
+
+
+@validate_params(data_dir=Instance((str, Path), "a path (str or pathlib.Path)", optional=True))
 def load_trends(*, data_dir: Path | str | None = None) -> dict[str, Series]:
     """The five trends from ``data/trends/microprocessor_trends.csv``, checked against ``data/MANIFEST``.
 
@@ -85,9 +92,9 @@ def load_trends(*, data_dir: Path | str | None = None) -> dict[str, Series]:
     return parse_trends(path.read_text(), source=str(path))
 
 
+@validate_params(text=Instance(str, "the CSV text (a str)"), source=Instance(str, "a string"))
 def parse_trends(text: str, *, source: str = "<text>") -> dict[str, Series]:
     """Parse and validate the CSV ``text`` (see :func:`load_trends`); ``source`` names it in errors."""
-    check_type("text", text, str, "the CSV text")
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or rows[0] != HEADER:
         raise DataError(f"{source}: the header must be {','.join(HEADER)}; got {rows[0] if rows else 'nothing'!r}.")
@@ -121,27 +128,34 @@ def parse_trends(text: str, *, source: str = "<text>") -> dict[str, Series]:
     return out
 
 
+SERIES_ARG = Instance(Series, "an effdl.hardware.trends.Series")
+
+
+@validate_params(series=SERIES_ARG, start=YEAR, end=YEAR)
 def growth_per_year(series: Series, start: float, end: float) -> float:
     """Least-squares growth factor per year of ``series`` over ``start <= year < end``.
 
     Fits log2(value) = a + b · year to the points of the window and returns
     2^b (1.41 means +41 % a year, a doubling every two years).
     """
-    check_type("series", series, Series, "an effdl.hardware.trends.Series")
+    _check_window("growth_per_year", start, end)
     w = series.window(start, end)
     if len(w) < 2 or np.ptp(w.years) == 0:
-        raise ValueError(f"the window [{start}, {end}) must hold points from at least two different years; "
-                         f"got {len(w)} point(s) of {series.name}.")
+        raise ValueError(f"growth_per_year: the window [{start}, {end}) must hold points from at least two "
+                         f"different years; got {len(w)} point(s) of {series.name}.")
     slope = np.polyfit(w.years, np.log2(w.values), 1)[0]   # doublings per year
     return float(2.0 ** slope)
 
 
+@validate_params(series=SERIES_ARG, start=YEAR, end=YEAR)
 def doubling_time(series: Series, start: float, end: float) -> float:
     """Years for ``series`` to double over the window (``math.inf`` if it does not grow)."""
+    _check_window("doubling_time", start, end)
     g = growth_per_year(series, start, end)
     return math.log(2) / math.log(g) if g > 1 else math.inf
 
 
+@validate_params(folder=PATH)
 def convert_rupp(folder: Path | str) -> str:
     """The CSV text of ``data/trends/`` made from the ``.dat`` files of Rupp's ``50yrs/`` folder.
 
@@ -156,7 +170,7 @@ def convert_rupp(folder: Path | str) -> str:
     for name, (unit, _, filename) in SERIES.items():
         path = folder / filename
         if not path.is_file():
-            raise FileNotFoundError(f"folder must hold Rupp's {filename}; {path} is missing.")
+            raise FileNotFoundError(f"convert_rupp: folder must hold Rupp's {filename}; {path} is missing.")
         for line in path.read_text().splitlines():
             line = line.split("#", 1)[0].strip()
             if line:
@@ -165,6 +179,7 @@ def convert_rupp(folder: Path | str) -> str:
     return out.getvalue()
 
 
+@validate_params(name=Options(SERIES))
 def series_label(name: str) -> str:
     """The axis label of series ``name`` (with its unit)."""
-    return SERIES[check_choice("name", name, SERIES)][1]
+    return SERIES[name][1]

@@ -27,16 +27,16 @@ True
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._validate import check_choice, check_float, check_int, check_type
 from ..data import MNIST_MEAN, MNIST_STD, Split, load_mnist
 from ..train import evaluate
+from ..validation import (Fraction, Instance, Interval, ListOf, Module, Options, PositiveInt, Seed, Tensor, check_part,
+                          validate_params)
 
 
 DATA_FRACTION = 0.03            # the paper's "3 % of the training set"
@@ -45,26 +45,15 @@ BATCH_SIZE = 32
 TEACHERS = ("lenet5", "ensemble_logits", "ensemble_probs")
 
 
-# ============================================================== validation
-def _check_temperature(temperature) -> float:
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-        raise TypeError(f"temperature must be a real number > 0; got {temperature!r}.")
-    t = float(temperature)
-    if math.isinf(t):
-        raise ValueError(f"temperature must be > 0 and finite; got {temperature!r}.")
-    if not t > 0:                  # also catches NaN
-        raise ValueError(f"temperature must be > 0; got {temperature!r}.")
-    return t
-
-
-def _check_logits(name: str, logits) -> torch.Tensor:
-    check_type(name, logits, torch.Tensor, "a torch.Tensor of logits (batch, classes)")
-    if not logits.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor; got dtype {logits.dtype}.")
-    return logits
+# ============================================================== argument constraints
+TEMPERATURE = Interval(float, 0, None, closed="neither")
+ALPHA = Fraction()
+SPLIT = Instance(Split, "an effdl.data.Split (from effdl.data.load_mnist)")
+LOGITS = Tensor(convert=False, ndim=2)                  # (batch, classes), floating point, finite
 
 
 # ============================================================== soft targets and the loss
+@validate_params(logits=Tensor(convert=False), temperature=TEMPERATURE)
 def soft_targets(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Softmax at temperature ``T`` over the last dimension: ``p_i = exp(z_i/T) / Σ_j exp(z_j/T)``.
 
@@ -72,13 +61,14 @@ def soft_targets(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     distribution (→ uniform as T → ∞), a smaller one a harder one (→ one-hot
     as T → 0). Any shape (..., classes).
     """
-    logits = _check_logits("logits", logits)
-    temperature = _check_temperature(temperature)
-    if logits.ndim == 0 or logits.shape[-1] == 0:
-        raise ValueError(f"logits must have a non-empty last (class) dimension; got shape {tuple(logits.shape)}.")
+    if logits.ndim == 0:
+        raise ValueError(f"soft_targets: logits must have a last (class) dimension; got shape {tuple(logits.shape)}.")
     return torch.softmax(logits / temperature, dim=-1)
 
 
+@validate_params(student_logits=LOGITS, teacher_logits=LOGITS,
+                 labels=Tensor(convert=False, dtype="int", finite=False, nonempty=False),   # shape: checked below
+                 temperature=TEMPERATURE, alpha=ALPHA)
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, *,
                       temperature: float, alpha: float) -> torch.Tensor:
     """Hinton et al.'s loss: ``α · T² · KL(softmax(t/T) ‖ softmax(s/T)) + (1 − α) · CE(s, y)``.
@@ -99,25 +89,19 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     A scalar tensor: the KL is averaged over the batch (``batchmean``), the
     cross-entropy too.
     """
-    student_logits = _check_logits("student_logits", student_logits)
-    teacher_logits = _check_logits("teacher_logits", teacher_logits)
-    temperature = _check_temperature(temperature)
-    alpha = check_float("alpha", alpha, min=0.0, max=1.0)
-    if student_logits.ndim != 2 or student_logits.shape[0] == 0 or student_logits.shape[1] < 2:
-        raise ValueError("student_logits must have shape (batch ≥ 1, classes ≥ 2); "
+    if student_logits.shape[1] < 2:
+        raise ValueError("distillation_loss: student_logits must have shape (batch ≥ 1, classes ≥ 2); "
                          f"got {tuple(student_logits.shape)}.")
     if teacher_logits.shape != student_logits.shape:
-        raise ValueError(f"teacher_logits must have the student's shape {tuple(student_logits.shape)}; "
-                         f"got {tuple(teacher_logits.shape)}.")
-    check_type("labels", labels, torch.Tensor, "an integer torch.Tensor of class indices (batch,)")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be an integer tensor; got dtype {labels.dtype}.")
+        raise ValueError(f"distillation_loss: teacher_logits must have the student's shape "
+                         f"{tuple(student_logits.shape)}; got {tuple(teacher_logits.shape)}.")
     if labels.shape != student_logits.shape[:1]:
-        raise ValueError(f"labels must have shape ({student_logits.shape[0]},); got {tuple(labels.shape)}.")
+        raise ValueError(f"distillation_loss: labels must have shape ({student_logits.shape[0]},); "
+                         f"got {tuple(labels.shape)}.")
     n_classes = student_logits.shape[1]
     if int(labels.min()) < 0 or int(labels.max()) >= n_classes:
-        raise ValueError(f"labels must be class indices in [0, {n_classes - 1}]; got values from "
-                         f"{int(labels.min())} to {int(labels.max())}.")
+        raise ValueError(f"distillation_loss: labels must be class indices in [0, {n_classes - 1}]; got values "
+                         f"from {int(labels.min())} to {int(labels.max())}.")
     return _distillation_loss(student_logits, teacher_logits, labels.long(), temperature, alpha)
 
 
@@ -138,6 +122,7 @@ def _distillation_loss(s: torch.Tensor, t: torch.Tensor, y: torch.Tensor, temper
 
 
 # ============================================================== data: a stratified subset
+@validate_params(split=SPLIT, fraction=Fraction(closed="right"), seed=Seed())
 def subset(split: Split, fraction: float, *, seed: int = 0) -> Split:
     """A stratified random ``fraction`` of ``split``: each class keeps its share of the images.
 
@@ -151,12 +136,9 @@ def subset(split: Split, fraction: float, *, seed: int = 0) -> Split:
     >>> len(small), sorted(set(torch.bincount(small.y).tolist()))
     (105, [10, 11])
     """
-    check_type("split", split, Split, "an effdl.data.Split (from effdl.data.load_mnist)")
-    fraction = check_float("fraction", fraction, min=0.0, max=1.0, min_open=True)
-    seed = check_int("seed", seed, min=0)
     idx = _stratified_indices(split.y, fraction, seed)
     if len(idx) == 0:
-        raise ValueError(f"fraction must select at least one of the {len(split)} images; got {fraction!r}.")
+        raise ValueError(f"subset: fraction must select at least one of the {len(split)} images; got {fraction!r}.")
     return Split(f"{split.name}[{fraction:g}]", split.source, split.x[idx], split.y[idx])
 
 
@@ -188,11 +170,9 @@ class Ensemble(nn.Module):
 
     def __init__(self, members, combine: str = "logits"):
         super().__init__()
-        members = list(members)
-        if not members or not all(isinstance(m, nn.Module) for m in members):
-            raise TypeError(f"members must be a non-empty list of torch.nn.Module; got {members!r}.")
+        members = check_part("Ensemble", ListOf(Module()), "members", members)
         self.members = nn.ModuleList(members)
-        self.combine = check_choice("combine", combine, ("logits", "probs"))
+        self.combine = check_part("Ensemble", Options(("logits", "probs")), "combine", combine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = torch.stack([m(x) for m in self.members])          # (members, batch, classes)
@@ -201,32 +181,35 @@ class Ensemble(nn.Module):
         return torch.log(torch.softmax(logits, -1).mean(0))         # log p̄, p̄ = (1/M) Σ_m softmax(z_m)
 
 
+N_CLASSES = Interval(int, 2, None)
+
+
 class Student(nn.Module):
     """The student: one hidden layer, ``in_features``-``hidden``-``n_classes`` with ReLU."""
 
     def __init__(self, hidden: int = STUDENT_HIDDEN, *, in_features: int = 784, n_classes: int = 10):
         super().__init__()
-        self.fc1 = nn.Linear(check_int("in_features", in_features, min=1), check_int("hidden", hidden, min=1))
-        self.fc2 = nn.Linear(hidden, check_int("n_classes", n_classes, min=2))
+        self.fc1 = nn.Linear(check_part("Student", PositiveInt(), "in_features", in_features),
+                             check_part("Student", PositiveInt(), "hidden", hidden))
+        self.fc2 = nn.Linear(hidden, check_part("Student", N_CLASSES, "n_classes", n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(torch.relu(self.fc1(x.flatten(1))))          # (batch, in) → (batch, hidden) → (batch, 10)
 
 
+@validate_params(hidden=PositiveInt(), seed=Seed(), in_features=PositiveInt(), n_classes=N_CLASSES)
 def build_student(hidden: int = STUDENT_HIDDEN, *, seed: int = 0, in_features: int = 784,
                   n_classes: int = 10) -> Student:
     """A freshly initialised :class:`Student`; ``seed`` fixes its weights (global RNG untouched)."""
-    seed = check_int("seed", seed, min=0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return Student(hidden, in_features=in_features, n_classes=n_classes)
 
 
+@validate_params(teacher=Module(), split=SPLIT, batch_size=PositiveInt())
 @torch.no_grad()
 def teacher_logits(teacher: nn.Module, split: Split, *, batch_size: int = 1000) -> torch.Tensor:
     """The teacher's logits (N, classes) on every image of ``split`` (eval mode; its mode is restored)."""
-    check_type("teacher", teacher, nn.Module, "a torch.nn.Module")
-    check_type("split", split, Split, "an effdl.data.Split")
     was_training = teacher.training
     teacher.eval()
     out = torch.cat([teacher(x) for x in split.x.split(batch_size)])
@@ -244,6 +227,10 @@ class StudentHistory:
     val_acc: list = field(default_factory=list)
 
 
+@validate_params(train_split=SPLIT, teacher=Module(optional=True), temperature=TEMPERATURE, alpha=ALPHA,
+                 epochs=Interval(int, 0, None), lr=Interval(float, 0, None, closed="neither"), seed=Seed(),
+                 hidden=PositiveInt(), batch_size=PositiveInt(), momentum=Interval(float, 0, 1, closed="left"),
+                 val=Instance(Split, "an effdl.data.Split", optional=True), eval_every=PositiveInt())
 def train_student(train_split: Split, *, teacher: nn.Module | None = None, temperature: float = 4.0,
                   alpha: float = 0.9, epochs: int = 100, lr: float = 0.03, seed: int = 0,
                   hidden: int = STUDENT_HIDDEN, batch_size: int = BATCH_SIZE, momentum: float = 0.9,
@@ -259,21 +246,8 @@ def train_student(train_split: Split, *, teacher: nn.Module | None = None, tempe
     With ``val``, the validation accuracy is recorded every ``eval_every``
     epochs (and at epoch 0).
     """
-    check_type("train_split", train_split, Split, "an effdl.data.Split (from effdl.data.load_mnist)")
-    if val is not None:
-        check_type("val", val, Split, "an effdl.data.Split")
-    epochs = check_int("epochs", epochs, min=0)
-    lr = check_float("lr", lr, min=0.0, min_open=True)
-    seed = check_int("seed", seed, min=0)
-    batch_size = check_int("batch_size", batch_size, min=1)
-    momentum = check_float("momentum", momentum, min=0.0, max=1.0, max_open=True)
-    eval_every = check_int("eval_every", eval_every, min=1)
-    if len(train_split) == 0:
-        raise ValueError(f"train_split must not be empty; got {train_split!r}.")
     n_classes = 10
     if teacher is not None:
-        temperature = _check_temperature(temperature)
-        alpha = check_float("alpha", alpha, min=0.0, max=1.0)
         targets = teacher_logits(teacher, train_split)               # (N, classes), computed once
         n_classes = targets.shape[1]
     model = build_student(hidden, seed=seed, in_features=train_split.x[0].numel(), n_classes=n_classes)
@@ -300,7 +274,7 @@ def train_student(train_split: Split, *, teacher: nn.Module | None = None, tempe
             opt.step()
             total += loss.item() * len(idx)
         if not math.isfinite(total):
-            raise FloatingPointError(f"training diverged at epoch {epoch}; lower lr (got {lr!r}).")
+            raise FloatingPointError(f"train_student: training diverged at epoch {epoch}; lower lr (got {lr!r}).")
         history.train_loss.append(total / len(y_all))
         if val is not None and (epoch % eval_every == 0 or epoch == epochs):
             history.eval_epochs.append(epoch)
@@ -309,6 +283,7 @@ def train_student(train_split: Split, *, teacher: nn.Module | None = None, tempe
 
 
 # ============================================================== the dark-knowledge figure's data
+@validate_params(teacher=Module(), split=SPLIT, indices=ListOf(Interval(int, 0, None)), temperature=TEMPERATURE)
 def dark_knowledge(teacher: nn.Module, split: Split, indices, *, temperature: float = 4.0) -> dict:
     """For the images ``indices`` of ``split``: the hard target and the teacher's soft targets.
 
@@ -317,14 +292,8 @@ def dark_knowledge(teacher: nn.Module, split: Split, indices, *, temperature: fl
     probabilities at T = 1 and ``soft_t`` at ``temperature``; plus
     ``indices`` and ``temperature``. Nothing is trained or changed.
     """
-    check_type("teacher", teacher, nn.Module, "a torch.nn.Module")
-    check_type("split", split, Split, "an effdl.data.Split")
-    temperature = _check_temperature(temperature)
-    if isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__"):
-        raise TypeError(f"indices must be a list of image indices; got {indices!r}.")
-    indices = [check_int("indices[i]", i, min=0, max=len(split) - 1) for i in indices]
-    if not indices:
-        raise ValueError("indices must name at least one image; got [].")
+    in_split = Interval(int, 0, len(split) - 1)                     # an image of this split
+    indices = [check_part("dark_knowledge", in_split, f"indices[{k}]", i) for k, i in enumerate(indices)]
     picked = Split(split.name, split.source, split.x[indices], split.y[indices])
     logits = teacher_logits(teacher, picked)                          # (n, classes)
     hard = F.one_hot(picked.y, logits.shape[1]).double()
@@ -335,6 +304,7 @@ def dark_knowledge(teacher: nn.Module, split: Split, indices, *, temperature: fl
 
 
 # ============================================================== the 3 %-of-data experiment
+@validate_params()
 def experiment_splits() -> dict:
     """The embedded MNIST train, val and test splits the experiment uses."""
     return {s: load_mnist(s, source="embedded") for s in ("train", "val", "test")}

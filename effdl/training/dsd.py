@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .._validate import check_bool, check_choice, check_float, check_int, check_type
 from ..data import Split
 from ..models import MODELS, build_model
 from ..pruning import apply_masks, magnitude_mask, prunable_parameters, remove_masks
-from ..train import evaluate, fit, mean_loss, mean_std
+from ..train import DEVICE, evaluate, fit, mean_loss, mean_std
+from ..validation import (Bool, Function, Instance, Interval, ListOf, Options, PositiveInt, Seed, check_part,
+                          validate_params)
 
 
 PHASES = ("dense", "sparse", "redense")
@@ -79,37 +80,29 @@ class DSDResult:
 
     def phase_of(self, epoch: int) -> str:
         """The phase ("dense", "sparse" or "redense") that ``epoch`` (from 1) belongs to."""
-        epoch = check_int("epoch", epoch, min=1, max=self.epochs)
+        epoch = check_part("DSDResult.phase_of", Interval(int, 1, self.epochs), "epoch", epoch)
         return next(name for name, first, last in self.phases if first <= epoch <= last)
 
 
-# ----------------------------------------------------------------- validation
-def _check_common(arch, train, val, test, dense_epochs, sparse_epochs, redense_epochs, lr, redense_lr_factor,
-                  seed, momentum, weight_decay, batch_size, after_step) -> dict:
-    check_choice("arch", arch, MODELS)
-    check_type("train", train, Split, "an effdl.data.Split (from effdl.data.load_mnist)")
-    check_type("val", val, Split, "an effdl.data.Split (from effdl.data.load_mnist)")
-    if test is not None:
-        check_type("test", test, Split, "an effdl.data.Split or None")
-    if after_step is not None and not callable(after_step):
-        raise TypeError(f"after_step must be callable as after_step(model, phase); got {after_step!r}.")
-    return {"dense_epochs": check_int("dense_epochs", dense_epochs, min=0),
-            "sparse_epochs": check_int("sparse_epochs", sparse_epochs, min=0),
-            "redense_epochs": check_int("redense_epochs", redense_epochs, min=0),
-            "lr": check_float("lr", lr, min=0, min_open=True),
-            "redense_lr_factor": check_float("redense_lr_factor", redense_lr_factor, min=0, max=1, min_open=True),
-            "seed": check_int("seed", seed, min=0),
-            "momentum": check_float("momentum", momentum, min=0, max=1, max_open=True),
-            "weight_decay": check_float("weight_decay", weight_decay, min=0),
-            "batch_size": check_int("batch_size", batch_size, min=1)}
+# ------------------------------------------------------ argument constraints
+SPLIT = Instance(Split, "an effdl.data.Split (from effdl.data.load_mnist)")
+EPOCHS = Interval(int, 0, None)
+# The arguments dsd_train, baseline_train and dsd_compare share; the schedule ones go into ``cfg``.
+TRAIN_PARAMS = dict(arch=Options(tuple(MODELS)), train=SPLIT, val=SPLIT, dense_epochs=EPOCHS, sparse_epochs=EPOCHS,
+                    redense_epochs=EPOCHS, lr=Interval(float, 0, None, closed="neither"),
+                    redense_lr_factor=Interval(float, 0, 1, closed="right"), seed=Seed(),
+                    momentum=Interval(float, 0, 1, closed="left"), weight_decay=Interval(float, 0, None),
+                    batch_size=PositiveInt(), test=Instance(Split, "an effdl.data.Split", optional=True),
+                    device=DEVICE, after_step=Function(optional=True))
+DSD_PARAMS = dict(TRAIN_PARAMS, sparsity=Interval(float, 0, 1, closed="left"), skip_first=Bool())
+ACCURACIES = ListOf(Interval(float, 0, 100))            # one accuracy (%) per seed
 
 
-def _check_sparsity(sparsity) -> float:
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
-        raise TypeError(f"sparsity must be a real number in [0, 1); got {sparsity!r}.")
-    if not 0.0 <= float(sparsity) < 1.0:     # also rejects NaN
-        raise ValueError(f"sparsity must be in [0, 1); got {sparsity!r}.")
-    return float(sparsity)
+def _cfg(dense_epochs, sparse_epochs, redense_epochs, lr, redense_lr_factor, seed, momentum, weight_decay,
+         batch_size) -> dict:
+    return {"dense_epochs": dense_epochs, "sparse_epochs": sparse_epochs, "redense_epochs": redense_epochs, "lr": lr,
+            "redense_lr_factor": redense_lr_factor, "seed": seed, "momentum": momentum,
+            "weight_decay": weight_decay, "batch_size": batch_size}
 
 
 # ---------------------------------------------------------------------- core
@@ -190,6 +183,7 @@ def _continue(method, model, shell, train, val, test, cfg, sparsity, skip_first,
 
 
 # ------------------------------------------------------------------- public
+@validate_params(**DSD_PARAMS)
 def dsd_compare(arch: str, train: Split, val: Split, *, sparsity: float, dense_epochs: int, sparse_epochs: int,
                 redense_epochs: int, lr: float, redense_lr_factor: float = 0.1, seed: int = 0,
                 skip_first: bool = False, momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 64,
@@ -201,14 +195,14 @@ def dsd_compare(arch: str, train: Split, val: Split, *, sparsity: float, dense_e
     once and copied; each result equals what :func:`dsd_train` and
     :func:`baseline_train` return on their own (the tests check it).
     """
-    cfg = _check_common(arch, train, val, test, dense_epochs, sparse_epochs, redense_epochs, lr, redense_lr_factor,
-                        seed, momentum, weight_decay, batch_size, after_step)
-    sparsity, skip_first = _check_sparsity(sparsity), check_bool("skip_first", skip_first)
+    cfg = _cfg(dense_epochs, sparse_epochs, redense_epochs, lr, redense_lr_factor, seed, momentum, weight_decay,
+               batch_size)
     model, shell = _dense_phase(arch, train, val, cfg, device, after_step)
     return {m: _continue(m, model, shell, train, val, test, cfg, sparsity, skip_first, device, after_step)
             for m in METHODS}
 
 
+@validate_params(**DSD_PARAMS)
 def dsd_train(arch: str, train: Split, val: Split, *, sparsity: float, dense_epochs: int, sparse_epochs: int,
               redense_epochs: int, lr: float, redense_lr_factor: float = 0.1, seed: int = 0,
               skip_first: bool = False, momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 64,
@@ -248,13 +242,13 @@ def dsd_train(arch: str, train: Split, val: Split, *, sparsity: float, dense_epo
     -------
     DSDResult with ``method="dsd"``.
     """
-    cfg = _check_common(arch, train, val, test, dense_epochs, sparse_epochs, redense_epochs, lr, redense_lr_factor,
-                        seed, momentum, weight_decay, batch_size, after_step)
-    sparsity, skip_first = _check_sparsity(sparsity), check_bool("skip_first", skip_first)
+    cfg = _cfg(dense_epochs, sparse_epochs, redense_epochs, lr, redense_lr_factor, seed, momentum, weight_decay,
+               batch_size)
     model, shell = _dense_phase(arch, train, val, cfg, device, after_step)
     return _continue("dsd", model, shell, train, val, test, cfg, sparsity, skip_first, device, after_step)
 
 
+@validate_params(**TRAIN_PARAMS)
 def baseline_train(arch: str, train: Split, val: Split, *, dense_epochs: int, sparse_epochs: int,
                    redense_epochs: int, lr: float, redense_lr_factor: float = 0.1, seed: int = 0,
                    momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 64,
@@ -275,12 +269,13 @@ def baseline_train(arch: str, train: Split, val: Split, *, dense_epochs: int, sp
     Returns a :class:`DSDResult` with ``method="baseline"``; its ``phases``
     name the epochs that correspond to DSD's phases.
     """
-    cfg = _check_common(arch, train, val, test, dense_epochs, sparse_epochs, redense_epochs, lr, redense_lr_factor,
-                        seed, momentum, weight_decay, batch_size, after_step)
+    cfg = _cfg(dense_epochs, sparse_epochs, redense_epochs, lr, redense_lr_factor, seed, momentum, weight_decay,
+               batch_size)
     model, shell = _dense_phase(arch, train, val, cfg, device, after_step)
     return _continue("baseline", model, shell, train, val, test, cfg, 0.0, False, device, after_step)
 
 
+@validate_params(baseline=ACCURACIES, dsd=ACCURACIES)
 def verdict(baseline: list[float], dsd: list[float]) -> dict:
     """Did DSD help? The difference of means against the spread of the per-seed numbers.
 
@@ -291,10 +286,8 @@ def verdict(baseline: list[float], dsd: list[float]) -> dict:
     Also the paired per-seed differences (same seed = same initial weights
     and phase D) and a paired t-test's two-sided p-value.
     """
-    check_type("baseline", baseline, (list, tuple), "a list of accuracies, one per seed")
-    check_type("dsd", dsd, (list, tuple), "a list of accuracies, one per seed")
     if len(baseline) != len(dsd):
-        raise ValueError(f"dsd must have one value per seed of baseline ({len(baseline)}); got {len(dsd)}.")
+        raise ValueError(f"verdict: dsd must have one value per seed of baseline ({len(baseline)}); got {len(dsd)}.")
     b, d = mean_std(baseline), mean_std(dsd)
     diff = round(d["mean"] - b["mean"], 3)
     noise = max(b["std"], d["std"])

@@ -35,12 +35,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._validate import check_bool, check_choice, check_float, check_int, check_type
 from ..data import Split, load_mnist
-from ..models import build_model
+from ..models import MODELS, build_model
 from ..numerics import FP16
 from ..train import evaluate
 from ..train import threads as scoped_threads  # (the name `threads` is a parameter here)
+from ..validation import (Bool, Instance, Interval, ListOf, Module, OneOf, Options, PositiveInt, Seed, Tensor,
+                          check_part, validate_params)
 
 
 FP16_MAX = FP16.max                      # 65504
@@ -49,15 +50,25 @@ FP16_MIN_SUBNORMAL = FP16.min_subnormal  # 2^-24: smaller magnitudes round to ze
 MODES = ("fp32", "fp16_master", "fp16_pure")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
+# A value rounded to fp16 may be anything a tensor holds: ±inf and NaN round to themselves, as in IEEE.
+ANY_TENSOR = Tensor(finite=False, dtype=None, convert=False, nonempty=False)
+GRADIENT = Tensor(dtype=None, convert=False)           # a finite, non-empty tensor of gradient values
+# Gradients: one tensor, a list of tensors (one per parameter) or a dict of name → tensor
+# (its values are checked in the body, see _flat_grads).
+GRADS = OneOf(GRADIENT, ListOf(GRADIENT), Instance(dict, "a dict of name → gradient tensor"))
+SCALE = Interval(float, 0, None, closed="neither")
+SPLIT = Instance(Split, "an effdl.data.Split")
+ACCUMULATE = Options(("fp32", "fp16"))
+
 
 # ======================================================= rounding to fp16
+@validate_params(x=ANY_TENSOR)
 def to_fp16(x: torch.Tensor) -> torch.Tensor:
     """``x`` rounded to the nearest fp16 value (ties to even), returned as fp32.
 
     Magnitudes below half the smallest subnormal (2^-25) become 0; beyond
     65504 (+ half an ulp) they become ±inf, as on fp16 hardware.
     """
-    check_type("x", x, torch.Tensor, "a tensor")
     return x.to(torch.float16).to(x.dtype if x.is_floating_point() else torch.float32)
 
 
@@ -73,11 +84,13 @@ class _RoundFP16(torch.autograd.Function):
         return grad.half().float()
 
 
+@validate_params(x=ANY_TENSOR)
 def fp16_storage(x: torch.Tensor) -> torch.Tensor:
     """Round ``x`` to fp16 in the forward pass and its gradient to fp16 in the backward pass."""
     return _RoundFP16.apply(x)
 
 
+@validate_params(model=Module())
 def emulate_fp16(model: nn.Module) -> list:
     """Make every Linear/Conv2d of ``model`` read and write fp16 activations (and their gradients).
 
@@ -86,7 +99,6 @@ def emulate_fp16(model: nn.Module) -> list:
     keep them fp16-representable yourself (:func:`train_mixed` does).
     Returns the hook handles; call ``h.remove()`` on each to undo.
     """
-    check_type("model", model, nn.Module, "a torch.nn.Module")
     handles = []
     for module in model.modules():
         if isinstance(module, (nn.Linear, nn.Conv2d)):
@@ -96,51 +108,48 @@ def emulate_fp16(model: nn.Module) -> list:
 
 
 # ========================================================= gradient ranges
-def _check_scale(scale) -> float:
-    return check_float("scale", scale, min=0, min_open=True)
-
-
+@validate_params(grads=GRADS, scale=SCALE)
 def underflow_fraction(grads, scale: float = 1.0) -> float:
     """Fraction of the non-zero values of ``grads`` that become 0 when ``scale · g`` is stored in fp16."""
-    scale = _check_scale(scale)
-    g = _concat(grads)
+    g = _flat_grads("underflow_fraction", grads)
     nonzero = g[g != 0]
     if nonzero.numel() == 0:
-        raise ValueError("grads must hold at least one non-zero value; got only zeros.")
+        raise ValueError("underflow_fraction: grads must hold at least one non-zero value; got only zeros.")
     return float(((nonzero * scale).half() == 0).double().mean())
 
 
+@validate_params(grads=GRADS, scale=SCALE)
 def overflow_fraction(grads, scale: float = 1.0) -> float:
     """Fraction of the values of ``grads`` that become ±inf when ``scale · g`` is stored in fp16."""
-    scale = _check_scale(scale)
-    g = _concat(grads)
-    if g.numel() == 0:
-        raise ValueError("grads must not be empty.")
+    g = _flat_grads("overflow_fraction", grads)
     return float(torch.isinf((g * scale).half()).double().mean())
 
 
+@validate_params(grads=GRADS)
 def max_safe_scale(grads) -> float:
     """The largest power of two ``S`` with ``S · max|g|`` still finite in fp16 — where dynamic scaling settles."""
-    g = _concat(grads).abs().max()
-    if not torch.isfinite(g) or g == 0:
-        raise ValueError(f"grads must be finite and not all zero; got max |g| = {float(g)!r}.")
+    g = _flat_grads("max_safe_scale", grads).abs().max()
+    if g == 0:
+        raise ValueError("max_safe_scale: grads must not be all zero; got max |g| = 0.0.")
     s = 2.0 ** int(torch.floor(torch.log2(torch.tensor(FP16_MAX / float(g), dtype=torch.float64))))
     while torch.isinf(torch.tensor(float(g) * s).half()):   # ties at the top of the range
         s /= 2
     return s
 
 
-def _concat(grads) -> torch.Tensor:
+def _flat_grads(func: str, grads, name: str = "grads") -> torch.Tensor:
+    """Checked gradients (a tensor, a list, or a dict whose values are checked here) as one flat fp32 tensor."""
+    if isinstance(grads, dict):
+        if not grads:
+            raise ValueError(f"{func}: {name} must name at least one gradient tensor; got {{}}.")
+        grads = [check_part(func, GRADIENT, f"{name}[{k!r}]", g) for k, g in grads.items()]
     if isinstance(grads, torch.Tensor):
         return grads.detach().reshape(-1).float()
-    if isinstance(grads, dict):
-        grads = list(grads.values())
-    check_type("grads", grads, (list, tuple), "a tensor, or a list or dict of tensors")
-    for g in grads:
-        check_type("grads[i]", g, torch.Tensor, "a tensor")
-    return torch.cat([g.detach().reshape(-1).float() for g in grads]) if grads else torch.empty(0)
+    return torch.cat([g.detach().reshape(-1).float() for g in grads])
 
 
+@validate_params(model=Module(), split=SPLIT, n_batches=PositiveInt(), batch_size=PositiveInt(), seed=Seed(),
+                 activations=Bool())
 def weight_gradients(model: nn.Module, split, *, n_batches: int = 8, batch_size: int = 64, seed: int = 0,
                      activations: bool = False) -> list[torch.Tensor]:
     """Real fp32 gradients of ``model`` on ``n_batches`` training batches: one flat tensor per batch.
@@ -150,12 +159,7 @@ def weight_gradients(model: nn.Module, split, *, n_batches: int = 8, batch_size:
     (``activations=True``) — the values an fp16 backward pass would have to
     store. The model is left unchanged.
     """
-    check_type("model", model, nn.Module, "a torch.nn.Module")
-    check_type("split", split, Split, "an effdl.data.Split")
-    n_batches = check_int("n_batches", n_batches, min=1)
-    batch_size = check_int("batch_size", batch_size, min=1, max=len(split))
-    seed = check_int("seed", seed, min=0)
-    check_bool("activations", activations)
+    check_part("weight_gradients", Interval(int, 1, len(split)), "batch_size", batch_size)   # at most the split
     model = copy.deepcopy(model).cpu().float().train()
     order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
     out = []
@@ -199,18 +203,21 @@ class LossScaler:
 
     def __init__(self, init_scale: float = 2.0 ** 16, *, growth_factor: float = 2.0, backoff_factor: float = 0.5,
                  growth_interval: int = 2000, dynamic: bool = True):
-        self.scale = check_float("init_scale", init_scale, min=0, min_open=True)
-        self.growth_factor = check_float("growth_factor", growth_factor, min=1, min_open=True)
-        self.backoff_factor = check_float("backoff_factor", backoff_factor, min=0, max=1, min_open=True,
-                                          max_open=True)
-        self.growth_interval = check_int("growth_interval", growth_interval, min=1)
-        self.dynamic = check_bool("dynamic", dynamic)
+        self.scale = check_part("LossScaler", SCALE, "init_scale", init_scale)
+        self.growth_factor = check_part("LossScaler", Interval(float, 1, None, closed="neither"), "growth_factor",
+                                        growth_factor)
+        self.backoff_factor = check_part("LossScaler", Interval(float, 0, 1, closed="neither"), "backoff_factor",
+                                         backoff_factor)
+        self.growth_interval = check_part("LossScaler", PositiveInt(), "growth_interval", growth_interval)
+        self.dynamic = check_part("LossScaler", Bool(), "dynamic", dynamic)
         self.good_steps = 0
         self.skipped = 0
         self.history: list[tuple[float, bool]] = []   # (scale used, step skipped) per step
 
     def unscale(self, grads: list[torch.Tensor]) -> bool:
-        """Divide ``grads`` in place by the scale; return True if any is inf or NaN."""
+        """Divide ``grads`` in place by the scale; return True if any is inf or NaN (None entries are skipped)."""
+        check_part("LossScaler.unscale", ListOf(Tensor(finite=False, dtype=None, convert=False, nonempty=False,
+                                                       optional=True), nonempty=False), "grads", grads)
         found_inf = False
         for g in grads:
             if g is None:
@@ -222,7 +229,7 @@ class LossScaler:
 
     def update(self, found_inf: bool) -> None:
         """Record a step: skipped if ``found_inf``; adjust the scale (dynamic scaling only)."""
-        check_bool("found_inf", found_inf)
+        check_part("LossScaler.update", Bool(), "found_inf", found_inf)
         self.history.append((self.scale, found_inf))
         if found_inf:
             self.skipped += 1
@@ -238,6 +245,7 @@ class LossScaler:
                 self.good_steps = 0
 
 
+@validate_params(grads=ListOf(GRADS), scaler=Instance(LossScaler, "an effdl.training.mixed_precision.LossScaler"))
 def scaled_underflow(grads: list[torch.Tensor], scaler: LossScaler) -> dict:
     """Run ``scaler`` over a sequence of gradients (one tensor per step) as a training run would.
 
@@ -248,13 +256,12 @@ def scaled_underflow(grads: list[torch.Tensor], scaler: LossScaler) -> dict:
     scales of the steps used (and the largest), the scale the scaler would
     try next and the number of skipped steps.
     """
-    check_type("scaler", scaler, LossScaler, "an effdl.training.mixed_precision.LossScaler")
-    check_type("grads", grads, (list, tuple), "a list of gradient tensors, one per step")
-    if not grads:
-        raise ValueError("grads must hold at least one step; got [].")
+    steps = [_flat_grads("scaled_underflow", g, f"grads[{i}]") for i, g in enumerate(grads)]   # one per step
+    n_nonzero = sum(int((g != 0).sum()) for g in steps)
+    if n_nonzero == 0:
+        raise ValueError("scaled_underflow: grads must hold at least one non-zero value; got only zeros.")
     used, lost, total, lost_unscaled = [], 0, 0, 0
-    for g in grads:
-        g = _concat(g)
+    for g in steps:
         stored = (g * scaler.scale).half()
         found_inf = bool(torch.isinf(stored).any())
         nonzero = g != 0
@@ -264,7 +271,6 @@ def scaled_underflow(grads: list[torch.Tensor], scaler: LossScaler) -> dict:
             lost += int((stored[nonzero] == 0).sum())
             total += int(nonzero.sum())
         scaler.update(found_inf)
-    n_nonzero = sum(int((_concat(g) != 0).sum()) for g in grads)
     return {"underflow_unscaled": lost_unscaled / n_nonzero,
             "underflow_scaled": lost / total if total else float("nan"),
             "scales_used": used, "max_scale_used": max(used) if used else None, "final_scale": scaler.scale,
@@ -286,6 +292,14 @@ class MixedResult:
     lost_update_fraction: list = field(default_factory=list)
 
 
+@validate_params(mode=Options(MODES), arch=Options(tuple(MODELS)),
+                 loss_scale=OneOf(Options(("dynamic",), optional=True), SCALE),
+                 epochs=Interval(int, 0, None), lr=Interval(float, 0, None, closed="neither"),
+                 momentum=Interval(float, 0, 1, closed="left"), batch_size=PositiveInt(),
+                 schedule=Options(("cosine", "constant")), seed=Seed(), growth_interval=PositiveInt(),
+                 train=Instance(Split, "an effdl.data.Split", optional=True),
+                 val=Instance(Split, "an effdl.data.Split", optional=True),
+                 test=Instance(Split, "an effdl.data.Split", optional=True))
 def train_mixed(mode: str = "fp16_master", *, arch: str = "lenet300", loss_scale="dynamic", epochs: int = 10,
                 lr: float = 0.03, momentum: float = 0.9, batch_size: int = 64, schedule: str = "cosine",
                 seed: int = 0, growth_interval: int = 200, train=None, val=None, test=None) -> MixedResult:
@@ -321,23 +335,9 @@ def train_mixed(mode: str = "fp16_master", *, arch: str = "lenet300", loss_scale
         the loss scale per step and, for ``"fp16_pure"``, the fraction of
         non-zero updates lost to rounding per epoch.
     """
-
-    check_choice("mode", mode, MODES)
-    if loss_scale is None or isinstance(loss_scale, str):
-        if loss_scale is not None:
-            check_choice("loss_scale", loss_scale, ("dynamic",))
-    else:
-        check_float("loss_scale", loss_scale, min=0, min_open=True)
-    epochs = check_int("epochs", epochs, min=0)
-    lr = check_float("lr", lr, min=0, min_open=True)
-    momentum = check_float("momentum", momentum, min=0, max=1, max_open=True)
-    batch_size = check_int("batch_size", batch_size, min=1)
-    check_choice("schedule", schedule, ("cosine", "constant"))
-    seed = check_int("seed", seed, min=0)
-    growth_interval = check_int("growth_interval", growth_interval, min=1)
-    train = load_mnist("train", source="embedded") if train is None else check_type("train", train, Split, "a Split")
-    val = load_mnist("val", source="embedded") if val is None else check_type("val", val, Split, "a Split")
-    test = load_mnist("test", source="embedded") if test is None else check_type("test", test, Split, "a Split")
+    train = load_mnist("train", source="embedded") if train is None else train
+    val = load_mnist("val", source="embedded") if val is None else val
+    test = load_mnist("test", source="embedded") if test is None else test
 
     model = build_model(arch, seed=seed)
     params = list(model.parameters())
@@ -395,7 +395,8 @@ def train_mixed(mode: str = "fp16_master", *, arch: str = "lenet300", loss_scale
             total += loss.item() * len(idx)
             count += len(idx)
         if not count or not torch.isfinite(torch.tensor(total)):
-            raise FloatingPointError(f"{mode} training diverged or skipped every step; lower lr (got {lr!r}).")
+            raise FloatingPointError(f"train_mixed: {mode} training diverged or skipped every step; "
+                                     f"lower lr (got {lr!r}).")
         result.train_loss.append(total / count)
         result.val_acc.append(evaluate(model, val, device="cpu"))
         if mode == "fp16_pure":
@@ -408,24 +409,24 @@ def train_mixed(mode: str = "fp16_master", *, arch: str = "lenet300", loss_scale
     return result
 
 
+@validate_params(weights=Tensor(dtype=None, convert=False), updates=Tensor(dtype=None, convert=False))
 def lost_updates(weights: torch.Tensor, updates: torch.Tensor) -> float:
     """Fraction of the non-zero ``updates`` that leave their fp16 weight unchanged: fp16(w + u) == w."""
-    check_type("weights", weights, torch.Tensor, "a tensor")
-    check_type("updates", updates, torch.Tensor, "a tensor")
     if weights.shape != updates.shape:
-        raise ValueError(f"updates must have the weights' shape {tuple(weights.shape)}; got {tuple(updates.shape)}.")
+        raise ValueError(f"lost_updates: updates must have the weights' shape {tuple(weights.shape)}; "
+                         f"got {tuple(updates.shape)}.")
     w = to_fp16(weights.float())
     nz = updates != 0
     if not nz.any():
-        raise ValueError("updates must hold at least one non-zero value.")
+        raise ValueError("lost_updates: updates must hold at least one non-zero value; got only zeros.")
     return float((to_fp16(w + updates.float())[nz] == w[nz]).double().mean())
 
 
 # =================================================== Tensor Core arithmetic
-def _check_accumulate(accumulate: str) -> str:
-    return check_choice("accumulate", accumulate, ("fp32", "fp16"))
+MATRIX = Tensor(dtype=None, convert=False, ndim=2)
 
 
+@validate_params(a=MATRIX, b=MATRIX, c=MATRIX, accumulate=ACCUMULATE)
 def tensor_core_mma(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, *, accumulate: str = "fp32") -> torch.Tensor:
     """One Volta Tensor Core operation ``D = A·B + C`` on 4×4 matrices, emulated.
 
@@ -436,12 +437,13 @@ def tensor_core_mma(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, *, accumu
     Returns ``D`` (4, 4) as fp32 holding fp32- or fp16-representable values.
     """
     for name, t in (("a", a), ("b", b), ("c", c)):
-        check_type(name, t, torch.Tensor, "a 4×4 tensor")
         if t.shape != (4, 4):
-            raise ValueError(f"{name} must have shape (4, 4); got {tuple(t.shape)}.")
+            raise ValueError(f"tensor_core_mma: {name} must have shape (4, 4); got {tuple(t.shape)}.")
     return tensor_core_matmul(a, b, c, accumulate=accumulate)
 
 
+@validate_params(a=MATRIX, b=MATRIX, c=Tensor(dtype=None, convert=False, ndim=2, optional=True),
+                 accumulate=ACCUMULATE)
 def tensor_core_matmul(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None, *,
                        accumulate: str = "fp32") -> torch.Tensor:
     """``A·B (+ C)`` as a chain of 4×4×4 Tensor Core operations along K, emulated (see :func:`tensor_core_mma`).
@@ -450,17 +452,14 @@ def tensor_core_matmul(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None 
     each addition rounded to the accumulator's format — the order a chain of
     4-deep MMAs walking along K produces. ``A`` (M, K), ``B`` (K, N), ``C`` (M, N).
     """
-    accumulate = _check_accumulate(accumulate)
-    check_type("a", a, torch.Tensor, "a 2-D tensor")
-    check_type("b", b, torch.Tensor, "a 2-D tensor")
-    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0]:
-        raise ValueError(f"a and b must be (M, K) and (K, N) matrices; got {tuple(a.shape)} and {tuple(b.shape)}.")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"tensor_core_matmul: a and b must be (M, K) and (K, N) matrices; "
+                         f"got {tuple(a.shape)} and {tuple(b.shape)}.")
     m, n = a.shape[0], b.shape[1]
     if c is None:
         c = torch.zeros(m, n)
-    check_type("c", c, torch.Tensor, "a tensor")
     if c.shape != (m, n):
-        raise ValueError(f"c must have shape {(m, n)}; got {tuple(c.shape)}.")
+        raise ValueError(f"tensor_core_matmul: c must have shape {(m, n)}; got {tuple(c.shape)}.")
     a16, b16 = to_fp16(a.float()), to_fp16(b.float())
     acc = to_fp16(c.float()) if accumulate == "fp16" else c.float().clone()
     for k in range(a.shape[1]):
@@ -471,16 +470,14 @@ def tensor_core_matmul(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None 
     return acc
 
 
+@validate_params(k=PositiveInt(), accumulate=ACCUMULATE, m=PositiveInt(), n=PositiveInt(), seed=Seed())
 def accumulation_error(k: int, *, accumulate: str = "fp32", m: int = 16, n: int = 16, seed: int = 0) -> float:
     """Relative error ‖D − D_exact‖ / ‖D_exact‖ of an (m×k)(k×n) Tensor Core product on N(0, 1) inputs.
 
     ``D_exact`` is the fp64 product of the *same* fp16-rounded inputs, so the
     error measured is that of the accumulation alone.
     """
-    k = check_int("k", k, min=1)
-    accumulate = _check_accumulate(accumulate)
-    m, n = check_int("m", m, min=1), check_int("n", n, min=1)
-    g = torch.Generator().manual_seed(check_int("seed", seed, min=0))
+    g = torch.Generator().manual_seed(seed)
     a, b = to_fp16(torch.randn(m, k, generator=g)), to_fp16(torch.randn(k, n, generator=g))
     exact = a.double() @ b.double()
     d = tensor_core_matmul(a, b, accumulate=accumulate).double()
@@ -488,6 +485,8 @@ def accumulation_error(k: int, *, accumulate: str = "fp32", m: int = 16, n: int 
 
 
 # ======================================================== real hardware paths
+@validate_params(dtype=Options(tuple(DTYPES)), n=PositiveInt(), repeats=PositiveInt(),
+                 device=Options(("cpu", "cuda")), threads=PositiveInt(optional=True))
 def matmul_gflops(dtype: str = "fp32", *, n: int = 256, repeats: int = 3, device: str = "cpu",
                   threads: int | None = 1) -> float:
     """Measured GFLOP/s of an ``n × n × n`` matmul in ``dtype`` (best of ``repeats``; 2n³ flops each).
@@ -499,16 +498,11 @@ def matmul_gflops(dtype: str = "fp32", *, n: int = 256, repeats: int = 3, device
     after; None keeps the current setting): on a busy 2-core machine two
     threads can be many times slower than one.
     """
-    check_choice("dtype", dtype, DTYPES)
-    n = check_int("n", n, min=1)
-    repeats = check_int("repeats", repeats, min=1)
-    check_choice("device", device, ("cpu", "cuda"))
     if threads is not None:
-        threads = check_int("threads", threads, min=1)
         with scoped_threads(threads):
             return matmul_gflops(dtype, n=n, repeats=repeats, device=device, threads=None)
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' needs a CUDA device; none is available here.")
+        raise RuntimeError("matmul_gflops: device='cuda' needs a CUDA device; none is available here.")
     g = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=g).to(device=device, dtype=DTYPES[dtype])
     b = torch.randn(n, n, generator=g).to(device=device, dtype=DTYPES[dtype])
@@ -524,6 +518,7 @@ def matmul_gflops(dtype: str = "fp32", *, n: int = 256, repeats: int = 3, device
     return 2 * n ** 3 / best / 1e9
 
 
+@validate_params()
 def cpu_low_precision_flags() -> list[str]:
     """The CPU's bf16/fp16 matrix instructions named in ``/proc/cpuinfo`` (Linux; [] elsewhere or if none).
 
@@ -537,6 +532,8 @@ def cpu_low_precision_flags() -> list[str]:
     return sorted(wanted & set(path.read_text().split()))
 
 
+@validate_params(dtype=Options(("fp16", "bf16")), epochs=PositiveInt(), batch_size=PositiveInt(),
+                 arch=Options(tuple(MODELS)), seed=Seed())
 def autocast_compare(*, dtype: str = "fp16", epochs: int = 2, batch_size: int = 256, arch: str = "lenet5",
                      seed: int = 0) -> dict:
     """Train ``arch`` on CUDA in fp32 and with ``torch.autocast`` + ``torch.amp.GradScaler``: time and accuracy.
@@ -544,10 +541,6 @@ def autocast_compare(*, dtype: str = "fp16", epochs: int = 2, batch_size: int = 
     Raises ``RuntimeError`` when there is no CUDA device (chapters check
     ``torch.cuda.is_available()`` first and skip).
     """
-
-    check_choice("dtype", dtype, ("fp16", "bf16"))
-    epochs = check_int("epochs", epochs, min=1)
-    batch_size = check_int("batch_size", batch_size, min=1)
     if not torch.cuda.is_available():
         raise RuntimeError("autocast_compare needs a CUDA device; none is available here.")
     device = torch.device("cuda")

@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import torch
 
-from ..._validate import check_choice, check_float, check_int, check_type
 from ...data import load_mnist
 from ...models import MODELS
+from ...validation import Instance, Interval, Options, PositiveInt, Seed, Tensor, check_part, validate_params
+
+# The SGD settings every training scheme of the package takes (``ddp``, ``parameter_server``).
+TRAIN_PARAMS = dict(batch_size=PositiveInt(), steps=Interval(int, 0, None),
+                    lr=Interval(float, 0, None, closed="neither"), momentum=Interval(float, 0, 1, closed="left"),
+                    seed=Seed(), arch=Options(tuple(MODELS)))
+STATE_DICT = Instance(dict, "a state dict (name → tensor)")
+_STATE_VALUE = Tensor(dtype=None, convert=False, nonempty=False)       # finite, any dtype, possibly empty
 
 
+@validate_params(n_train=PositiveInt(optional=True))
 def train_split(n_train: int | None = None):
     """The embedded MNIST training split, cut to its first ``n_train`` examples when given."""
     train = load_mnist("train", source="embedded")
@@ -24,6 +32,7 @@ def train_split(n_train: int | None = None):
     return train
 
 
+@validate_params(n_examples=PositiveInt(), global_batch=PositiveInt(), steps=Interval(int, 0, None), seed=Seed())
 def global_batches(n_examples: int, global_batch: int, steps: int, seed: int = 0):
     """Yield ``steps`` index tensors of ``global_batch`` examples each, epoch after epoch.
 
@@ -32,10 +41,11 @@ def global_batches(n_examples: int, global_batch: int, steps: int, seed: int = 0
     incomplete batch of an epoch is dropped so that every step has the same
     size. Epoch ``e`` uses ``torch.randperm`` seeded with ``seed + e``.
     """
-    n_examples = check_int("n_examples", n_examples, min=1)
-    global_batch = check_int("global_batch", global_batch, min=1, max=n_examples)
-    steps = check_int("steps", steps, min=0)
-    seed = check_int("seed", seed, min=0)
+    check_part("global_batches", Interval(int, 1, n_examples), "global_batch", global_batch)   # at most one epoch
+    return _global_batches(n_examples, global_batch, steps, seed)     # checked now, drawn lazily
+
+
+def _global_batches(n_examples: int, global_batch: int, steps: int, seed: int):
     per_epoch = n_examples // global_batch
     epoch, done = 0, 0
     while done < steps:
@@ -46,22 +56,17 @@ def global_batches(n_examples: int, global_batch: int, steps: int, seed: int = 0
         epoch += 1
 
 
+@validate_params(a=STATE_DICT, b=STATE_DICT)
 def max_abs_diff(a: dict, b: dict) -> float:
     """Largest absolute difference between two state dicts with the same keys and shapes."""
-    check_type("a", a, dict, "a state dict")
-    check_type("b", b, dict, "a state dict")
     if a.keys() != b.keys():
-        raise ValueError(f"a and b must have the same keys; got {sorted(a)} and {sorted(b)}.")
+        raise ValueError(f"max_abs_diff: a and b must have the same keys; got {sorted(a)} and {sorted(b)}.")
+    if not a:
+        raise ValueError("max_abs_diff: a must hold at least one tensor; got {}.")
+    for k in a:
+        check_part("max_abs_diff", _STATE_VALUE, f"a[{k!r}]", a[k])
+        check_part("max_abs_diff", _STATE_VALUE, f"b[{k!r}]", b[k])
+        if a[k].shape != b[k].shape:
+            raise ValueError(f"max_abs_diff: b[{k!r}] must have the shape of a[{k!r}], {tuple(a[k].shape)}; "
+                             f"got {tuple(b[k].shape)}.")
     return max(float((a[k].float() - b[k].float()).abs().max()) if a[k].numel() else 0.0 for k in a)
-
-
-def check_train_args(batch_size, steps, lr, momentum, seed, arch, n_train=None) -> None:
-    """Validate the SGD settings every training scheme of the package takes (raises, returns nothing)."""
-    check_int("batch_size", batch_size, min=1)
-    check_int("steps", steps, min=0)
-    check_float("lr", lr, min=0, min_open=True)
-    check_float("momentum", momentum, min=0, max=1, max_open=True)
-    check_int("seed", seed, min=0)
-    check_choice("arch", arch, MODELS)
-    if n_train is not None:
-        check_int("n_train", n_train, min=1)

@@ -24,11 +24,11 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..._validate import check_choice, check_int, check_type
 from ...models import MODELS, build_model
 from ...train import threads
-from .batches import check_train_args, global_batches, max_abs_diff, train_split
-from .launcher import default_backend, launch, worker_device
+from ...validation import Instance, Interval, ListOf, Options, PositiveInt, Seed, validate_params
+from .batches import TRAIN_PARAMS, global_batches, max_abs_diff, train_split
+from .launcher import START_METHODS, TIMEOUT_S, default_backend, launch, worker_device
 
 
 @dataclass
@@ -49,6 +49,15 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
+def _check_fits(func: str, world_size: int, batch_size: int, n_train: int | None = None) -> None:
+    """Raise unless ``world_size * batch_size`` examples fit in the training split (of ``n_train``)."""
+    n = n_train if n_train is not None else len(train_split())
+    if world_size * batch_size > n:
+        raise ValueError(f"{func}: world_size * batch_size must be at most the {n} training examples; "
+                         f"got world_size={world_size}, batch_size={batch_size}.")
+
+
+@validate_params(**TRAIN_PARAMS)
 def large_batch_train(batch_size: int, *, steps: int = 5, lr: float = 0.05, momentum: float = 0.9,
                       seed: int = 0, arch: str = "lenet300") -> TrainResult:
     """The single-process reference: SGD with ``batch_size`` examples per step, in this process.
@@ -57,7 +66,7 @@ def large_batch_train(batch_size: int, *, steps: int = 5, lr: float = 0.05, mome
     as ``large_batch_train(W * B, …)``: the mean of the W per-process mean
     gradients is the mean gradient of the W·B examples.
     """
-    check_train_args(batch_size, steps, lr, momentum, seed, arch)
+    _check_fits("large_batch_train", 1, batch_size)
     train = train_split()
     model = build_model(arch, seed=seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
@@ -103,6 +112,9 @@ def _ddp_worker(rank: int, world_size: int, cfg: dict) -> dict:
     return {"state_dict": state, "losses": losses[cfg["warmup_steps"]:], "seconds": seconds}
 
 
+@validate_params(world_size=PositiveInt(), **TRAIN_PARAMS, warmup_steps=Interval(int, 0, None),
+                 n_train=PositiveInt(optional=True), timeout_s=TIMEOUT_S,
+                 start_method=Options(START_METHODS, optional=True))
 def data_parallel_train(world_size: int, *, batch_size: int = 32, steps: int = 5, lr: float = 0.05,
                         momentum: float = 0.9, seed: int = 0, arch: str = "lenet300",
                         warmup_steps: int = 0, n_train: int | None = None, timeout_s: float = 120.0,
@@ -121,27 +133,26 @@ def data_parallel_train(world_size: int, *, batch_size: int = 32, steps: int = 5
         Rank 0's final weights and losses; ``seconds`` is the wall-clock time
         of the ``steps`` timed steps between two barriers.
     """
-    world_size = check_int("world_size", world_size, min=1)
-    check_train_args(batch_size, steps, lr, momentum, seed, arch, n_train)
-    warmup_steps = check_int("warmup_steps", warmup_steps, min=0)
-    n = n_train if n_train is not None else len(train_split())
-    if world_size * batch_size > n:
-        raise ValueError(f"world_size * batch_size must be at most the {n} training examples; "
-                         f"got world_size={world_size}, batch_size={batch_size}.")
+    _check_fits("data_parallel_train", world_size, batch_size, n_train)
     cfg = dict(batch_size=batch_size, steps=steps, lr=lr, momentum=momentum, seed=seed, arch=arch,
                warmup_steps=warmup_steps, n_train=n_train)
-    out = launch(_ddp_worker, world_size, cfg, timeout_s=timeout_s, start_method=start_method)
+    out = launch(_ddp_worker, world_size, (cfg,), timeout_s=timeout_s, start_method=start_method)
     return TrainResult(world_size, batch_size, out[0]["state_dict"], out[0]["losses"], out[0]["seconds"])
 
 
+@validate_params(world_size=PositiveInt(), batch_size=PositiveInt(), steps=Interval(int, 0, None), seed=Seed(),
+                 timeout_s=TIMEOUT_S)
 def ddp_equivalence(world_size: int = 2, *, batch_size: int = 16, steps: int = 5, seed: int = 0,
                     timeout_s: float = 120.0) -> float:
     """Max |Δweight| between DDP on ``world_size`` processes × ``batch_size`` and one process × the total."""
+    _check_fits("ddp_equivalence", world_size, batch_size)
     ddp = data_parallel_train(world_size, batch_size=batch_size, steps=steps, seed=seed, timeout_s=timeout_s)
     ref = large_batch_train(world_size * batch_size, steps=steps, seed=seed)
     return max_abs_diff(ddp.state_dict, ref.state_dict)
 
 
+@validate_params(world_sizes=ListOf(PositiveInt()), arch=Options(tuple(MODELS)), global_batch=PositiveInt(),
+                 n_train=PositiveInt(optional=True), seed=Seed(), timeout_s=TIMEOUT_S)
 def time_per_epoch(world_sizes: Sequence[int] = (1, 2), *, arch: str = "lenet300", global_batch: int = 128,
                    n_train: int | None = None, seed: int = 0, timeout_s: float = 300.0) -> dict[int, float]:
     """Seconds per epoch of DDP training of ``arch`` for each number of processes.
@@ -154,22 +165,17 @@ def time_per_epoch(world_sizes: Sequence[int] = (1, 2), *, arch: str = "lenet300
     thread: on a 2-core machine more than 2 processes share cores, and other
     programs running at the same time slow every process down.
     """
-    check_type("world_sizes", world_sizes, (list, tuple, range), "a sequence of integers")
-    if len(world_sizes) == 0:
-        raise ValueError(f"world_sizes must not be empty; got {world_sizes!r}.")
-    sizes = [check_int("world_sizes[i]", w, min=1) for w in world_sizes]
-    check_choice("arch", arch, MODELS)
-    global_batch = check_int("global_batch", global_batch, min=1)
     n = n_train if n_train is not None else len(train_split())
     steps = n // global_batch
     if steps < 1:
-        raise ValueError(f"global_batch must be at most the {n} training examples; got {global_batch!r}.")
-    for w in sizes:
+        raise ValueError(f"time_per_epoch: global_batch must be at most the {n} training examples; "
+                         f"got {global_batch!r}.")
+    for w in world_sizes:
         if global_batch % w:
-            raise ValueError(f"global_batch must be divisible by every world size; got global_batch="
+            raise ValueError(f"time_per_epoch: global_batch must be divisible by every world size; got global_batch="
                              f"{global_batch} and world size {w}.")
     out = {}
-    for w in sizes:
+    for w in world_sizes:
         r = data_parallel_train(w, batch_size=global_batch // w, steps=steps, warmup_steps=2, seed=seed, arch=arch,
                                 n_train=n_train, timeout_s=timeout_s)
         out[w] = r.seconds
@@ -190,18 +196,17 @@ def _allreduce_worker(rank: int, world_size: int, n_values: int, repeats: int) -
     return best
 
 
+@validate_params(n_values=PositiveInt(), world_size=PositiveInt(), repeats=PositiveInt(), timeout_s=TIMEOUT_S)
 def time_allreduce(n_values: int, world_size: int = 2, *, repeats: int = 10, timeout_s: float = 120.0) -> float:
     """Seconds for one all-reduce (sum) of ``n_values`` fp32 values among ``world_size`` processes.
 
     Best of ``repeats``, each started from a barrier; the slowest rank's time is returned.
     """
-    n_values = check_int("n_values", n_values, min=1)
-    world_size = check_int("world_size", world_size, min=1)
-    repeats = check_int("repeats", repeats, min=1)
-    return max(launch(_allreduce_worker, world_size, n_values, repeats, timeout_s=timeout_s))
+    return max(launch(_allreduce_worker, world_size, (n_values, repeats), timeout_s=timeout_s))
 
 
 # ============================================================== under torchrun
+@validate_params(argv=ListOf(Instance(str, "a string"), nonempty=False, optional=True))
 def torchrun_main(argv: Sequence[str] | None = None) -> int:
     """The data-parallel worker as a script for ``torchrun`` — on one machine or on several.
 

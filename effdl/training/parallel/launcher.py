@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import multiprocessing
 import os
+import sys
 import tempfile
 import time
 import traceback
@@ -31,11 +32,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ..._validate import check_choice, check_float, check_int
+from ..._validate import _fail
+from ...validation import Constraint, Instance, Interval, Options, PositiveInt, validate_params
 
 BACKENDS = ("gloo", "nccl")
 START_METHODS = ("spawn", "forkserver")
 HOST = "127.0.0.1"
+TIMEOUT_S = Interval(float, 0, None, closed="neither")
 # Modules a forkserver imports once, so each forked worker starts in ~0.1 s
 # instead of re-importing torch (~2.5 s on this machine) and torch._dynamo,
 # which DistributedDataParallel's constructor imports (another ~2.5 s).
@@ -48,18 +51,52 @@ class WorkerError(RuntimeError):
     """A worker process raised or died; the message names its rank and carries its traceback."""
 
 
+class WorkerFunction(Constraint):
+    """A function the worker processes can import by its module path: defined at the top level of a module.
+
+    Spawned (and forkserver) workers do not share the caller's memory: ``fn`` reaches them pickled
+    *by reference* (module and name) and is imported again there, so a lambda, a nested function or
+    a method of an instance cannot be sent.
+    """
+
+    def describe(self):
+        return "a module-level function (importable by its module path, as the worker processes import it)"
+
+    def check(self, name, value):
+        if not callable(value) or not _importable(value):
+            _fail(TypeError, name, self.describe() + " — not a lambda, a function defined inside another, or an "
+                  "object's method", value)
+        return value
+
+    def invalid_values(self):
+        return [(3, TypeError), (None, TypeError), (lambda rank, world_size: rank, TypeError)]
+
+
+def _importable(fn) -> bool:
+    """Whether ``fn`` is what its module path names: ``sys.modules[fn.__module__].<fn.__qualname__>``."""
+    qualname = getattr(fn, "__qualname__", None)
+    if not isinstance(qualname, str) or "<" in qualname:          # <lambda>, <locals>: no name to import
+        return False
+    found = sys.modules.get(getattr(fn, "__module__", None) or "")
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found is fn
+
+
+@validate_params(world_size=PositiveInt())
 def default_backend(world_size: int = 1) -> str:
     """``"nccl"`` when there is one CUDA device per process, else ``"gloo"`` (CPU)."""
-    world_size = check_int("world_size", world_size, min=1)
     usable = torch.cuda.is_available() and dist.is_nccl_available() and torch.cuda.device_count() >= world_size
     return "nccl" if usable else "gloo"
 
 
+@validate_params()
 def default_start_method() -> str:
     """``"forkserver"`` where the platform has it (fast repeated launches), else ``"spawn"``."""
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
+@validate_params(rank=Interval(int, 0, None))
 def worker_device(rank: int) -> torch.device:
     """The device a worker computes on: its own GPU under NCCL, else the CPU."""
     if dist.is_initialized() and dist.get_backend() == "nccl":
@@ -67,6 +104,7 @@ def worker_device(rank: int) -> torch.device:
     return torch.device("cpu")
 
 
+@validate_params(rank=Interval(int, 0, None), world_size=PositiveInt())
 def hello(rank: int, world_size: int) -> dict:
     """The smallest worker: all-reduce (sum) each rank's number and report what this process sees."""
     t = torch.tensor([float(rank)])
@@ -75,8 +113,12 @@ def hello(rank: int, world_size: int) -> dict:
             "sum_of_ranks": int(t.item()), "threads": torch.get_num_threads()}
 
 
-def launch(fn: Callable, world_size: int, *args, timeout_s: float = 120.0, backend: str | None = None,
-           start_method: str | None = None, num_threads: int = 1) -> list:
+@validate_params(fn=WorkerFunction(), world_size=PositiveInt(),
+                 args=Instance((tuple, list), "a tuple of further arguments for fn"), timeout_s=TIMEOUT_S,
+                 backend=Options(BACKENDS, optional=True), start_method=Options(START_METHODS, optional=True),
+                 num_threads=PositiveInt())
+def launch(fn: Callable, world_size: int, args: tuple = (), *, timeout_s: float = 120.0,
+           backend: str | None = None, start_method: str | None = None, num_threads: int = 1) -> list:
     """Run ``fn(rank, world_size, *args)`` in ``world_size`` new processes joined in one process group.
 
     Parameters
@@ -87,6 +129,9 @@ def launch(fn: Callable, world_size: int, *args, timeout_s: float = 120.0, backe
         value (tensors, numbers, strings, lists, tuples, dicts) is collected.
     world_size : int
         Number of processes, ≥ 1.
+    args : tuple
+        Further arguments of ``fn``, the same for every rank (as
+        ``torch.multiprocessing.spawn``'s ``args``).
     timeout_s : float
         Wall-clock limit for the whole run; past it every worker is killed
         and ``TimeoutError`` is raised. Collectives time out after it too.
@@ -112,16 +157,11 @@ def launch(fn: Callable, world_size: int, *args, timeout_s: float = 120.0, backe
     TimeoutError
         The run did not finish within ``timeout_s``.
     """
-    if not callable(fn):
-        raise TypeError(f"fn must be a module-level function; got {fn!r}.")
-    world_size = check_int("world_size", world_size, min=1)
-    timeout_s = check_float("timeout_s", timeout_s, min=0, min_open=True)
-    backend = default_backend(world_size) if backend is None else check_choice("backend", backend, BACKENDS)
-    start_method = default_start_method() if start_method is None else \
-        check_choice("start_method", start_method, START_METHODS)
-    num_threads = check_int("num_threads", num_threads, min=1)
+    args = tuple(args)
+    backend = default_backend(world_size) if backend is None else backend
+    start_method = default_start_method() if start_method is None else start_method
     if backend == "nccl" and torch.cuda.device_count() < world_size:
-        raise ValueError(f"backend 'nccl' needs one CUDA device per process ({world_size}); "
+        raise ValueError(f"launch: backend 'nccl' needs one CUDA device per process ({world_size}); "
                          f"got backend={backend!r} with {torch.cuda.device_count()} devices.")
     if start_method == "forkserver":
         multiprocessing.get_context("forkserver").set_forkserver_preload(_PRELOAD)

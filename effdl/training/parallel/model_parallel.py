@@ -25,13 +25,18 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..._validate import check_int, check_type
 from ...models import LeNet300, build_model
+from ...validation import Instance, Interval, ListOf, Options, PositiveInt, Seed, Tensor, check_part, validate_params
 from .batches import global_batches, train_split
-from .launcher import launch
+from .launcher import START_METHODS, TIMEOUT_S, launch
+
+LAYER = Instance((nn.Linear, nn.Conv2d), "an nn.Linear or nn.Conv2d")
+N_STAGES = Interval(int, 1, 3)          # LeNet-300-100 has three layers to make stages of
+START_METHOD = Options(START_METHODS, optional=True)
 
 
 # ========================================================== model parallelism
+@validate_params(n=Interval(int, 0, None), world_size=PositiveInt())
 def split_ranges(n: int, world_size: int) -> list[tuple[int, int]]:
     """Split ``range(n)`` into ``world_size`` contiguous ``(start, stop)`` pieces, sizes differing by at most 1.
 
@@ -40,8 +45,6 @@ def split_ranges(n: int, world_size: int) -> list[tuple[int, int]]:
     >>> split_ranges(10, 3)
     [(0, 4), (4, 7), (7, 10)]
     """
-    n = check_int("n", n, min=0)
-    world_size = check_int("world_size", world_size, min=1)
     return _chunks(n, world_size)
 
 
@@ -55,6 +58,14 @@ def _chunks(n: int, world_size: int) -> list[tuple[int, int]]:
     return out
 
 
+def _n_outputs(func: str, layer: nn.Module, world_size: int) -> int:
+    """``layer``'s outputs (rows or output maps); raises unless every one of ``world_size`` ranks gets one."""
+    n_out = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
+    check_part(func, Interval(int, 1, n_out), "world_size", world_size)
+    return n_out
+
+
+@validate_params(layer=LAYER, world_size=PositiveInt(), rank=Interval(int, 0, None))
 def split_layer(layer: nn.Module, world_size: int, rank: int) -> nn.Module:
     """Rank ``rank``'s share of ``layer`` split by outputs: rows of a Linear, output maps of a Conv2d.
 
@@ -64,12 +75,10 @@ def split_layer(layer: nn.Module, world_size: int, rank: int) -> nn.Module:
     rank's output along dimension 1 gives the layer's output. Needs at least
     one output per rank.
     """
-    check_type("layer", layer, (nn.Linear, nn.Conv2d), "an nn.Linear or nn.Conv2d")
-    n_out = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
-    world_size = check_int("world_size", world_size, min=1, max=n_out)
-    rank = check_int("rank", rank, min=0, max=world_size - 1)
+    n_out = _n_outputs("split_layer", layer, world_size)
+    check_part("split_layer", Interval(int, 0, world_size - 1), "rank", rank)
     if isinstance(layer, nn.Conv2d) and layer.groups != 1:
-        raise ValueError(f"layer must be an ungrouped convolution; got groups={layer.groups!r}.")
+        raise ValueError(f"split_layer: layer must be an ungrouped convolution; got groups={layer.groups!r}.")
     start, stop = _chunks(n_out, world_size)[rank]
     # skip_init: the weights are copied in below, so nothing is drawn from (and no state taken
     # from) the caller's global RNG
@@ -86,12 +95,19 @@ def split_layer(layer: nn.Module, world_size: int, rank: int) -> nn.Module:
     return part
 
 
+@validate_params(local=Tensor(dtype=None, convert=False, ndim=(2, 3, 4, 5), nonempty=False),
+                 sizes=ListOf(Interval(int, 0, None)))
 def all_gather_dim1(local: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
     """Inside a process group: concatenate every rank's ``local`` along dimension 1.
 
     ``sizes[r]`` is rank r's size along dimension 1; gloo's all-gather needs
     equal shapes, so pieces are padded to the largest and trimmed after.
     """
+    if not dist.is_initialized():
+        raise RuntimeError("all_gather_dim1 runs inside a process group (a worker of launch); none is initialised.")
+    if len(sizes) != dist.get_world_size() or local.shape[1] != sizes[dist.get_rank()]:
+        raise ValueError(f"all_gather_dim1: sizes must hold each of the {dist.get_world_size()} ranks' size along "
+                         f"dimension 1, this rank's being {local.shape[1]}; got {sizes!r}.")
     biggest = max(sizes)
     pad = [0, 0] * (local.dim() - 2) + [0, biggest - local.shape[1]]
     padded = nn.functional.pad(local, pad).contiguous()
@@ -127,6 +143,9 @@ class ModelParallelResult:
     max_abs_diff: float
 
 
+@validate_params(layer=LAYER, x=Tensor(dtype=None, convert=False), world_size=PositiveInt(),
+                 grad_output=Tensor(dtype=None, convert=False, optional=True), timeout_s=TIMEOUT_S,
+                 start_method=START_METHOD)
 def model_parallel_forward(layer: nn.Module, x: torch.Tensor, world_size: int, *,
                            grad_output: torch.Tensor | None = None, timeout_s: float = 120.0,
                            start_method: str | None = None) -> ModelParallelResult:
@@ -145,21 +164,20 @@ def model_parallel_forward(layer: nn.Module, x: torch.Tensor, world_size: int, *
     grad_output : Tensor shaped like the output, optional
         The upstream gradient dL/dy; default a seeded random one.
     """
-    check_type("layer", layer, (nn.Linear, nn.Conv2d), "an nn.Linear or nn.Conv2d")
-    check_type("x", x, torch.Tensor, "a tensor")
-    n_out = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
-    world_size = check_int("world_size", world_size, min=1, max=n_out)
+    _n_outputs("model_parallel_forward", layer, world_size)
+    if isinstance(layer, nn.Conv2d) and layer.groups != 1:
+        raise ValueError(f"model_parallel_forward: layer must be an ungrouped convolution; "
+                         f"got groups={layer.groups!r}.")
     layer = copy.deepcopy(layer).cpu().float()         # the caller's layer and its .grad stay untouched
     x = x.detach().cpu().float().requires_grad_(True)
     try:
         ref = layer(x)
     except RuntimeError as err:
-        raise ValueError(f"x must fit the layer; got shape {tuple(x.shape)} ({err}).") from None
+        raise ValueError(f"model_parallel_forward: x must fit the layer; got shape {tuple(x.shape)} ({err}).") from None
     if grad_output is None:
         grad_output = torch.randn(ref.shape, generator=torch.Generator().manual_seed(0))
-    check_type("grad_output", grad_output, torch.Tensor, "a tensor")
     if grad_output.shape != ref.shape:
-        raise ValueError(f"grad_output must have the output's shape {tuple(ref.shape)}; "
+        raise ValueError(f"model_parallel_forward: grad_output must have the output's shape {tuple(ref.shape)}; "
                          f"got {tuple(grad_output.shape)}.")
     layer.zero_grad(set_to_none=True)
     ref.backward(grad_output)
@@ -171,7 +189,7 @@ def model_parallel_forward(layer: nn.Module, x: torch.Tensor, world_size: int, *
                                   dilation=layer.dilation, bias=layer.bias is not None,
                                   padding_mode=layer.padding_mode)
     state = {k: v.detach().clone() for k, v in layer.state_dict().items()}
-    out = launch(_model_parallel_worker, world_size, kind, args, state, x.detach(), grad_output.detach(),
+    out = launch(_model_parallel_worker, world_size, (kind, args, state, x.detach(), grad_output.detach()),
                  timeout_s=timeout_s, backend="gloo", start_method=start_method)
     grad_w = torch.cat([o["grad_weight"] for o in out], dim=0)
     diffs = [(out[0]["output"] - ref.detach()).abs().max(), (out[0]["grad_input"] - x.grad).abs().max(),
@@ -180,16 +198,15 @@ def model_parallel_forward(layer: nn.Module, x: torch.Tensor, world_size: int, *
 
 
 # ======================================================= pipeline parallelism
+@validate_params(model=Instance(LeNet300, "an effdl.models.LeNet300"), n_stages=N_STAGES)
 def pipeline_stages(model: nn.Module, n_stages: int) -> list[nn.Sequential]:
     """Cut LeNet-300-100 into ``n_stages`` consecutive stages of whole layers (each Linear with its ReLU).
 
     The stages share the model's parameters (no copy); running them one
     after the other is ``model``'s forward.
     """
-    check_type("model", model, LeNet300, "an effdl.models.LeNet300")
     units = [nn.Sequential(nn.Flatten(), model.fc1, nn.ReLU()), nn.Sequential(model.fc2, nn.ReLU()),
              nn.Sequential(model.fc3)]
-    n_stages = check_int("n_stages", n_stages, min=1, max=len(units))
     return [nn.Sequential(*units[a:b]) for a, b in _chunks(len(units), n_stages)]
 
 
@@ -257,6 +274,8 @@ class PipelineResult:
     max_abs_diff: float
 
 
+@validate_params(n_stages=N_STAGES, batch_size=PositiveInt(), micro_batches=PositiveInt(), seed=Seed(),
+                 timeout_s=TIMEOUT_S, start_method=START_METHOD)
 def pipeline_train_step(n_stages: int, *, batch_size: int = 64, micro_batches: int = 4, seed: int = 0,
                         timeout_s: float = 120.0, start_method: str | None = None) -> PipelineResult:
     """One GPipe-style step of LeNet-300-100 with its layers on ``n_stages`` processes.
@@ -267,15 +286,13 @@ def pipeline_train_step(n_stages: int, *, batch_size: int = 64, micro_batches: i
     micro-batches. The result is checked against one process computing the
     batch's mean loss and gradients (``max_abs_diff``).
     """
-    n_stages = check_int("n_stages", n_stages, min=1, max=3)
-    batch_size = check_int("batch_size", batch_size, min=1, max=len(train_split()))
-    micro_batches = check_int("micro_batches", micro_batches, min=1, max=batch_size)
-    seed = check_int("seed", seed, min=0)
+    check_part("pipeline_train_step", Interval(int, 1, len(train_split())), "batch_size", batch_size)
+    check_part("pipeline_train_step", Interval(int, 1, batch_size), "micro_batches", micro_batches)
     if batch_size % micro_batches:
-        raise ValueError(f"batch_size must be divisible by micro_batches; got batch_size={batch_size}, "
-                         f"micro_batches={micro_batches}.")
+        raise ValueError(f"pipeline_train_step: batch_size must be divisible by micro_batches; "
+                         f"got batch_size={batch_size}, micro_batches={micro_batches}.")
     cfg = dict(batch_size=batch_size, micro_batches=micro_batches, seed=seed)
-    out = launch(_pipeline_worker, n_stages, cfg, timeout_s=timeout_s, backend="gloo", start_method=start_method)
+    out = launch(_pipeline_worker, n_stages, (cfg,), timeout_s=timeout_s, backend="gloo", start_method=start_method)
     grads = {k: v for o in out for k, v in o["grads"].items()}
     t0 = min(e[3] for o in out for e in o["events"])
     events = sorted(((s, ph, m, a - t0, b - t0) for o in out for s, ph, m, a, b in o["events"]), key=lambda e: e[3])
@@ -290,12 +307,11 @@ def pipeline_train_step(n_stages: int, *, batch_size: int = 64, micro_batches: i
     return PipelineResult(out[-1]["loss"], grads, events, diff)
 
 
+@validate_params(n_stages=PositiveInt(), micro_batches=PositiveInt())
 def pipeline_bubble(n_stages: int, micro_batches: int) -> float:
     """Idle fraction of a GPipe pipeline with equal stages: ``(K − 1) / (M + K − 1)``.
 
     Each of K stages is busy for M of the M + K − 1 time slots of the forward
     pass (and again of the backward pass); the rest is the "bubble".
     """
-    k = check_int("n_stages", n_stages, min=1)
-    m = check_int("micro_batches", micro_batches, min=1)
-    return (k - 1) / (m + k - 1)
+    return (n_stages - 1) / (micro_batches + n_stages - 1)

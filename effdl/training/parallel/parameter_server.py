@@ -18,11 +18,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..._validate import check_choice, check_float, check_int, check_type
 from ...models import build_model
-from .batches import check_train_args, global_batches, train_split
+from ...validation import Interval, ListOf, Options, PositiveInt, validate_params
+from .batches import TRAIN_PARAMS, global_batches, train_split
 from .ddp import TrainResult
-from .launcher import launch
+from .launcher import START_METHODS, TIMEOUT_S, launch
 
 
 def _flat(tensors) -> torch.Tensor:
@@ -101,6 +101,9 @@ def _ps_worker(rank: int, world_size: int, cfg: dict) -> dict:
     return {"state_dict": None, "log": [], "seconds": time.perf_counter() - start, "losses": losses}
 
 
+@validate_params(n_workers=PositiveInt(), mode=Options(("sync", "async")), **TRAIN_PARAMS,
+                 delays=ListOf(Interval(float, 0, None), optional=True), timeout_s=TIMEOUT_S,
+                 start_method=Options(START_METHODS, optional=True))
 def parameter_server_train(n_workers: int, *, mode: str = "sync", batch_size: int = 32, steps: int = 5,
                            lr: float = 0.05, momentum: float = 0.9, seed: int = 0, arch: str = "lenet300",
                            delays: Sequence[float] | None = None, timeout_s: float = 120.0,
@@ -126,20 +129,17 @@ def parameter_server_train(n_workers: int, *, mode: str = "sync", batch_size: in
     (``extra["server_bytes_per_step"]``), while ring all-reduce moves
     ``2 (n-1)/n`` copies through each process.
     """
-    n_workers = check_int("n_workers", n_workers, min=1)
-    check_choice("mode", mode, ("sync", "async"))
-    check_train_args(batch_size, steps, lr, momentum, seed, arch)
     if delays is None:
         delays = [0.0] * n_workers
-    check_type("delays", delays, (list, tuple), "a list of seconds, one per worker")
     if len(delays) != n_workers:
-        raise ValueError(f"delays must have one entry per worker ({n_workers}); got {delays!r}.")
-    delays = [check_float("delays[i]", d, min=0) for d in delays]
+        raise ValueError(f"parameter_server_train: delays must have one entry per worker ({n_workers}); "
+                         f"got {delays!r}.")
     if n_workers * batch_size > len(train_split()):
-        raise ValueError(f"n_workers * batch_size must be at most the training set; got {n_workers} × {batch_size}.")
+        raise ValueError(f"parameter_server_train: n_workers * batch_size must be at most the training set; "
+                         f"got {n_workers} × {batch_size}.")
     cfg = dict(mode=mode, batch_size=batch_size, steps=steps, lr=lr, momentum=momentum, seed=seed, arch=arch,
                delays=delays)
-    out = launch(_ps_worker, n_workers + 1, cfg, timeout_s=timeout_s, backend="gloo", start_method=start_method)
+    out = launch(_ps_worker, n_workers + 1, (cfg,), timeout_s=timeout_s, backend="gloo", start_method=start_method)
     server = out[0]
     n_params = sum(v.numel() for v in server["state_dict"].values())
     extra = {"worker": [w for w, _, _ in server["log"]], "staleness": [s for _, _, s in server["log"]],
@@ -149,6 +149,7 @@ def parameter_server_train(n_workers: int, *, mode: str = "sync", batch_size: in
     return TrainResult(n_workers, batch_size, server["state_dict"], out[1]["losses"], server["seconds"], extra)
 
 
+@validate_params(order=ListOf(Interval(int, 0, None), nonempty=False))
 def staleness_of(order: Sequence[int]) -> list[int]:
     """Staleness of each update of an asynchronous parameter server, from the order the workers pushed in.
 
@@ -159,15 +160,14 @@ def staleness_of(order: Sequence[int]) -> list[int]:
     >>> staleness_of([1, 2, 1, 1, 2])
     [0, 1, 1, 0, 2]
     """
-    check_type("order", order, (list, tuple), "a list of worker ids")
     last, out = {}, []
     for k, w in enumerate(order):
-        check_int("order[i]", w)
         out.append(k - last.get(w, 0))
         last[w] = k + 1
     return out
 
 
+@validate_params(n_params=PositiveInt(), n_workers=PositiveInt(), bytes_per_value=PositiveInt())
 def communication_bytes(n_params: int, n_workers: int, *, bytes_per_value: int = 4) -> dict:
     """Bytes moved per training step by a parameter server and by ring all-reduce.
 
@@ -176,9 +176,7 @@ def communication_bytes(n_params: int, n_workers: int, *, bytes_per_value: int =
     all-reduce (reduce-scatter, then all-gather): each process sends and
     receives ``2 (n − 1) / n · P`` values, whatever ``n``.
     """
-    n_params = check_int("n_params", n_params, min=1)
-    n_workers = check_int("n_workers", n_workers, min=1)
-    b = check_int("bytes_per_value", bytes_per_value, min=1)
+    b = bytes_per_value
     return {"parameter_server_link": 2 * n_workers * n_params * b,
             "parameter_server_per_worker": 2 * n_params * b,
             "ring_allreduce_per_process": 2 * (n_workers - 1) / n_workers * n_params * b}

@@ -12,15 +12,16 @@ import os
 
 import torch
 
-from ..._validate import check_int
 from ...models import build_model
+from ...validation import Interval, validate_params
 from .batches import max_abs_diff
 from .ddp import data_parallel_train, ddp_equivalence, time_per_epoch
-from .launcher import default_backend
+from .launcher import TIMEOUT_S, default_backend
 from .model_parallel import model_parallel_forward
 from .parameter_server import parameter_server_train
 
 
+@validate_params(world_size=Interval(int, 2, None), timeout_s=TIMEOUT_S)
 def parallel_report(*, world_size: int = 2, timeout_s: float = 300.0) -> dict:
     """The chapter's headline numbers (``effdl reproduce parallel --json``), all from real processes.
 
@@ -29,7 +30,6 @@ def parallel_report(*, world_size: int = 2, timeout_s: float = 300.0) -> dict:
     process; the synchronous parameter server vs all-reduce; seconds per
     epoch for 1 and ``world_size`` processes measured on this machine.
     """
-    world_size = check_int("world_size", world_size, min=2)
     ddp = ddp_equivalence(world_size, batch_size=16, steps=5, timeout_s=timeout_s)
     gen = torch.Generator().manual_seed(0)
     fc = build_model("lenet300", seed=0).fc1

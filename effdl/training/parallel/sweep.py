@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from ..._validate import check_float, check_int, check_type
 from ...data import load_mnist
 from ...models import build_model
 from ...train import evaluate, fit
+from ...validation import Interval, ListOf, Options, PositiveInt, Seed, validate_params
 from .batches import train_split
-from .launcher import launch
+from .launcher import START_METHODS, TIMEOUT_S, launch
 
 
 def _sweep_worker(rank: int, world_size: int, cfg: dict) -> list:
@@ -31,6 +31,9 @@ def _sweep_worker(rank: int, world_size: int, cfg: dict) -> list:
     return rows
 
 
+@validate_params(lrs=ListOf(Interval(float, 0, None, closed="neither")), n_processes=PositiveInt(),
+                 epochs=PositiveInt(), batch_size=PositiveInt(), n_train=PositiveInt(optional=True), seed=Seed(),
+                 timeout_s=TIMEOUT_S, start_method=Options(START_METHODS, optional=True))
 def parallel_sweep(lrs: Sequence[float], n_processes: int, *, epochs: int = 1, batch_size: int = 64,
                    n_train: int | None = None, seed: int = 0, timeout_s: float = 300.0,
                    start_method: str | None = None) -> dict:
@@ -42,17 +45,8 @@ def parallel_sweep(lrs: Sequence[float], n_processes: int, *, epochs: int = 1, b
     ``{"rows": [{"lr", "val_acc", "rank", "seconds"}, …] in the order of
     lrs, "wall_s": seconds for the whole sweep including process start}``.
     """
-    check_type("lrs", lrs, (list, tuple), "a list of learning rates")
-    if not lrs:
-        raise ValueError(f"lrs must not be empty; got {lrs!r}.")
-    lrs = [check_float("lrs[i]", lr, min=0, min_open=True) for lr in lrs]
-    n_processes = check_int("n_processes", n_processes, min=1)
-    epochs = check_int("epochs", epochs, min=1)
-    batch_size = check_int("batch_size", batch_size, min=1)
-    if n_train is not None:
-        check_int("n_train", n_train, min=1)
-    cfg = dict(lrs=lrs, epochs=epochs, batch_size=batch_size, n_train=n_train, seed=check_int("seed", seed, min=0))
+    cfg = dict(lrs=lrs, epochs=epochs, batch_size=batch_size, n_train=n_train, seed=seed)
     start = time.perf_counter()
-    out = launch(_sweep_worker, n_processes, cfg, timeout_s=timeout_s, backend="gloo", start_method=start_method)
+    out = launch(_sweep_worker, n_processes, (cfg,), timeout_s=timeout_s, backend="gloo", start_method=start_method)
     rows = sorted((r for rank_rows in out for r in rank_rows), key=lambda r: r["index"])
     return {"rows": rows, "wall_s": time.perf_counter() - start}
