@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 # Notebook tests: every chapter in book.yml under strict nbval; see tests/README.md.
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup book test lab unit browser chapters execute clean writable chromium
+.PHONY: setup book test lab unit browser chapters classroom-check execute clean writable chromium
 
 $(VENV)/.installed: pyproject.toml scripts/install_torch.py | writable
 	$(PYTHON) -m venv $(VENV)
@@ -29,14 +29,21 @@ setup: $(VENV)/.installed
 book: setup          ## build the HTML book into _build/html
 	$(PY) -m effdl book
 
-test: setup chromium ## unit tests + every chapter under nbval + the HTML build + the browser
-	$(PY) -m pytest tests effdl chapters --doctest-modules $(NBVAL) -v --durations=15
+# The classroom tests (nbgrader's generate → autograde → feedback) cover chapters 01 and 02 by default;
+# `make test` (and so CI) and `make classroom-check` run them on every chapter.
+CLASSROOM := EFFDL_CLASSROOM_CHAPTERS=all
+
+test: setup chromium ## unit tests + every chapter under nbval and through nbgrader + the HTML build + the browser
+	$(CLASSROOM) $(PY) -m pytest tests effdl chapters --doctest-modules $(NBVAL) -v --durations=15
 
 unit: setup          ## unit tests only (fast; without the browser tests)
 	$(PY) -m pytest tests -q --ignore=tests/test_browser.py
 
 browser: setup chromium ## the book in Chromium: static pages and JupyterLab (needs Debian's chromium)
 	$(PY) -m pytest tests/test_browser.py -v
+
+classroom-check: setup ## every chapter through nbgrader: generate, autograde (exact scores), feedback
+	$(CLASSROOM) $(PY) -m pytest tests/test_classroom.py -v --durations=20
 
 chapters: setup      ## chapters only, under nbval
 	$(PY) -m pytest chapters $(NBVAL) -q

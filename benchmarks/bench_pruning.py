@@ -16,7 +16,8 @@ import torch
 from effdl import precompute, zoo
 from effdl.data import load_mnist
 from effdl.train import evaluate
-from effdl.viz import widgets
+from effdl.viz import pruning as pruning_views
+from effdl.viz.style import figure_png
 
 OUT = Path(__file__).resolve().parent / "results" / "pruning.json"
 
@@ -30,8 +31,9 @@ def main() -> None:
     model, test = zoo.load("lenet300"), load_mnist("test")
     curves = precompute.load_record("pruning")["curves"]
     reference = best_ms(lambda: evaluate(model, test))
-    state = best_ms(lambda: widgets.sparsity_state(model, 0.9, test))
-    full = best_ms(lambda: widgets.figure_png(widgets.sparsity_figure(model, 0.9, test, "fc1.weight", curves)))
+    state = best_ms(lambda: pruning_views.sparsity_state(model, 0.9, test))
+    full = best_ms(lambda: figure_png(pruning_views.sparsity_figure(
+        pruning_views.sparsity_state(model, 0.9, test, "fc1.weight"), curves)))
     result = {"recompute_s": precompute.load_record("pruning")["recompute_seconds"],
               "widget_update_ms": round(full, 1), "prune_and_evaluate_ms": round(state, 1),
               "dense_evaluate_ms": round(reference, 1),

@@ -3,7 +3,8 @@
 ``book.yml`` is the one table of contents: :func:`load_book` validates it,
 :func:`readme_table` renders the README's chapter table from it,
 :func:`build_html` turns it into a Jupyter Book 1 (Sphinx, offline) project
-built from the chapters' stored outputs, and :func:`execute_chapters`
+built from the chapters' stored outputs (their citations resolved against
+``references.bib`` on one bibliography page), and :func:`execute_chapters`
 re-executes chapters in place (maintainers, after changing one).
 """
 from __future__ import annotations
@@ -28,6 +29,13 @@ BOOK_YML = ROOT / "book.yml"
 # The instructors' page (handing out, collecting and grading the exercises);
 # the HTML book adds it after the chapters.
 INSTRUCTORS_MD = ROOT / "chapters" / "instructors.md"
+# The bibliography: every source the chapters cite ({cite:p}`key` in a markdown
+# cell), rendered on one page of the HTML book after the chapters.
+REFERENCES_BIB = ROOT / "references.bib"
+BIBLIOGRAPHY_MD = ROOT / "chapters" / "bibliography.md"
+# MyST syntax in markdown cells: Jupyter Book's defaults without ``linkify``,
+# which turned names such as torch.ao into links to http://torch.ao.
+MYST_EXTENSIONS = ["colon_fence", "dollarmath", "substitution", "tasklist"]
 CHAPTER_KEYS = {"id", "title", "notebook", "modules", "budget_s"}
 
 
@@ -198,7 +206,7 @@ def _extensions_without_thebe() -> list[str] | None:
     except ImportError:
         return None
     extensions = [e for e in get_default_sphinx_config()["extensions"] if e != "sphinx_thebe"]
-    return extensions + ["sphinx-mathjax-offline"]
+    return extensions + ["sphinx-mathjax-offline", "sphinxcontrib.bibtex"]
 
 
 def stage_book(book: Book, stage: Path) -> Path:
@@ -211,12 +219,15 @@ def stage_book(book: Book, stage: Path) -> Path:
         # Pages show the outputs stored in the notebooks, which the notebook
         # tests verified; nothing is executed while building.
         "execute": {"execute_notebooks": "off"},
+        # citations resolve against references.bib, listed on the bibliography page
+        "bibtex_bibfiles": [REFERENCES_BIB.name], "bibtex_reference_style": "author_year",
         # MathJax from a local copy (the package sphinx-mathjax-offline), so
         # the pages render their formulas without a network.
         "sphinx": {"extra_extensions": ["sphinx-mathjax-offline"],
                    "config": {"html_show_copyright": False, "suppress_warnings": ["mystnb.unknown_mime_type"],
                               # text/markdown outputs (the chapters' tables) parsed as MyST, with tables
                               "nb_render_markdown_format": "myst",
+                              "myst_enable_extensions": MYST_EXTENSIONS,
                               # the theme's colour mode; left empty, every page logs a console error
                               "html_context": {"default_mode": "light"}}},
         # a favicon of our own: without one the browser asks for /favicon.ico and gets a 404
@@ -233,6 +244,9 @@ def stage_book(book: Book, stage: Path) -> Path:
                              "chapters": [{"file": Path(c.notebook).stem} for c in part.chapters]})
         for c in part.chapters:
             _stage_notebook(c.path, stage / Path(c.notebook).name)
+    shutil.copyfile(REFERENCES_BIB, stage / REFERENCES_BIB.name)
+    shutil.copyfile(BIBLIOGRAPHY_MD, stage / BIBLIOGRAPHY_MD.name)
+    toc["parts"].append({"caption": "References", "chapters": [{"file": BIBLIOGRAPHY_MD.stem}]})
     if INSTRUCTORS_MD.is_file():
         shutil.copyfile(INSTRUCTORS_MD, stage / INSTRUCTORS_MD.name)
         toc["parts"].append({"caption": "For instructors", "chapters": [{"file": INSTRUCTORS_MD.stem}]})

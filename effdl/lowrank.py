@@ -30,16 +30,17 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_float, check_int, check_type
+from ._validate import _fail
 from .data import Split
 from .train import evaluate
+from .validation import (Bool, Instance, Interval, ListOf, Module, OneOf, Options, PositiveInt, Seed, Tensor,
+                         check_part, validate_params)
 
 
 __all__ = [
@@ -51,61 +52,49 @@ __all__ = [
 ]
 
 
-# ----------------------------------------------------------------- validation
-def _check_weight(name: str, weight, *, min_ndim: int = 2, max_ndim: int = 2) -> torch.Tensor:
-    """A finite floating tensor (numpy arrays accepted) with min_ndim ≤ ndim ≤ max_ndim."""
-    if isinstance(weight, np.ndarray):
-        weight = torch.from_numpy(weight)
-    check_type(name, weight, torch.Tensor, "a torch.Tensor")
-    if not min_ndim <= weight.ndim <= max_ndim or weight.numel() == 0:
-        dims = f"{min_ndim}-D" if min_ndim == max_ndim else f"{min_ndim}-D to {max_ndim}-D"
-        raise ValueError(f"{name} must be a non-empty {dims} tensor; got shape {tuple(weight.shape)}.")
-    if not weight.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor; got dtype {weight.dtype}.")
-    if not torch.isfinite(weight).all():
-        raise ValueError(f"{name} must be finite; got a tensor with inf or nan.")
-    return weight
+# ----------------------------------------------------------------- constraints
+LINEAR = Instance(nn.Linear, "a torch.nn.Linear")
+CONV = Instance(nn.Conv2d, "a torch.nn.Conv2d")
+FACTORS = ListOf(PositiveInt())
+TT_RANKS = OneOf(PositiveInt(), ListOf(PositiveInt()))     # an int, or the d + 1 ranks (1, r_1, …, r_{d−1}, 1)
+PAIR = OneOf(PositiveInt(), ListOf(PositiveInt()))         # n (meaning n×n) or (n_h, n_w)
+N_SAMPLES = PositiveInt(optional=True)
+NAME = Instance(str, "a string")
 
 
-def _check_rank(rank, max_rank: int, name: str = "rank") -> int:
-    return check_int(name, rank, min=1, max=max_rank)
+def _check_rank(rank: int, max_rank: int, name: str = "rank") -> int:
+    """A declared positive rank, at most ``max_rank`` (which depends on other arguments)."""
+    if rank > max_rank:
+        _fail(ValueError, name, f"an integer in [1, {max_rank}]", rank)
+    return rank
 
 
-def _check_pair(name: str, value) -> tuple[int, int]:
-    """An int n (meaning n×n) or a pair of positive ints."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints; got {value!r}.")
-        return tuple(check_int(name, v, min=1) for v in value)
-    n = check_int(name, value, min=1)
-    return n, n
+def _pair(func: str, name: str, value: int | list[int]) -> tuple[int, int]:
+    """A declared PAIR as (n_h, n_w)."""
+    if isinstance(value, int):
+        return value, value
+    if len(value) != 2:
+        raise ValueError(f"{func}: {name} must be an int or a pair of ints; got {value!r}.")
+    return tuple(value)
 
 
-def _check_factors(name: str, factors) -> tuple[int, ...]:
-    if isinstance(factors, (str, bytes)) or not isinstance(factors, Sequence):
-        raise TypeError(f"{name} must be a sequence of positive ints; got {factors!r}.")
-    if len(factors) == 0:
-        raise ValueError(f"{name} must be a non-empty sequence of positive ints; got {factors!r}.")
-    for f in factors:
-        if isinstance(f, bool) or not isinstance(f, numbers.Integral):
-            raise TypeError(f"{name} must be a sequence of positive ints; got {factors!r}.")
-        if f < 1:
-            raise ValueError(f"{name} must be a sequence of positive ints; got {factors!r}.")
-    return tuple(int(f) for f in factors)
+def _finite(func: str, name: str, weight: torch.Tensor) -> torch.Tensor:
+    """A layer's weight must be finite (an SVD of NaN fails inside LAPACK)."""
+    return check_part(func, Tensor(), name, weight)
 
 
-def _get_submodule(model: nn.Module, name: str, cls: type, what: str) -> nn.Module:
-    check_type("model", model, nn.Module, "a torch.nn.Module")
-    check_type("name", name, str, "a string")
+def _get_submodule(func: str, model: nn.Module, name: str, cls: type, what: str,
+                   name_param: str = "name") -> nn.Module:
     try:
         sub = model.get_submodule(name) if name else None
     except AttributeError:
         sub = None
     if sub is None:
         names = [n for n, m in model.named_modules() if isinstance(m, cls)]
-        raise ValueError(f"name must be the name of a {what} in model, one of {names}; got {name!r}.")
+        raise ValueError(f"{func}: {name_param} must be the name of a {what} in model, one of {names}; "
+                         f"got {name!r}.")
     if not isinstance(sub, cls):
-        raise TypeError(f"model.{name} must be a {what}; got {sub!r}.")
+        raise TypeError(f"{func}: model.{name} must be a {what}; got {sub!r}.")
     return sub
 
 
@@ -124,6 +113,7 @@ def _svd64(matrix: torch.Tensor):
     return torch.linalg.svd(matrix.detach().to(torch.float64), full_matrices=False)
 
 
+@validate_params(weight=Tensor(ndim=(2, 3, 4)), energy=Interval(float, 0, 1, closed="right"))
 def svd_rank_for_energy(weight, energy: float) -> int:
     """Smallest rank r whose top-r singular values keep ``energy`` of Σ σᵢ².
 
@@ -139,16 +129,15 @@ def svd_rank_for_energy(weight, energy: float) -> int:
     >>> svd_rank_for_energy(torch.diag(torch.tensor([3.0, 1.0])), 0.95)
     2
     """
-    weight = _check_weight("weight", weight, max_ndim=4)
-    energy = check_float("energy", energy, min=0, max=1, min_open=True)
     s = torch.linalg.svdvals(weight.detach().reshape(weight.shape[0], -1).to(torch.float64))
     cum = torch.cumsum(s ** 2, 0)
     if cum[-1] == 0:
-        raise ValueError("weight must not be all zeros; got a zero tensor.")
+        raise ValueError("svd_rank_for_energy: weight must not be all zeros; got a zero tensor.")
     kept = cum / cum[-1]                                   # kept[r-1] = energy of the top r
     return int(torch.searchsorted(kept, energy - 1e-12)) + 1
 
 
+@validate_params(linear=LINEAR, rank=PositiveInt())
 def factorize_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
     """Truncated SVD of an FC layer: ``Linear(in, out)`` → ``Linear(in, r) ∘ Linear(r, out)``.
 
@@ -162,9 +151,13 @@ def factorize_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
     >>> [tuple(m.weight.shape) for m in layer]
     [(20, 784), (300, 20)]
     """
-    check_type("linear", linear, nn.Linear, "a torch.nn.Linear")
+    return _factorize_linear(linear, rank, "factorize_linear")
+
+
+def _factorize_linear(linear: nn.Linear, rank: int, func: str) -> nn.Sequential:
     out_f, in_f = linear.weight.shape
     rank = _check_rank(rank, min(out_f, in_f))
+    _finite(func, "linear.weight", linear.weight)
     u, s, vh = _svd64(linear.weight)                       # (out, m), (m,), (m, in)
     root = s[:rank].sqrt()
     w = linear.weight
@@ -178,16 +171,18 @@ def factorize_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
     return nn.Sequential(first, second)
 
 
+@validate_params(model=Module(), name=NAME, rank=PositiveInt())
 def replace_linear(model: nn.Module, name: str, rank: int) -> nn.Module:
     """A deep copy of ``model`` whose ``nn.Linear`` submodule ``name`` is factorized to ``rank``.
 
     ``model`` itself is left untouched. ``name`` is a dotted submodule name
     as in ``model.named_modules()`` (``"fc1"`` for LeNet-300-100).
     """
-    linear = _get_submodule(model, name, nn.Linear, "torch.nn.Linear")
-    return _replace_submodule(model, name, factorize_linear(linear, rank))
+    linear = _get_submodule("replace_linear", model, name, nn.Linear, "torch.nn.Linear")
+    return _replace_submodule(model, name, _factorize_linear(linear, rank, "replace_linear"))
 
 
+@validate_params(in_features=PositiveInt(), out_features=PositiveInt(), rank=PositiveInt())
 def linear_costs(in_features: int, out_features: int, rank: int) -> dict:
     """Parameters and MACs (per example) of a dense FC layer and its rank-r factorization.
 
@@ -198,18 +193,18 @@ def linear_costs(in_features: int, out_features: int, rank: int) -> dict:
     >>> linear_costs(784, 300, 20)
     {'dense_params': 235500, 'lowrank_params': 21980, 'dense_macs': 235200, 'lowrank_macs': 21680}
     """
-    in_f = check_int("in_features", in_features, min=1)
-    out_f = check_int("out_features", out_features, min=1)
+    in_f, out_f = in_features, out_features
     rank = _check_rank(rank, min(in_f, out_f))
     return {"dense_params": in_f * out_f + out_f, "lowrank_params": rank * (in_f + out_f) + out_f,
             "dense_macs": in_f * out_f, "lowrank_macs": rank * (in_f + out_f)}
 
 
 # ------------------------------------------------------ conv (Zhang et al.)
-def _check_conv(conv) -> nn.Conv2d:
-    check_type("conv", conv, nn.Conv2d, "a torch.nn.Conv2d")
+def _check_conv(func: str, conv: nn.Conv2d, name: str = "conv") -> nn.Conv2d:
+    """A declared Conv2d that can be decomposed: groups=1 and finite weights."""
     if conv.groups != 1:
-        raise ValueError(f"conv must have groups=1 (grouped convs are not decomposed); got {conv!r}.")
+        raise ValueError(f"{func}: {name} must have groups=1 (grouped convs are not decomposed); got {conv!r}.")
+    _finite(func, f"{name}.weight", conv.weight)
     return conv
 
 
@@ -235,6 +230,7 @@ def _conv_pair(conv: nn.Conv2d, rank: int, first_weight: torch.Tensor, second_we
     return nn.Sequential(first, second)
 
 
+@validate_params(conv=CONV, rank=PositiveInt())
 def factorize_conv(conv: nn.Conv2d, rank: int) -> nn.Sequential:
     """Zhang et al.'s decomposition from the weights alone (SVD of the filter matrix).
 
@@ -248,7 +244,11 @@ def factorize_conv(conv: nn.Conv2d, rank: int) -> nn.Sequential:
     >>> [tuple(m.weight.shape) for m in pair]
     [(10, 20, 5, 5), (50, 10, 1, 1)]
     """
-    conv = _check_conv(conv)
+    return _factorize_conv(conv, rank, "factorize_conv")
+
+
+def _factorize_conv(conv: nn.Conv2d, rank: int, func: str) -> nn.Sequential:
+    conv = _check_conv(func, conv)
     rank = _check_rank(rank, _conv_max_rank(conv))
     u, s, vh = _svd64(conv.weight.reshape(conv.out_channels, -1))   # (d, m), (m,), (m, c·k·k)
     root = s[:rank].sqrt()
@@ -276,18 +276,18 @@ def _response_pca(conv: nn.Conv2d, inputs: torch.Tensor, n_samples: int | None, 
     return mean, evals.flip(0).clamp_min(0), evecs.flip(1)
 
 
-def _check_inputs(conv: nn.Conv2d, inputs) -> torch.Tensor:
-    inputs = _check_weight("inputs", inputs, min_ndim=4, max_ndim=4)
+def _check_inputs(func: str, conv: nn.Conv2d, inputs: torch.Tensor) -> torch.Tensor:
+    """Declared INPUTS (a finite 4-D tensor) with the conv's input channels."""
     if inputs.shape[1] != conv.in_channels:
-        raise ValueError(f"inputs must have {conv.in_channels} channels (the conv's in_channels), "
+        raise ValueError(f"{func}: inputs must have {conv.in_channels} channels (the conv's in_channels), "
                          f"shape (N, {conv.in_channels}, H, W); got shape {tuple(inputs.shape)}.")
     return inputs
 
 
-def _check_n_samples(n_samples):
-    return None if n_samples is None else check_int("n_samples", n_samples, min=1)
+INPUTS = Tensor(ndim=4)
 
 
+@validate_params(conv=CONV, inputs=INPUTS, rank=PositiveInt(), n_samples=N_SAMPLES, seed=Seed())
 def factorize_conv_data(conv: nn.Conv2d, inputs: torch.Tensor, rank: int, *,
                         n_samples: int | None = 10_000, seed: int = 0) -> nn.Sequential:
     """Zhang et al.'s decomposition fitted to the layer's responses on real inputs.
@@ -323,11 +323,14 @@ def factorize_conv_data(conv: nn.Conv2d, inputs: torch.Tensor, rank: int, *,
     seed : int
         Seeds the position sampling (a private generator).
     """
-    conv = _check_conv(conv)
-    inputs = _check_inputs(conv, inputs)
+    return _factorize_conv_data(conv, inputs, rank, n_samples, seed, "factorize_conv_data")
+
+
+def _factorize_conv_data(conv: nn.Conv2d, inputs: torch.Tensor, rank: int, n_samples: int | None, seed: int,
+                         func: str) -> nn.Sequential:
+    conv = _check_conv(func, conv)
+    inputs = _check_inputs(func, conv, inputs)
     rank = _check_rank(rank, _conv_max_rank(conv))
-    n_samples = _check_n_samples(n_samples)
-    seed = check_int("seed", seed, min=0)
     mean, _, evecs = _response_pca(conv, inputs, n_samples, seed)
     m = evecs[:, :rank]                                    # (d, d′) top eigenvectors
     w = conv.weight.detach().to(torch.float64).reshape(conv.out_channels, -1)  # (d, c·k·k)
@@ -336,6 +339,7 @@ def factorize_conv_data(conv: nn.Conv2d, inputs: torch.Tensor, rank: int, *,
     return _conv_pair(conv, rank, m.T @ w, m, new_bias)
 
 
+@validate_params(conv=CONV, inputs=INPUTS, n_samples=N_SAMPLES, seed=Seed())
 def response_spectrum(conv: nn.Conv2d, inputs: torch.Tensor, *, n_samples: int | None = 10_000,
                       seed: int = 0) -> torch.Tensor:
     """Eigenvalues (d,), descending, of the covariance of the layer's responses ``W x``.
@@ -344,28 +348,42 @@ def response_spectrum(conv: nn.Conv2d, inputs: torch.Tensor, *, n_samples: int |
     pass a list of them as ``spectra`` to :func:`select_ranks`. Sampling as in
     :func:`factorize_conv_data`.
     """
-    conv = _check_conv(conv)
-    inputs = _check_inputs(conv, inputs)
-    _, evals, _ = _response_pca(conv, inputs, _check_n_samples(n_samples), check_int("seed", seed, min=0))
+    conv = _check_conv("response_spectrum", conv)
+    inputs = _check_inputs("response_spectrum", conv, inputs)
+    _, evals, _ = _response_pca(conv, inputs, n_samples, seed)
     return evals.to(torch.float32)
 
 
-@torch.no_grad()
+MODEL_INPUT = Tensor(convert=False, dtype=None)
+
+
+@validate_params(model=Module(), name=NAME, x=MODEL_INPUT)
 def layer_inputs(model: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
     """The tensor that submodule ``name`` receives when ``model(x)`` runs (captured by a hook)."""
-    sub = _get_submodule(model, name, nn.Module, "torch.nn.Module")
-    check_type("x", x, torch.Tensor, "a torch.Tensor")
+    return _layer_inputs(model, name, x, "layer_inputs")
+
+
+@torch.no_grad()
+def _layer_inputs(model: nn.Module, name: str, x: torch.Tensor, func: str) -> torch.Tensor:
+    sub = _get_submodule(func, model, name, nn.Module, "torch.nn.Module")
     captured = []
     handle = sub.register_forward_hook(lambda module, args, out: captured.append(args[0].detach()))
     was_training = model.training
     try:
         model.eval()(x)
+    except RuntimeError as err:                         # a batch the model cannot take (wrong shape, dtype)
+        raise ValueError(f"{func}: x must hold inputs that {type(model).__name__} accepts; a batch of shape "
+                         f"{tuple(x.shape)} failed with: {err}") from err
     finally:
         handle.remove()
         model.train(was_training)
+    if not captured:
+        raise ValueError(f"{func}: name must be a submodule that model's forward calls; {name!r} was not called.")
     return captured[0]
 
 
+@validate_params(model=Module(), name=NAME, rank=PositiveInt(), x=Tensor(convert=False, dtype=None, optional=True),
+                 n_samples=N_SAMPLES, seed=Seed())
 def replace_conv(model: nn.Module, name: str, rank: int, *, x: torch.Tensor | None = None,
                  n_samples: int | None = 10_000, seed: int = 0) -> nn.Module:
     """A deep copy of ``model`` with the ``nn.Conv2d`` named ``name`` decomposed to ``rank``.
@@ -374,14 +392,17 @@ def replace_conv(model: nn.Module, name: str, rank: int, *, x: torch.Tensor | No
     batch of *model* inputs, from the layer's responses on them
     (:func:`factorize_conv_data`).
     """
-    conv = _get_submodule(model, name, nn.Conv2d, "torch.nn.Conv2d")
+    conv = _get_submodule("replace_conv", model, name, nn.Conv2d, "torch.nn.Conv2d")
     if x is None:
-        new = factorize_conv(conv, rank)
+        new = _factorize_conv(conv, rank, "replace_conv")
     else:
-        new = factorize_conv_data(conv, layer_inputs(model, name, x), rank, n_samples=n_samples, seed=seed)
+        inputs = check_part("replace_conv", INPUTS, f"the input of {name}",
+                            _layer_inputs(model, name, x, "replace_conv"))
+        new = _factorize_conv_data(conv, inputs, rank, n_samples, seed, "replace_conv")
     return _replace_submodule(model, name, new)
 
 
+@validate_params(c=PositiveInt(), d=PositiveInt(), k=PAIR, rank=PositiveInt(), out_hw=PAIR)
 def conv_costs(c: int, d: int, k, rank: int, out_hw) -> dict:
     """Parameters and MACs (per image) of a k×k conv (c → d) and of its rank-d′ decomposition.
 
@@ -392,16 +413,16 @@ def conv_costs(c: int, d: int, k, rank: int, out_hw) -> dict:
     >>> conv_costs(20, 50, 5, 10, 8)    # LeNet-5 conv2 (8×8 output) at d′ = 10
     {'dense_params': 25050, 'lowrank_params': 5550, 'dense_macs': 1600000, 'lowrank_macs': 352000}
     """
-    c = check_int("c", c, min=1)
-    d = check_int("d", d, min=1)
-    kh, kw = _check_pair("k", k)
-    h, w = _check_pair("out_hw", out_hw)
+    kh, kw = _pair("conv_costs", "k", k)
+    h, w = _pair("conv_costs", "out_hw", out_hw)
     ckk = c * kh * kw
     rank = _check_rank(rank, min(d, ckk))
     return {"dense_params": d * ckk + d, "lowrank_params": rank * ckk + d * rank + d,
             "dense_macs": d * ckk * h * w, "lowrank_macs": rank * (ckk + d) * h * w}
 
 
+@validate_params(convs=ListOf(CONV), target_macs_ratio=Interval(float, 0, 1, closed="right"), out_hw=ListOf(PAIR),
+                 method=Options(("energy", "uniform")), spectra=ListOf(Tensor(ndim=1), nonempty=False, optional=True))
 def select_ranks(convs: Sequence[nn.Conv2d], target_macs_ratio: float, out_hw: Sequence, *,
                  method: str = "energy", spectra: Sequence | None = None) -> list[int]:
     """Ranks d′ for several conv layers so that the decomposed MACs ≤ ratio × dense MACs.
@@ -432,16 +453,13 @@ def select_ranks(convs: Sequence[nn.Conv2d], target_macs_ratio: float, out_hw: S
     -------
     list of int, one rank per conv, in order.
     """
-    if isinstance(convs, nn.Module) or not isinstance(convs, Sequence) or len(convs) == 0:
-        raise TypeError(f"convs must be a non-empty sequence of torch.nn.Conv2d; got {convs!r}.")
-    for conv in convs:
-        _check_conv(conv)
-    ratio = check_float("target_macs_ratio", target_macs_ratio, min=0, max=1, min_open=True)
-    if not isinstance(out_hw, Sequence) or isinstance(out_hw, str) or len(out_hw) != len(convs):
-        raise ValueError(f"out_hw must be a sequence of {len(convs)} output sizes (one per conv); "
+    for i, conv in enumerate(convs):
+        _check_conv("select_ranks", conv, f"convs[{i}]")
+    ratio = target_macs_ratio
+    if len(out_hw) != len(convs):
+        raise ValueError(f"select_ranks: out_hw must be a sequence of {len(convs)} output sizes (one per conv); "
                          f"got {out_hw!r}.")
-    hws = [_check_pair("out_hw", hw) for hw in out_hw]
-    check_choice("method", method, ("energy", "uniform"))
+    hws = [_pair("select_ranks", f"out_hw[{i}]", hw) for i, hw in enumerate(out_hw)]
 
     full = [_conv_max_rank(cv) for cv in convs]
     # MACs per unit of d′: (c·k² + d)·H·W; dense: d·c·k²·H·W
@@ -449,7 +467,7 @@ def select_ranks(convs: Sequence[nn.Conv2d], target_macs_ratio: float, out_hw: S
     dense = sum(cv.weight.numel() * h * w for cv, (h, w) in zip(convs, hws))
     budget = ratio * dense
     if sum(unit) > budget:
-        raise ValueError(f"target_macs_ratio must be at least {sum(unit) / dense:.4g} "
+        raise ValueError(f"select_ranks: target_macs_ratio must be at least {sum(unit) / dense:.4g} "
                          f"(rank 1 in every layer); got {target_macs_ratio!r}.")
 
     if method == "uniform":
@@ -463,14 +481,14 @@ def select_ranks(convs: Sequence[nn.Conv2d], target_macs_ratio: float, out_hw: S
     if spectra is None:
         spectra = [torch.linalg.svdvals(cv.weight.detach().reshape(cv.out_channels, -1).double()) ** 2
                    for cv in convs]
-    elif not isinstance(spectra, Sequence) or len(spectra) != len(convs):
-        raise ValueError(f"spectra must be a sequence of {len(convs)} 1-D tensors (one per conv); "
+    elif len(spectra) != len(convs):
+        raise ValueError(f"select_ranks: spectra must be a sequence of {len(convs)} 1-D tensors (one per conv); "
                          f"got {spectra!r}.")
     cums = []
     for sp, f in zip(spectra, full):
-        sp = _check_weight("spectra", torch.as_tensor(sp), min_ndim=1, max_ndim=1).double()
+        sp = sp.double()
         if len(sp) < f or (sp < 0).any():
-            raise ValueError(f"spectra must hold at least {f} non-negative values for a layer of "
+            raise ValueError(f"select_ranks: spectra must hold at least {f} non-negative values for a layer of "
                              f"full rank {f}; got {sp!r}.")
         cums.append(torch.cumsum(sp[:f], 0).tolist())   # cums[l][r-1] = energy kept at rank r
     ranks = list(full)
@@ -491,11 +509,11 @@ def select_ranks(convs: Sequence[nn.Conv2d], target_macs_ratio: float, out_hw: S
 
 
 # -------------------------------------------------------- tensor train (Novikov)
-def _tt_shape(in_factors, out_factors) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    ins = _check_factors("in_factors", in_factors)
-    outs = _check_factors("out_factors", out_factors)
+def _tt_shape(func: str, in_factors: list[int], out_factors: list[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Declared FACTORS as tuples, as many input as output factors."""
+    ins, outs = tuple(in_factors), tuple(out_factors)
     if len(ins) != len(outs):
-        raise ValueError(f"out_factors must have as many factors as in_factors ({len(ins)}); "
+        raise ValueError(f"{func}: out_factors must have as many factors as in_factors ({len(ins)}); "
                          f"got {out_factors!r}.")
     return ins, outs
 
@@ -505,28 +523,23 @@ def _tt_max_ranks(ins, outs) -> tuple[int, ...]:
     return tuple(min(math.prod(sizes[:k]), math.prod(sizes[k:])) for k in range(len(sizes) + 1))
 
 
-def _tt_ranks(ranks, ins, outs) -> tuple[int, ...]:
-    """Full TT-rank tuple (1, r_1, …, r_{d−1}, 1) from an int or a sequence of d+1 ints."""
+def _tt_ranks(func: str, ranks: int | list[int], ins, outs) -> tuple[int, ...]:
+    """Full TT-rank tuple (1, r_1, …, r_{d−1}, 1) from declared TT_RANKS: an int or d+1 ints."""
     d, cap = len(ins), _tt_max_ranks(ins, outs)
-    if isinstance(ranks, numbers.Integral) and not isinstance(ranks, bool):
-        r = check_int("ranks", ranks, min=1)
-        return tuple(min(r, c) for c in cap)               # an int: every inner rank, capped
-    if isinstance(ranks, (str, bytes)) or not isinstance(ranks, Sequence):
-        raise TypeError(f"ranks must be an int or a sequence of {d + 1} ints; got {ranks!r}.")
+    if isinstance(ranks, int):
+        return tuple(min(ranks, c) for c in cap)           # an int: every inner rank, capped
+    ranks = tuple(ranks)
     if len(ranks) != d + 1:
-        raise ValueError(f"ranks must have {d + 1} entries (r_0 = 1, r_1 … r_{d - 1}, r_{d} = 1) "
+        raise ValueError(f"{func}: ranks must have {d + 1} entries (r_0 = 1, r_1 … r_{d - 1}, r_{d} = 1) "
                          f"for {d} cores; got {ranks!r}.")
-    for r in ranks:
-        if isinstance(r, bool) or not isinstance(r, numbers.Integral):
-            raise TypeError(f"ranks must be a sequence of ints; got {ranks!r}.")
-    ranks = tuple(int(r) for r in ranks)
     if ranks[0] != 1 or ranks[-1] != 1:
-        raise ValueError(f"ranks must start and end with 1 (r_0 = r_d = 1); got {ranks!r}.")
-    if any(r < 1 or r > c for r, c in zip(ranks, cap)):
-        raise ValueError(f"ranks must lie between 1 and the maximal TT-ranks {cap}; got {ranks!r}.")
+        raise ValueError(f"{func}: ranks must start and end with 1 (r_0 = r_d = 1); got {ranks!r}.")
+    if any(r > c for r, c in zip(ranks, cap)):
+        raise ValueError(f"{func}: ranks must lie between 1 and the maximal TT-ranks {cap}; got {ranks!r}.")
     return ranks
 
 
+@validate_params(in_factors=FACTORS, out_factors=FACTORS)
 def tt_max_ranks(in_factors: Sequence[int], out_factors: Sequence[int]) -> tuple[int, ...]:
     """The largest useful TT-ranks: ``r_k = min(Π_{i≤k} n_i m_i, Π_{i>k} n_i m_i)``.
 
@@ -535,9 +548,10 @@ def tt_max_ranks(in_factors: Sequence[int], out_factors: Sequence[int]) -> tuple
     >>> tt_max_ranks((4, 7, 7, 4), (3, 5, 5, 4))
     (1, 12, 420, 16, 1)
     """
-    return _tt_max_ranks(*_tt_shape(in_factors, out_factors))
+    return _tt_max_ranks(*_tt_shape("tt_max_ranks", in_factors, out_factors))
 
 
+@validate_params(in_factors=FACTORS, out_factors=FACTORS, ranks=TT_RANKS)
 def tt_params(in_factors: Sequence[int], out_factors: Sequence[int], ranks) -> int:
     """Number of TT-core entries ``Σ_k r_{k−1} n_k m_k r_k`` (no bias).
 
@@ -547,11 +561,12 @@ def tt_params(in_factors: Sequence[int], out_factors: Sequence[int], ranks) -> i
     >>> tt_params((4, 7, 7, 4), (3, 5, 5, 4), 8)     # LeNet-300-100 fc1, 784 × 300
     4704
     """
-    ins, outs = _tt_shape(in_factors, out_factors)
-    r = _tt_ranks(ranks, ins, outs)
+    ins, outs = _tt_shape("tt_params", in_factors, out_factors)
+    r = _tt_ranks("tt_params", ranks, ins, outs)
     return sum(r[k] * n * m * r[k + 1] for k, (n, m) in enumerate(zip(ins, outs)))
 
 
+@validate_params(in_factors=FACTORS, out_factors=FACTORS, ranks=TT_RANKS)
 def tt_macs(in_factors: Sequence[int], out_factors: Sequence[int], ranks) -> int:
     """MACs per example of :meth:`TTLinear.forward` (core by core, bias excluded).
 
@@ -562,8 +577,8 @@ def tt_macs(in_factors: Sequence[int], out_factors: Sequence[int], ranks) -> int
     >>> tt_macs((784,), (300,), 1)
     235200
     """
-    ins, outs = _tt_shape(in_factors, out_factors)
-    r = _tt_ranks(ranks, ins, outs)
+    ins, outs = _tt_shape("tt_macs", in_factors, out_factors)
+    r = _tt_ranks("tt_macs", ranks, ins, outs)
     return sum(math.prod(outs[:k]) * math.prod(ins[k + 1:]) * r[k] * ins[k] * outs[k] * r[k + 1]
                for k in range(len(ins)))
 
@@ -610,12 +625,13 @@ class TTLinear(nn.Module):
     def __init__(self, in_factors: Sequence[int], out_factors: Sequence[int], ranks, *,
                  bias: bool = True, generator: torch.Generator | None = None):
         super().__init__()
-        self.in_factors, self.out_factors = _tt_shape(in_factors, out_factors)
-        self.ranks = _tt_ranks(ranks, self.in_factors, self.out_factors)
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias must be True or False; got {bias!r}.")
-        if generator is not None:
-            check_type("generator", generator, torch.Generator, "a torch.Generator")
+        self.in_factors, self.out_factors = _tt_shape(
+            "TTLinear", check_part("TTLinear", FACTORS, "in_factors", in_factors),
+            check_part("TTLinear", FACTORS, "out_factors", out_factors))
+        self.ranks = _tt_ranks("TTLinear", check_part("TTLinear", TT_RANKS, "ranks", ranks), self.in_factors,
+                               self.out_factors)
+        check_part("TTLinear", Bool(), "bias", bias)
+        check_part("TTLinear", Instance(torch.Generator, "a torch.Generator", optional=True), "generator", generator)
         self.in_features = math.prod(self.in_factors)
         self.out_features = math.prod(self.out_factors)
         d, r = len(self.in_factors), self.ranks
@@ -628,7 +644,7 @@ class TTLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
-            raise ValueError(f"x must have {self.in_features} features in its last dimension; "
+            raise ValueError(f"TTLinear: x must have {self.in_features} features in its last dimension; "
                              f"got shape {tuple(x.shape)}.")
         lead = x.shape[:-1]
         t = x.reshape(-1, 1, 1, self.in_features)           # (B, out_done=1, r_0=1, in_rest)
@@ -662,10 +678,12 @@ class TTLinear(nn.Module):
         quasi-optimal approximation. ``bias`` (out,) is copied if given (zero
         otherwise). Parameters are in torch's default dtype; the SVDs run in float64.
         """
-        weight = _check_weight("weight", weight)
-        ins, outs = _tt_shape(in_factors, out_factors)
+        func = "TTLinear.from_dense"
+        weight = check_part(func, Tensor(ndim=2), "weight", weight)
+        ins, outs = _tt_shape(func, check_part(func, FACTORS, "in_factors", in_factors),
+                              check_part(func, FACTORS, "out_factors", out_factors))
         if math.prod(outs) != weight.shape[0] or math.prod(ins) != weight.shape[1]:
-            raise ValueError(f"in_factors and out_factors must multiply to the weight's shape "
+            raise ValueError(f"{func}: in_factors and out_factors must multiply to the weight's shape "
                              f"(out, in) = {tuple(weight.shape)}; got in_factors {in_factors!r} "
                              f"(product {math.prod(ins)}), out_factors {out_factors!r} "
                              f"(product {math.prod(outs)}).")
@@ -693,9 +711,9 @@ class TTLinear(nn.Module):
             for param, core in zip(layer.cores, cores):
                 param.copy_(core)
             if bias is not None:
-                bias = _check_weight("bias", bias, min_ndim=1, max_ndim=1)
+                bias = check_part(func, Tensor(ndim=1), "bias", bias)
                 if bias.shape[0] != layer.out_features:
-                    raise ValueError(f"bias must have {layer.out_features} entries; got shape "
+                    raise ValueError(f"{func}: bias must have {layer.out_features} entries; got shape "
                                      f"{tuple(bias.shape)}.")
                 layer.bias.copy_(bias)
         return layer
@@ -706,6 +724,8 @@ class TTLinear(nn.Module):
 
 
 # ------------------------------------------------------------- experiments
+@validate_params(model=Module(), layer_name=NAME, ranks=ListOf(PositiveInt()),
+                 test_split=Instance(Split, "an effdl.data.Split (from effdl.data.load_mnist)"))
 def svd_rank_sweep(model: nn.Module, layer_name: str, ranks: Sequence[int], test_split) -> list[dict]:
     """Accuracy of ``model`` with FC layer ``layer_name`` truncated to each rank, no fine-tuning.
 
@@ -713,11 +733,8 @@ def svd_rank_sweep(model: nn.Module, layer_name: str, ranks: Sequence[int], test
     ``layer_params`` (the factorized layer) and ``acc`` (top-1 %, from
     :func:`effdl.train.evaluate` on ``test_split``). ``model`` is not modified.
     """
-
-    linear = _get_submodule(model, layer_name, nn.Linear, "torch.nn.Linear")
-    check_type("test_split", test_split, Split, "an effdl.data.Split (from effdl.data.load_mnist)")
-    if isinstance(ranks, (str, bytes)) or not isinstance(ranks, Sequence) or len(ranks) == 0:
-        raise TypeError(f"ranks must be a non-empty sequence of ints; got {ranks!r}.")
+    linear = _get_submodule("svd_rank_sweep", model, layer_name, nn.Linear, "torch.nn.Linear", "layer_name")
+    _finite("svd_rank_sweep", f"{layer_name}.weight", linear.weight)
     max_rank = min(linear.weight.shape)
     ranks = [_check_rank(r, max_rank, "ranks") for r in ranks]
     results = []

@@ -76,11 +76,13 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ._validate import _fail, check_bool, check_choice, check_float, check_int, check_type
+from ._validate import _fail
 from .data import Split
 from .models import MODELS, build_model
 from .pruning import prunable_parameters
 from .train import History, fit, threads
+from .validation import (Bool, Instance, Interval, Module, OneOf, Options, PositiveInt, Seed, Tensor, check_part,
+                         validate_params)
 
 
 __all__ = ["INITS", "kmeans_1d", "centroid_gradient", "SharedLayer", "SharedModel", "share_weights",
@@ -89,32 +91,19 @@ __all__ = ["INITS", "kmeans_1d", "centroid_gradient", "SharedLayer", "SharedMode
 INITS = ("linear", "density", "random")
 
 
-# ---------------------------------------------------------------- validation
-def _as_values(name: str, values: Any) -> np.ndarray:
-    """``values`` as a flat float64 array of finite numbers (TypeError for bools, strings)."""
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    arr = np.asarray(values)
-    if arr.dtype.kind not in "iuf":
-        _fail(TypeError, name, "an array of real numbers (not bool)", values)
-    arr = arr.astype(np.float64).ravel()
-    if arr.size == 0:
-        _fail(ValueError, name, "non-empty", values)
-    if not np.isfinite(arr).all():
-        _fail(ValueError, name, "finite (no NaN or inf)", values)
-    return arr
+# ---------------------------------------------------------------- constraints
+N_BITS = Interval(int, 1, 16)
+SPLIT = Instance(Split, "an effdl.data.Split")
 
 
-def _as_index(name: str, index: Any) -> np.ndarray:
-    if isinstance(index, torch.Tensor):
-        index = index.detach().cpu().numpy()
-    arr = np.asarray(index)
-    if arr.dtype.kind not in "iu":
-        _fail(TypeError, name, "an array of integer cluster indexes", index)
-    return arr.astype(np.int64)
+def _as_values(values: torch.Tensor) -> np.ndarray:
+    """A checked tensor of real values as a flat float64 array."""
+    return values.detach().cpu().numpy().astype(np.float64).ravel()
 
 
 # ------------------------------------------------------------------- k-means
+@validate_params(values=Tensor(dtype=None), n_clusters=PositiveInt(), init=Options(INITS), seed=Seed(),
+                 max_iter=PositiveInt())
 def kmeans_1d(values: Any, n_clusters: int, init: str = "linear", *, seed: int = 0,
               max_iter: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd's k-means on scalars.
@@ -144,11 +133,10 @@ def kmeans_1d(values: Any, n_clusters: int, init: str = "linear", *, seed: int =
         Cluster of each value (in the order of ``values``); every value sits
         in the cluster of its nearest centroid (ties go to the lower one).
     """
-    x = _as_values("values", values)
-    k = check_int("n_clusters", n_clusters, min=1, max=x.size)
-    check_choice("init", init, INITS)
-    seed = check_int("seed", seed, min=0)
-    max_iter = check_int("max_iter", max_iter, min=1)
+    x = _as_values(values)
+    k = n_clusters
+    if k > x.size:
+        _fail(ValueError, "n_clusters", f"an integer in [1, {x.size}] (the number of values)", k)
     if init == "random" and np.unique(x).size < k:
         _fail(ValueError, "n_clusters", f"at most the number of distinct values "
               f"({np.unique(x).size}) for init='random'", k)
@@ -224,6 +212,8 @@ def _relocate_empty(xs: np.ndarray, old: np.ndarray, edges: np.ndarray, counts: 
     return True
 
 
+@validate_params(grad=Tensor(dtype=None), index=Tensor(dtype="int", finite=False, nonempty=False),
+                 n_clusters=PositiveInt())
 def centroid_gradient(grad: Any, index: Any, n_clusters: int) -> np.ndarray:
     """Gradient of the loss w.r.t. each shared value: ``g_k = Σ_{i: index_i = k} grad_i``.
 
@@ -240,14 +230,14 @@ def centroid_gradient(grad: Any, index: Any, n_clusters: int) -> np.ndarray:
     np.ndarray of float64, shape (n_clusters,)
         A cluster no weight uses gets 0.
     """
-    g = _as_values("grad", grad)
-    idx = _as_index("index", index)
-    n_clusters = check_int("n_clusters", n_clusters, min=1)
-    if idx.size != g.size or (np.shape(grad) != np.shape(index)):
-        _fail(ValueError, "index", f"of the same shape as grad {tuple(np.shape(grad))}", tuple(np.shape(index)))
-    idx = idx.ravel()
+    if grad.shape != index.shape:
+        _fail(ValueError, "index", f"of the same shape as grad {tuple(grad.shape)}",
+              tuple(index.shape))
+    g = _as_values(grad)
+    idx = index.detach().cpu().numpy().astype(np.int64).ravel()
     if idx.min() < 0 or idx.max() >= n_clusters:
-        _fail(ValueError, "index", f"in [0, {n_clusters - 1}]", int(idx.min() if idx.min() < 0 else idx.max()))
+        _fail(ValueError, "index", f"in [0, {n_clusters - 1}]",
+              int(idx.min() if idx.min() < 0 else idx.max()))
     return np.bincount(idx, weights=g, minlength=n_clusters)   # group by index, reduce by sum
 
 
@@ -314,9 +304,12 @@ class SharedModel:
         return model.eval()
 
 
+SHARED = Instance(SharedModel, "an effdl.sharing.SharedModel")
+
+
+@validate_params(shared=SHARED)
 def quantized_model(shared: SharedModel) -> nn.Module:
     """The model with weights ``codebook[index]`` (pruned ones exactly zero), in eval mode."""
-    check_type("shared", shared, SharedModel, "an effdl.sharing.SharedModel")
     return shared.to_model()
 
 
@@ -339,27 +332,28 @@ def _plain_state(model: nn.Module, arch: str) -> dict[str, torch.Tensor]:
     state.update({n: w.detach().cpu() for n, w in prunable_parameters(model).items()})   # masked weights
     reference = build_model(arch, seed=0).state_dict()
     if set(state) != set(reference) or any(state[n].shape != reference[n].shape for n in reference):
-        _fail(ValueError, "model", f"a {arch} with the default sizes of effdl.models.build_model({arch!r})",
+        _fail(ValueError, "model",
+              f"a {arch} with the default sizes of effdl.models.build_model({arch!r})",
               type(model).__name__)
     return state
 
 
-def _bits_per_layer(bits: Any, names: list[str]) -> dict[str, int]:
-    if isinstance(bits, Mapping):
-        unknown = [n for n in bits if n not in names]
-        missing = [n for n in names if n not in bits]
+def _bits_per_layer(n_bits: int | Mapping, names: list[str]) -> dict[str, int]:
+    """``n_bits`` (declared: an int in [1, 16] or a mapping) per weight name; a mapping's values checked here."""
+    if isinstance(n_bits, Mapping):
+        unknown = [n for n in n_bits if n not in names]
+        missing = [n for n in names if n not in n_bits]
         if unknown or missing:
-            _fail(ValueError, "bits", f"a dict with exactly the keys {names}", bits)
-        return {n: check_int(f"bits[{n!r}]", bits[n], min=1, max=16) for n in names}
-    bits = check_int("bits", bits, min=1, max=16)
-    return {n: bits for n in names}
+            _fail(ValueError, "n_bits", f"a dict with exactly the keys {names}", n_bits)
+        return {n: check_part("share_weights", N_BITS, f"n_bits[{n!r}]", n_bits[n]) for n in names}
+    return {n: n_bits for n in names}
 
 
 def _share_layer(name: str, w: np.ndarray, n_bits: int, init: str, seed: int, max_iter: int) -> SharedLayer:
     kept = w != 0
     values = w[kept].astype(np.float64)
     if values.size == 0:
-        raise ValueError(f"model weight {name!r} must have a non-zero weight to share; "
+        raise ValueError(f"share_weights: model weight {name!r} must have a non-zero weight to share; "
                          f"got all {w.size} zero.")
     reserves_zero = values.size < w.size
     capacity = (1 << n_bits) - int(reserves_zero)    # centroids that fit beside the reserved zero
@@ -371,20 +365,22 @@ def _share_layer(name: str, w: np.ndarray, n_bits: int, init: str, seed: int, ma
     return SharedLayer(name, codebook.astype(np.float32), index, n_bits, reserves_zero)
 
 
-def share_weights(model: nn.Module, bits: int | dict[str, int], init: str = "linear", *,
+@validate_params(model=Module(), n_bits=OneOf(N_BITS, Instance(Mapping, "a dict of weight name → n_bits")),
+                 init=Options(INITS), seed=Seed(), max_iter=PositiveInt())
+def share_weights(model: nn.Module, n_bits: int | dict[str, int], init: str = "linear", *,
                   seed: int = 0, max_iter: int = 10_000) -> SharedModel:
-    """Cluster each prunable weight of ``model`` into a ``2**bits``-entry codebook.
+    """Cluster each prunable weight of ``model`` into a ``2**n_bits``-entry codebook.
 
     Parameters
     ----------
     model : nn.Module
         An effdl model (``LeNet300``, ``LeNet5``, ``RowLSTM``), pruned or not;
         pruning masks, if attached, are applied first.
-    bits : int in [1, 16] or dict {weight name: int}
+    n_bits : int in [1, 16] or dict {weight name: int}
         Index width per layer; a dict needs every name of
         :func:`effdl.pruning.prunable_parameters`. A pruned layer (one with
-        zeros) gets ``2**bits − 1`` centroids plus the reserved zero (one
-        centroid at ``bits=1``).
+        zeros) gets ``2**n_bits − 1`` centroids plus the reserved zero (one
+        centroid at ``n_bits=1``).
     init, seed, max_iter
         Passed to :func:`kmeans_1d`.
 
@@ -392,14 +388,10 @@ def share_weights(model: nn.Module, bits: int | dict[str, int], init: str = "lin
     -------
     SharedModel
     """
-    check_type("model", model, nn.Module, "a torch.nn.Module")
     arch = _arch_of(model)
-    check_choice("init", init, INITS)
-    seed = check_int("seed", seed, min=0)
-    max_iter = check_int("max_iter", max_iter, min=1)
     state = _plain_state(model, arch)
     names = list(prunable_parameters(model))
-    bits_of = _bits_per_layer(bits, names)
+    bits_of = _bits_per_layer(n_bits, names)
     layers = {n: _share_layer(n, state[n].float().numpy(), bits_of[n], init, seed, max_iter) for n in names}
     others = {n: t.float().numpy().copy() for n, t in state.items() if n not in layers}
     return SharedModel(arch, layers, others)
@@ -483,6 +475,11 @@ def _read_back(model: nn.Module, shared: SharedModel) -> SharedModel:
     return SharedModel(shared.arch, layers, others)
 
 
+@validate_params(shared=SHARED, train=SPLIT, val=Instance(Split, "an effdl.data.Split", optional=True),
+                 epochs=Interval(int, 0, None), lr=Interval(float, 0, None, closed="neither"),
+                 momentum=Interval(float, 0, 1, closed="left"), batch_size=PositiveInt(), train_biases=Bool(),
+                 seed=Seed(), device=Instance((torch.device, str), "a torch.device or a device name", optional=True),
+                 show_progress=Bool(optional=True))
 def finetune_centroids(shared: SharedModel, train: Split, val: Split | None = None, *, epochs: int = 5,
                        lr: float = 1e-3, momentum: float = 0.9, batch_size: int = 64,
                        train_biases: bool = False, seed: int = 0, device: torch.device | None = None,
@@ -506,9 +503,11 @@ def finetune_centroids(shared: SharedModel, train: Split, val: Split | None = No
     (SharedModel, History)
         New codebooks (and biases), the same indexes; the training record.
     """
-    check_type("shared", shared, SharedModel, "an effdl.sharing.SharedModel")
-    check_bool("train_biases", train_biases)
-    check_float("lr", lr, min=0, min_open=True)
+    if isinstance(device, str):
+        try:
+            device = torch.device(device)
+        except RuntimeError:
+            _fail(ValueError, "device", "a device name torch knows ('cpu', 'cuda', …)", device)
     model = _trainable_model(shared, train_biases)
     with threads(1):                  # one thread: a matmul's last bit depends on the thread count
         history = fit(model, train, epochs=epochs, lr=lr, momentum=momentum, batch_size=batch_size,

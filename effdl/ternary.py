@@ -77,9 +77,11 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ._validate import _fail, check_choice, check_float, check_int, check_type
+from ._validate import _fail
 from .data import Split
 from .train import History, fit
+from .validation import (Bool, Instance, Interval, ListOf, Module, OneOf, Options, PositiveInt, Seed, Tensor,
+                         check_part, validate_params)
 
 __all__ = [
     "METHODS", "TTQ_T", "TWN_FACTOR", "BITS_PER_WEIGHT", "SCALES_PER_LAYER",
@@ -97,45 +99,33 @@ SCALES_PER_LAYER = {"binary": 1, "twn": 1, "ttq": 2}
 QUANTIZABLE_TYPES = (nn.Linear, nn.Conv2d)
 
 
-# ------------------------------------------------------------------ checks
-def _check_weight(weight: Any, name: str = "weight") -> torch.Tensor:
-    check_type(name, weight, torch.Tensor, "a torch.Tensor")
-    if not weight.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor; got dtype {weight.dtype!r}.")
-    if weight.numel() == 0:
-        raise ValueError(f"{name} must not be empty; got shape {tuple(weight.shape)!r}.")
-    if not torch.isfinite(weight).all():
-        raise ValueError(f"{name} must be finite; got a tensor with NaN or inf.")
-    if not (weight != 0).any():
-        raise ValueError(f"{name} must have a non-zero entry (a scale of 0 quantises nothing); got all zeros.")
+# ------------------------------------------------------------------ constraints
+WEIGHT = Tensor(convert=False)                              # a floating-point torch.Tensor, finite, non-empty
+SCALE = OneOf(Interval(float, 0, None, closed="neither"), Tensor(convert=False))   # > 0; a tensor lets autograd flow
+T_RANGE = Interval(float, 0, 1, closed="neither")   # TTQ's threshold factor t
+FACTOR = Interval(float, 0, None, closed="neither")
+METHOD = Options(METHODS)
+LAYERS = ListOf(Instance(str, "a layer name"), optional=True)
+
+
+def _nonzero(func: str, weight: torch.Tensor, name: str = "weight") -> torch.Tensor:
+    """A weight with a non-zero entry (an all-zero one has scale 0: nothing to quantise)."""
+    if not bool((weight != 0).any()):
+        raise ValueError(f"{func}: {name} must have a non-zero entry (a scale of 0 quantises nothing); "
+                         f"got all zeros.")
     return weight
 
 
-def _check_scale(name: str, value: Any) -> torch.Tensor:
-    """A positive scale, as a float or a one-element tensor (kept as a tensor so autograd can flow)."""
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1 or not value.is_floating_point():
-            raise TypeError(f"{name} must be a positive number or a one-element float tensor; got {value!r}.")
-        v = float(value.detach())
-        if not math.isfinite(v) or v <= 0:
-            raise ValueError(f"{name} must be > 0; got {v!r}.")
-        return value.reshape(())
-    value = check_float(name, value)
-    if value <= 0:
-        _fail(ValueError, name, "> 0", value)
-    return torch.tensor(value)
-
-
-def _check_t(t: Any) -> float:
-    return check_float("t", t, min=0, max=1, min_open=True, max_open=True)
-
-
-def _check_factor(factor: Any) -> float:
-    return check_float("factor", factor, min=0, min_open=True)
-
-
-def _check_method(method: Any) -> str:
-    return check_choice("method", method, METHODS)
+def _scale(func: str, name: str, value) -> torch.Tensor:
+    """A checked SCALE as a 0-d tensor (a tensor is kept, so autograd can flow)."""
+    if not isinstance(value, torch.Tensor):
+        return torch.tensor(value)
+    if value.numel() != 1:
+        raise TypeError(f"{func}: {name} must be a positive number or a one-element float tensor; "
+                        f"got a tensor of shape {tuple(value.shape)}.")
+    if float(value.detach()) <= 0:
+        _fail(ValueError, name, "> 0", float(value.detach()))
+    return value.reshape(())
 
 
 # ------------------------------------------------------------------ pure quantisers
@@ -144,13 +134,14 @@ def _binary_core(w: torch.Tensor) -> torch.Tensor:
     return torch.where(w >= 0, alpha, -alpha)                # α · sign(w), sign(0) = +1
 
 
+@validate_params(weight=WEIGHT)
 def binary_weights(weight: torch.Tensor) -> torch.Tensor:
     """``α · sign(weight)`` with ``α = mean |weight|`` and ``sign(0) = +1``: exactly two values ±α.
 
     >>> binary_weights(torch.tensor([0.5, -1.5, 0.0, 2.0]))
     tensor([ 1., -1.,  1.,  1.])
     """
-    return _binary_core(_check_weight(weight).detach())
+    return _binary_core(_nonzero("binary_weights", weight).detach())
 
 
 def _twn_core(w: torch.Tensor, factor: float) -> torch.Tensor:
@@ -160,11 +151,13 @@ def _twn_core(w: torch.Tensor, factor: float) -> torch.Tensor:
     return torch.where(keep, torch.sign(w) * alpha, torch.zeros_like(w))
 
 
+@validate_params(weight=WEIGHT, factor=FACTOR)
 def twn_threshold(weight: torch.Tensor, factor: float = TWN_FACTOR) -> float:
     """TWN's threshold ``Δ = factor · mean |weight|`` (``factor`` 0.7 in Li & Liu)."""
-    return float(_check_factor(factor) * _check_weight(weight).detach().abs().mean())
+    return float(factor * _nonzero("twn_threshold", weight).detach().abs().mean())
 
 
+@validate_params(weight=WEIGHT, factor=FACTOR)
 def twn_weights(weight: torch.Tensor, factor: float = TWN_FACTOR) -> torch.Tensor:
     """TWN: ``±α`` where ``|w| > Δ = factor · E|w|``, else 0; ``α = mean{|w| : |w| > Δ}``.
 
@@ -174,12 +167,13 @@ def twn_weights(weight: torch.Tensor, factor: float = TWN_FACTOR) -> torch.Tenso
     >>> twn_weights(torch.tensor([1.0, -0.2, 3.0, -2.0]))   # Δ = 0.7 · 1.55 = 1.085
     tensor([ 0.0000,  0.0000,  2.5000, -2.5000])
     """
-    return _twn_core(_check_weight(weight).detach(), _check_factor(factor))
+    return _twn_core(_nonzero("twn_weights", weight).detach(), factor)
 
 
+@validate_params(weight=WEIGHT, t=T_RANGE)
 def ttq_threshold(weight: torch.Tensor, t: float = TTQ_T) -> float:
     """TTQ's threshold ``Δ = t · max |weight|`` (``t`` = 0.05 in Zhu et al.)."""
-    return float(_check_t(t) * _check_weight(weight).detach().abs().max())
+    return float(t * _nonzero("ttq_threshold", weight).detach().abs().max())
 
 
 def _ttq_masks(w: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,6 +206,7 @@ class _TTQFunction(torch.autograd.Function):
         return g_latent, g_wp.reshape(wp.shape), g_wn.reshape(wn.shape), None
 
 
+@validate_params(weight=WEIGHT, wp=SCALE, wn=SCALE, t=T_RANGE)
 def ttq_weights(weight: torch.Tensor, wp, wn, t: float = TTQ_T) -> torch.Tensor:
     """TTQ's ternary weights: ``+wp`` above ``Δ = t · max|weight|``, ``−wn`` below ``−Δ``, else 0.
 
@@ -222,11 +217,12 @@ def ttq_weights(weight: torch.Tensor, wp, wn, t: float = TTQ_T) -> torch.Tensor:
     >>> ttq_weights(torch.tensor([0.9, -0.01, -0.5, 0.04, 1.0]), 0.7, 0.4, t=0.05)
     tensor([ 0.7000,  0.0000, -0.4000,  0.0000,  0.7000])
     """
-    weight = _check_weight(weight)
-    wp, wn = _check_scale("wp", wp).to(weight), _check_scale("wn", wn).to(weight)
-    return _TTQFunction.apply(weight, wp, wn, _check_t(t))
+    weight = _nonzero("ttq_weights", weight)
+    wp, wn = _scale("ttq_weights", "wp", wp).to(weight), _scale("ttq_weights", "wn", wn).to(weight)
+    return _TTQFunction.apply(weight, wp, wn, t)
 
 
+@validate_params(weight=WEIGHT, grad=Tensor(convert=False), wp=SCALE, wn=SCALE, t=T_RANGE)
 def ttq_gradients(weight: torch.Tensor, grad: torch.Tensor, wp, wn, t: float = TTQ_T):
     """Zhu et al.'s gradient rules: ``(∂L/∂w̃, ∂L/∂Wp, ∂L/∂Wn)`` given ``grad = ∂L/∂w_t``.
 
@@ -235,43 +231,41 @@ def ttq_gradients(weight: torch.Tensor, grad: torch.Tensor, wp, wn, t: float = T
     weights' scaled gradient (Wp·g on I_p, g on the zeros, Wn·g on I_n) and
     the two scales' gradients as floats (Σ over I_p, −Σ over I_n).
     """
-    weight = _check_weight(weight).detach()
-    check_type("grad", grad, torch.Tensor, "a torch.Tensor")
+    weight = _nonzero("ttq_gradients", weight).detach()
     if grad.shape != weight.shape:
-        raise ValueError(f"grad must have the weight's shape {tuple(weight.shape)}; got {tuple(grad.shape)}.")
-    wp, wn = float(_check_scale("wp", wp)), float(_check_scale("wn", wn))
-    pos, neg = _ttq_masks(weight, _check_t(t))
+        raise ValueError(f"ttq_gradients: grad must have the weight's shape {tuple(weight.shape)}; "
+                         f"got {tuple(grad.shape)}.")
+    wp, wn = float(_scale("ttq_gradients", "wp", wp)), float(_scale("ttq_gradients", "wn", wn))
+    pos, neg = _ttq_masks(weight, t)
     g_latent, g_wp, g_wn = _ttq_gradients_core(grad.detach().to(weight), pos, neg, wp, wn)
     return g_latent, float(g_wp), float(g_wn)
 
 
+@validate_params(weight=WEIGHT, delta=Interval(float, 0, None))
 def ternary_codes(weight: torch.Tensor, delta: float) -> torch.Tensor:
     """int8 codes: +1 where ``weight > delta``, −1 where ``weight < −delta``, else 0."""
-    weight = _check_weight(weight).detach()
-    delta = check_float("delta", delta, min=0)
+    weight = _nonzero("ternary_codes", weight).detach()
     return (weight > delta).to(torch.int8) - (weight < -delta).to(torch.int8)
 
 
+@validate_params(weight=Tensor(convert=False, dtype=None))
 def value_fractions(weight: torch.Tensor) -> tuple[float, float, float]:
     """Fractions of positive, zero and negative entries of ``weight`` (they sum to 1)."""
-    check_type("weight", weight, torch.Tensor, "a torch.Tensor")
-    if weight.numel() == 0:
-        raise ValueError(f"weight must not be empty; got shape {tuple(weight.shape)!r}.")
     w, n = weight.detach(), weight.numel()
     return int((w > 0).sum()) / n, int((w == 0).sum()) / n, int((w < 0).sum()) / n
 
 
+@validate_params(weight=Tensor(convert=False, dtype=None))
 def scales_of(weight: torch.Tensor) -> tuple[float, float]:
     """``(Wp, Wn)`` of a quantised weight tensor (values in {−Wn, 0, +Wp}); 0.0 for a missing side.
 
     Reads the scales back from a frozen checkpoint. A tensor with more than
     one positive or more than one negative value is not ternary: ValueError.
     """
-    check_type("weight", weight, torch.Tensor, "a torch.Tensor")
     values = torch.unique(weight.detach())
     pos, neg = values[values > 0], values[values < 0]
     if len(pos) > 1 or len(neg) > 1:
-        raise ValueError(f"weight must take at most the three values {{-Wn, 0, +Wp}}; got {len(values)} "
+        raise ValueError(f"scales_of: weight must take at most the three values {{-Wn, 0, +Wp}}; got {len(values)} "
                          f"distinct values.")
     return (float(pos[0]) if len(pos) else 0.0), (float(-neg[0]) if len(neg) else 0.0)
 
@@ -313,7 +307,7 @@ class TWN(nn.Module):
 
     def __init__(self, factor: float = TWN_FACTOR):
         super().__init__()
-        self.factor = _check_factor(factor)
+        self.factor = check_part("TWN", FACTOR, "factor", factor)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return _StraightThrough.apply(latent, _twn_core(latent.detach(), self.factor))
@@ -335,9 +329,10 @@ class TTQ(nn.Module):
 
     def __init__(self, wp: float, wn: float, t: float = TTQ_T):
         super().__init__()
-        self.t = _check_t(t)
-        self.wp = nn.Parameter(torch.tensor(check_float("wp", wp, min=0, min_open=True)))
-        self.wn = nn.Parameter(torch.tensor(check_float("wn", wn, min=0, min_open=True)))
+        self.t = check_part("TTQ", T_RANGE, "t", t)
+        positive = Interval(float, 0, None, closed="neither")
+        self.wp = nn.Parameter(torch.tensor(check_part("TTQ", positive, "wp", wp)))
+        self.wn = nn.Parameter(torch.tensor(check_part("TTQ", positive, "wn", wn)))
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return _TTQFunction.apply(latent, self.wp.to(latent), self.wn.to(latent), self.t)
@@ -353,20 +348,25 @@ _QUANTIZERS = (Binary, TWN, TTQ)
 
 
 # ------------------------------------------------------------------ module plumbing
+@validate_params(model=Module())
 def layer_names(model: nn.Module) -> list[str]:
     """Names of ``model``'s Linear and Conv2d layers, in definition order (what :func:`ternarize` quantises)."""
-    check_type("model", model, nn.Module, "a torch.nn.Module")
+    return _layer_names(model, "layer_names")
+
+
+def _layer_names(model: nn.Module, func: str) -> list[str]:
     names = [n for n, m in model.named_modules() if isinstance(m, QUANTIZABLE_TYPES)]
     if not names:
-        raise ValueError(f"model must contain a Linear or Conv2d layer; got {type(model).__name__}.")
+        raise ValueError(f"{func}: model must contain a Linear or Conv2d layer; got {type(model).__name__}.")
     return names
 
 
+@validate_params(model=Module())
 def paper_layers(model: nn.Module) -> list[str]:
     """The TTQ paper's policy: every layer of :func:`layer_names` but the first and the last."""
-    names = layer_names(model)
+    names = _layer_names(model, "paper_layers")
     if len(names) < 3:
-        raise ValueError(f"model must have at least 3 Linear/Conv2d layers to keep the first and last; "
+        raise ValueError(f"paper_layers: model must have at least 3 Linear/Conv2d layers to keep the first and last; "
                          f"got {names!r}.")
     return names[1:-1]
 
@@ -383,6 +383,7 @@ def _latent(module: nn.Module) -> torch.Tensor:
     return module.parametrizations["weight"].original
 
 
+@validate_params(model=Module(), method=METHOD, layers=LAYERS, t=T_RANGE, factor=FACTOR)
 def ternarize(model: nn.Module, method: str = "ttq", *, layers: Sequence[str] | None = None,
               t: float = TTQ_T, factor: float = TWN_FACTOR) -> nn.Module:
     """Quantise the weights of ``model``'s layers in place by ``method``; return ``model``.
@@ -403,20 +404,20 @@ def ternarize(model: nn.Module, method: str = "ttq", *, layers: Sequence[str] | 
     the current weights above ``Δ`` and below ``−Δ``, so the quantised layer
     starts close to the full-precision one. Biases stay in full precision.
     """
-    method = _check_method(method)
-    t, factor = _check_t(t), _check_factor(factor)
-    names = layer_names(model)
-    chosen = list(names) if layers is None else _check_layers(layers, names)
+    names = _layer_names(model, "ternarize")
+    chosen = list(names) if layers is None else _check_layers(layers, names, "ternarize")
     starts = {}
     for name in chosen:                                      # check everything before changing anything
         module = model.get_submodule(name)
         if _quantizer(module) is not None:
-            raise ValueError(f"layers must not be quantised already; got {name!r}, which is.")
-        weight = _check_weight(module.weight.detach(), f"{name}.weight")
+            raise ValueError(f"ternarize: layers must not be quantised already; got {name!r}, which is.")
+        weight = check_part("ternarize", WEIGHT, f"{name}.weight", module.weight.detach())
+        _nonzero("ternarize", weight, f"{name}.weight")
         if method == "ttq":
             pos, neg = _ttq_masks(weight, t)
             if not pos.any() or not neg.any():
-                raise ValueError(f"{name}.weight must have entries above Δ and below −Δ to start Wp and Wn; "
+                raise ValueError(f"ternarize: {name}.weight must have entries above Δ and below −Δ to start Wp and "
+                                 f"Wn; "
                                  f"got {int(pos.sum())} above and {int(neg.sum())} below.")
             # Wp, Wn start at the least-squares fit of each side: mean |w| over I_p and over I_n
             starts[name] = (float(weight[pos].abs().mean()), float(weight[neg].abs().mean()),
@@ -435,28 +436,26 @@ def ternarize(model: nn.Module, method: str = "ttq", *, layers: Sequence[str] | 
     return model
 
 
-def _check_layers(layers, names) -> list[str]:
-    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
-        raise TypeError(f"layers must be a list of layer names; got {layers!r}.")
-    if not layers:
-        raise ValueError(f"layers must name at least one layer of {names}; got {list(layers)!r}.")
+def _check_layers(layers: list[str], names: list[str], func: str) -> list[str]:
+    """``layers`` (declared LAYERS: a non-empty list of strings) against the model's layer names."""
     for n in layers:
         if n not in names:
-            raise ValueError(f"layers must be names from {names}; got {n!r}.")
+            raise ValueError(f"{func}: layers must be names from {names}; got {n!r}.")
     if len(set(layers)) != len(layers):
-        raise ValueError(f"layers must not repeat a name; got {list(layers)!r}.")
+        raise ValueError(f"{func}: layers must not repeat a name; got {list(layers)!r}.")
     return list(layers)
 
 
-def ternarized_copy(model: nn.Module, method: str = "ttq", **kwargs) -> nn.Module:
+@validate_params(model=Module(), method=METHOD, layers=LAYERS, t=T_RANGE, factor=FACTOR)
+def ternarized_copy(model: nn.Module, method: str = "ttq", *, layers: Sequence[str] | None = None,
+                    t: float = TTQ_T, factor: float = TWN_FACTOR) -> nn.Module:
     """A deep copy of ``model`` quantised by :func:`ternarize` (same keywords); ``model`` is untouched."""
-    check_type("model", model, nn.Module, "a torch.nn.Module")
-    return ternarize(copy.deepcopy(model), method, **kwargs)
+    return ternarize(copy.deepcopy(model), method, layers=layers, t=t, factor=factor)
 
 
+@validate_params(model=Module())
 def quantizers(model: nn.Module) -> dict[str, nn.Module]:
     """``{layer name: quantiser}`` of the quantised layers of ``model`` (empty if none)."""
-    check_type("model", model, nn.Module, "a torch.nn.Module")
     out = {}
     for name, module in model.named_modules():
         if isinstance(module, QUANTIZABLE_TYPES):
@@ -466,6 +465,7 @@ def quantizers(model: nn.Module) -> dict[str, nn.Module]:
     return out
 
 
+@validate_params(model=Module())
 @torch.no_grad()
 def layer_stats(model: nn.Module) -> dict[str, dict[str, float]]:
     """Per quantised layer: ``wp``, ``wn`` and the fractions ``pos``, ``zero``, ``neg`` of its weights.
@@ -477,7 +477,8 @@ def layer_stats(model: nn.Module) -> dict[str, dict[str, float]]:
     are skipped).
     """
     qs = quantizers(model)
-    names = list(qs) if qs else [n for n in layer_names(model) if _is_quantized(model.get_submodule(n).weight)]
+    names = list(qs) if qs else [n for n in _layer_names(model, "layer_stats")
+                                 if _is_quantized(model.get_submodule(n).weight)]
     out = {}
     for name in names:
         module = model.get_submodule(name)
@@ -504,7 +505,7 @@ class WeightHistory:
     """
 
     def __init__(self, every: int = 10):
-        self.every = check_int("every", every, min=1)
+        self.every = check_part("WeightHistory", PositiveInt(), "every", every)
         self.steps: list[int] = []
         self.layers: dict[str, dict[str, list[float]]] = {}
         self._step = 0
@@ -527,26 +528,41 @@ class WeightHistory:
                 "layers": {n: {k: [r(v) for v in vs] for k, vs in row.items()} for n, row in self.layers.items()}}
 
 
-def train(model: nn.Module, train_split: Split, *, record_every: int = 10, **fit_kwargs) -> tuple[History, WeightHistory]:
+@validate_params(model=Module(), train_split=Instance(Split, "an effdl.data.Split"), record_every=PositiveInt(),
+                 epochs=Interval(int, 0, None), lr=Interval(float, 0, None, closed="neither"),
+                 optimizer=Options(("sgd", "adam")), momentum=Interval(float, 0, 1, closed="left"),
+                 weight_decay=Interval(float, 0, None), batch_size=PositiveInt(),
+                 val=Instance(Split, "an effdl.data.Split", optional=True), keep_best=Bool(), seed=Seed(),
+                 device=Instance((torch.device, str), "a torch.device or a device name", optional=True),
+                 show_progress=Bool(optional=True))
+def train(model: nn.Module, train_split: Split, *, record_every: int = 10, epochs: int = 10, lr: float = 0.05,
+          optimizer: str = "sgd", momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 64,
+          val: Split | None = None, keep_best: bool = True, seed: int = 0, device: torch.device | str | None = None,
+          show_progress: bool | None = None) -> tuple[History, WeightHistory]:
     """Train a quantised ``model`` (:func:`ternarize`) with :func:`effdl.train.fit`; record its weights.
 
-    ``fit_kwargs`` go to ``fit`` (``epochs``, ``lr``, ``val``, ``seed``, …;
-    not ``after_step``, which is the recorder). Returns fit's History and the
+    The keywords after ``record_every`` are ``fit``'s, with its defaults
+    (``after_step`` is the recorder). Returns fit's History and the
     :class:`WeightHistory`, which starts with a point at step 0. With
     ``val`` and ``keep_best`` the model ends at its best validation epoch,
     while the history covers every step.
     """
-    check_type("model", model, nn.Module, "a torch.nn.Module")
     if not quantizers(model):
-        raise ValueError("model must have quantised layers (call effdl.ternary.ternarize first); got none.")
-    if "after_step" in fit_kwargs:
-        raise TypeError("after_step is set by effdl.ternary.train (the weight recorder); got one.")
+        raise ValueError("train: model must have quantised layers (call effdl.ternary.ternarize first); got none.")
+    if isinstance(device, str):
+        try:
+            device = torch.device(device)
+        except RuntimeError:
+            _fail(ValueError, "device", "a device name torch knows ('cpu', 'cuda', …)", device)
     history = WeightHistory(record_every)
     history.record(model)
-    fit_history = fit(model, train_split, after_step=history, **fit_kwargs)
+    fit_history = fit(model, train_split, epochs=epochs, lr=lr, optimizer=optimizer, momentum=momentum,
+                      weight_decay=weight_decay, batch_size=batch_size, val=val, keep_best=keep_best, seed=seed,
+                      device=device, after_step=history, show_progress=show_progress)
     return fit_history, history
 
 
+@validate_params(model=Module())
 def freeze(model: nn.Module) -> nn.Module:
     """Make the quantisation permanent in place: plain weights holding the binary/ternary values."""
     for name in quantizers(model):
@@ -558,6 +574,7 @@ def freeze(model: nn.Module) -> nn.Module:
     return model
 
 
+@validate_params(model=Module())
 @torch.no_grad()
 def export(model: nn.Module) -> dict[str, dict[str, Any]]:
     """What a deployment stores per quantised layer: ``codes`` (int8 in {−1, 0, +1}), ``wp``, ``wn``.
@@ -575,6 +592,7 @@ def export(model: nn.Module) -> dict[str, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------ size accounting
+@validate_params(model=Module(), method=METHOD, layers=LAYERS)
 def model_size(model: nn.Module, method: str, *, layers: Sequence[str] | None = None) -> dict:
     """Bytes to store ``model`` with ``layers`` quantised by ``method``, counted exactly.
 
@@ -594,9 +612,8 @@ def model_size(model: nn.Module, method: str, *, layers: Sequence[str] | None = 
     >>> model_size(nn.Linear(100, 10), "ttq")["bytes"]    # 1,000 × 2 bits + 2 scales + 10 fp32 biases
     298
     """
-    method = _check_method(method)
-    names = layer_names(model)
-    chosen = list(names) if layers is None else _check_layers(layers, names)
+    names = _layer_names(model, "model_size")
+    chosen = list(names) if layers is None else _check_layers(layers, names, "model_size")
     fp32_params, other_bytes, rows = 0, 0, []
     latent = "parametrizations.weight.original"
     for pname, p in model.named_parameters():

@@ -369,7 +369,6 @@ class Callable(Constraint):
         return [(3, TypeError)] + ([] if self.optional else [(None, TypeError)])
 
 
-Function = Callable   # TEMPORARY alias while helpers converge on one name (removed at integration)
 
 
 class Unchecked(Constraint):

@@ -62,8 +62,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from effdl._validate import _fail, check_choice, check_int, check_type
+from effdl._validate import _fail
 from effdl.architectures import get_architecture, layer_table
+from effdl.validation import Instance, Interval, ListOf, Options, PositiveInt, Seed, validate_params
 
 
 __all__ = [
@@ -103,6 +104,9 @@ def _poly_from_roots(roots: Sequence[Fraction], n: int) -> list[Fraction]:
     return coeffs + [Fraction(0)] * (n - len(coeffs))
 
 
+@validate_params(m=PositiveInt(), r=PositiveInt(),
+                 points=ListOf(Instance(numbers.Rational, "an integer or a fractions.Fraction"), nonempty=False,
+                               optional=True))
 def cook_toom(m: int, r: int = 3, points: Sequence[Any] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Derive the transforms of F(m, r) in exact fractions (Toom–Cook construction).
 
@@ -138,20 +142,15 @@ def cook_toom(m: int, r: int = 3, points: Sequence[Any] | None = None) -> tuple[
     >>> [str(v) for v in G[1]], [int(v) for v in BT[0]]
     (['-1/6', '-1/6', '-1/6'], [4, 0, -5, 0, 1, 0])
     """
-    m = check_int("m", m, min=1)
-    r = check_int("r", r, min=1)
     n = m + r - 1
     if points is None:
         if n - 1 > len(_DEFAULT_POINTS):
             _fail(ValueError, "points", f"given when m + r > {len(_DEFAULT_POINTS) + 2}", points)
         points = _DEFAULT_POINTS[: n - 1]
-    what = f"a sequence of {n - 1} distinct integers or fractions.Fraction (m + r - 2 finite points)"
-    if not isinstance(points, (tuple, list)) or any(
-            isinstance(p, bool) or not isinstance(p, numbers.Rational) for p in points):
-        _fail(TypeError, "points", what, points)
     pts = [Fraction(p) for p in points]
     if len(pts) != n - 1 or len(set(pts)) != len(pts):
-        _fail(ValueError, "points", what, points)
+        _fail(ValueError, "points", f"a sequence of {n - 1} distinct integers or fractions.Fraction "
+                                               "(m + r - 2 finite points)", points)
 
     def vandermonde(cols: int) -> np.ndarray:            # (n, cols): evaluation at each point, ∞ last
         rows = [[p ** j for j in range(cols)] for p in pts] + [[Fraction(0)] * (cols - 1) + [Fraction(1)]]
@@ -166,10 +165,24 @@ def cook_toom(m: int, r: int = 3, points: Sequence[Any] | None = None) -> tuple[
     return BT, G, AT
 
 
-def _check_tile(tile: Any) -> int:
-    return check_choice("tile", check_int("tile", tile), TILES)
+class _IntOption(Options):
+    """One of a few integers, and an integer (``Options`` alone would take 2.0 for 2)."""
+
+    def check(self, name, value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            _fail(TypeError, name, f"an integer, {self.describe()}", value)
+        return super().check(name, int(value))
+
+    def invalid_values(self):
+        return [(None, TypeError), (2.0, TypeError), ("2", TypeError), (True, TypeError),
+                (max(self.options) + 1, ValueError)]
 
 
+TILE = _IntOption(TILES)
+ARRAY = Instance((np.ndarray, torch.Tensor), "a numpy.ndarray or a torch.Tensor")   # the result has its kind
+
+
+@validate_params(tile=TILE)
 def transforms(tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lavin & Gray's transform matrices ``(Bᵀ, G, Aᵀ)`` of F(tile×tile, 3×3).
 
@@ -192,7 +205,11 @@ def transforms(tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     array([[ 1.,  1.,  1.,  0.],
            [ 0.,  1., -1., -1.]])
     """
-    tile = _check_tile(tile)
+    return _transforms(tile)
+
+
+def _transforms(tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`transforms` on a clean tile (the inner loops call it)."""
     mats = _LAVIN_F2 if tile == 2 else cook_toom(4, _R, (0, 1, -1, 2, -2))
     return tuple(np.array(mat, dtype=np.float64) for mat in mats)
 
@@ -200,56 +217,62 @@ def transforms(tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- argument checks
 
 
-def _as_tensor(name: str, a: Any) -> tuple[torch.Tensor, bool]:
-    """``a`` as a floating-point tensor (sharing memory where possible), and whether it was numpy."""
+def _as_tensor(func: str, name: str, a: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """A declared ARRAY as a finite floating-point tensor (sharing memory where possible), and whether it
+    was numpy."""
     if isinstance(a, np.ndarray):
         if a.dtype not in _NUMPY_FLOATS:
-            raise TypeError(f"{name} must be a floating-point array (float16, float32 or float64); "
+            raise TypeError(f"{func}: {name} must be a floating-point array (float16, float32 or float64); "
                             f"got dtype {a.dtype!r}.")
         if not (a.flags.writeable and a.flags.c_contiguous):
             a = np.array(a, order="C")                   # torch.from_numpy wants a writable array
-        return torch.from_numpy(a), True
-    if isinstance(a, torch.Tensor):
+        t, was_numpy = torch.from_numpy(a), True
+    else:
         if a.dtype not in _FLOAT_DTYPES:
-            raise TypeError(f"{name} must be a floating-point tensor (float16, bfloat16, float32 or "
+            raise TypeError(f"{func}: {name} must be a floating-point tensor (float16, bfloat16, float32 or "
                             f"float64); got dtype {a.dtype!r}.")
-        return a, False
-    _fail(TypeError, name, "a numpy.ndarray or a torch.Tensor", a)
+        t, was_numpy = a, False
+    bad = ~torch.isfinite(t)
+    if bool(bad.any()):
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"{func}: {name} must be finite (no NaN or inf); got {float(t[where])!r} at index {where}.")
+    return t, was_numpy
 
 
-def _check_4d(name: str, t: torch.Tensor, layout: str) -> None:
+def _check_4d(func: str, name: str, t: torch.Tensor, layout: str) -> None:
     if t.ndim != 4 or any(d < 1 for d in t.shape):
-        raise ValueError(f"{name} must be a non-empty 4-D array of shape {layout}; got shape {tuple(t.shape)!r}.")
+        raise ValueError(f"{func}: {name} must be a non-empty 4-D array of shape {layout}; "
+                         f"got shape {tuple(t.shape)!r}.")
 
 
-def _check_pair(x: Any, w: Any, w_name: str = "w") -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Validate x (N, C, H, W) and w (K, C, 3, 3): same kind, same dtype, matching channels."""
-    xt, x_np = _as_tensor("x", x)
-    wt, w_np = _as_tensor(w_name, w)
-    if x_np != w_np:
-        _fail(TypeError, w_name, f"the same kind of array as x ({'numpy.ndarray' if x_np else 'torch.Tensor'})",
-              type(w).__name__)
+def _check_pair(func: str, x: Any, w: Any, w_name: str = "w") -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Validate x (N, C, H, W) and w (K, C, 3, 3): same kind, same dtype, matching channels, finite."""
+    if isinstance(x, np.ndarray) != isinstance(w, np.ndarray):
+        _fail(TypeError, w_name, "the same kind of array as x "
+              f"({'numpy.ndarray' if isinstance(x, np.ndarray) else 'torch.Tensor'})", type(w).__name__)
+    xt, x_np = _as_tensor(func, "x", x)
+    wt, _ = _as_tensor(func, w_name, w)
     if wt.dtype != xt.dtype:
-        raise TypeError(f"{w_name} must have the same dtype as x ({xt.dtype}); got dtype {wt.dtype}.")
+        raise TypeError(f"{func}: {w_name} must have the same dtype as x ({xt.dtype}); got dtype {wt.dtype}.")
     if wt.device != xt.device:
-        raise ValueError(f"{w_name} must be on the same device as x ({xt.device}); got {wt.device}.")
-    _check_4d("x", xt, "(N, C, H, W)")
+        raise ValueError(f"{func}: {w_name} must be on the same device as x ({xt.device}); got {wt.device}.")
+    _check_4d(func, "x", xt, "(N, C, H, W)")
     return xt, wt, x_np
 
 
-def _check_weight(wt: torch.Tensor, channels: int | None = None) -> None:
-    _check_4d("w", wt, "(K, C, 3, 3)")
+def _check_weight(func: str, wt: torch.Tensor, channels: int | None = None) -> None:
+    _check_4d(func, "w", wt, "(K, C, 3, 3)")
     if tuple(wt.shape[2:]) != (_R, _R):
-        raise ValueError(f"w must hold 3×3 kernels, shape (K, C, 3, 3); got shape {tuple(wt.shape)!r}.")
+        raise ValueError(f"{func}: w must hold 3×3 kernels, shape (K, C, 3, 3); got shape {tuple(wt.shape)!r}.")
     if channels is not None and wt.shape[1] != channels:
-        raise ValueError(f"w must have as many input channels as x (C = {channels}); "
+        raise ValueError(f"{func}: w must have as many input channels as x (C = {channels}); "
                          f"got shape {tuple(wt.shape)!r}.")
 
 
-def _out_size(xt: torch.Tensor, padding: int) -> tuple[int, int]:
+def _out_size(func: str, xt: torch.Tensor, padding: int) -> tuple[int, int]:
     h, w = xt.shape[2] + 2 * padding - (_R - 1), xt.shape[3] + 2 * padding - (_R - 1)
     if h < 1 or w < 1:
-        raise ValueError(f"x must be at least 3×3 after padding ({padding}); got shape {tuple(xt.shape)!r}.")
+        raise ValueError(f"{func}: x must be at least 3×3 after padding ({padding}); got shape {tuple(xt.shape)!r}.")
     return h, w
 
 
@@ -280,7 +303,7 @@ def _sandwich(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
 
 
 def _matrices(tile: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return tuple(torch.as_tensor(mat, dtype=like.dtype, device=like.device) for mat in transforms(tile))
+    return tuple(torch.as_tensor(mat, dtype=like.dtype, device=like.device) for mat in _transforms(tile))
 
 
 def _filter_transform(wt: torch.Tensor, tile: int) -> torch.Tensor:
@@ -292,6 +315,7 @@ def _filter_transform(wt: torch.Tensor, tile: int) -> torch.Tensor:
     return _store(U, dtype)
 
 
+@validate_params(w=ARRAY, tile=TILE)
 def transform_filters(w: Any, tile: int = 2) -> Any:
     """Winograd-domain filters ``U = G g Gᵀ``, to compute once and reuse.
 
@@ -306,9 +330,9 @@ def transform_filters(w: Any, tile: int = 2) -> Any:
     U : same kind and dtype as ``w``, shape (α, α, K, C), ``α = tile + 2``
         Pass it to ``winograd_conv2d(x, U=U, tile=tile)``.
     """
-    wt, w_np = _as_tensor("w", w)
-    _check_weight(wt)
-    U = _filter_transform(wt, _check_tile(tile))
+    wt, w_np = _as_tensor("transform_filters", "w", w)
+    _check_weight("transform_filters", wt)
+    U = _filter_transform(wt, tile)
     return U.numpy() if w_np else U
 
 
@@ -366,6 +390,9 @@ def _winograd_core(xt: torch.Tensor, U: torch.Tensor, tile: int, padding: int) -
     return y[:, :, :h_out, :w_out].to(dtype).contiguous()
 
 
+@validate_params(x=ARRAY, w=Instance((np.ndarray, torch.Tensor), "a numpy.ndarray or a torch.Tensor", optional=True),
+                 tile=TILE, padding=Interval(int, 0, None), stride=PositiveInt(),
+                 U=Instance((np.ndarray, torch.Tensor), "a numpy.ndarray or a torch.Tensor", optional=True))
 def winograd_conv2d(x: Any, w: Any = None, *, tile: int = 2, padding: int = 0, stride: int = 1,
                     U: Any = None) -> Any:
     """Stride-1 3×3 convolution by Winograd's F(tile×tile, 3×3), batched.
@@ -396,25 +423,23 @@ def winograd_conv2d(x: Any, w: Any = None, *, tile: int = 2, padding: int = 0, s
     -------
     y : same kind and dtype as ``x``, shape (N, K, H + 2·padding − 2, W + 2·padding − 2)
     """
-    tile = _check_tile(tile)
-    padding = check_int("padding", padding, min=0)
-    stride = check_int("stride", stride)
+    func = "winograd_conv2d"
     if stride != 1:
         _fail(ValueError, "stride", "1 (Winograd F(m×m, 3×3) here is for unit stride)", stride)
     if (w is None) == (U is None):
         state = "neither" if w is None else "both"
-        raise ValueError(f"w must be given, or U instead (exactly one of them); got {state}.")
+        raise ValueError(f"{func}: w must be given, or U instead (exactly one of them); got {state}.")
     if w is not None:
-        xt, wt, x_np = _check_pair(x, w)
-        _check_weight(wt, xt.shape[1])
+        xt, wt, x_np = _check_pair(func, x, w)
+        _check_weight(func, wt, xt.shape[1])
         Ut = _filter_transform(wt, tile)                   # U = G g Gᵀ, once per call
     else:
-        xt, Ut, x_np = _check_pair(x, U, "U")
+        xt, Ut, x_np = _check_pair(func, x, U, "U")
         alpha = tile + 2
         if Ut.ndim != 4 or tuple(Ut.shape[:2]) != (alpha, alpha) or Ut.shape[3] != xt.shape[1] or Ut.shape[2] < 1:
-            raise ValueError(f"U must have shape ({alpha}, {alpha}, K, {xt.shape[1]}) for tile={tile} and "
+            raise ValueError(f"{func}: U must have shape ({alpha}, {alpha}, K, {xt.shape[1]}) for tile={tile} and "
                              f"C = {xt.shape[1]}; got shape {tuple(Ut.shape)!r}.")
-    _out_size(xt, padding)
+    _out_size(func, xt, padding)
     y = _winograd_core(xt, Ut, tile, padding)
     return y.numpy() if x_np else y
 
@@ -437,6 +462,7 @@ def _direct_core(xt: torch.Tensor, wt: torch.Tensor, padding: int) -> torch.Tens
     return y.to(dtype)
 
 
+@validate_params(x=ARRAY, w=ARRAY, padding=Interval(int, 0, None))
 def direct_conv2d(x: Any, w: Any, padding: int = 0) -> Any:
     """Stride-1 3×3 convolution by im2col + one GEMM — the chapter's direct baseline.
 
@@ -453,10 +479,9 @@ def direct_conv2d(x: Any, w: Any, padding: int = 0) -> Any:
         For float16/bfloat16 the GEMM accumulates in float32 and the result is
         rounded once.
     """
-    padding = check_int("padding", padding, min=0)
-    xt, wt, x_np = _check_pair(x, w)
-    _check_weight(wt, xt.shape[1])
-    _out_size(xt, padding)
+    xt, wt, x_np = _check_pair("direct_conv2d", x, w)
+    _check_weight("direct_conv2d", wt, xt.shape[1])
+    _out_size("direct_conv2d", xt, padding)
     y = _direct_core(xt, wt, padding)
     return y.numpy() if x_np else y
 
@@ -464,13 +489,14 @@ def direct_conv2d(x: Any, w: Any, padding: int = 0) -> Any:
 # --------------------------------------------------------------------------- counting
 
 
+@validate_params(tile=TILE)
 def mults_per_tile(tile: int) -> tuple[int, int]:
     """Multiplies per output tile and input channel: ``(direct, winograd) = (9 m², (m + 2)²)``.
 
     >>> mults_per_tile(2)
     (36, 16)
     """
-    m = _check_tile(tile)
+    m = tile
     return _R * _R * m * m, (m + _R - 1) ** 2
 
 
@@ -489,6 +515,8 @@ def _sandwich_cost(M: np.ndarray) -> tuple[int, int]:
     return (a + b) * adds, (a + b) * consts
 
 
+@validate_params(C=PositiveInt(), K=PositiveInt(), H_out=PositiveInt(), W_out=PositiveInt(), tile=TILE,
+                 batch_size=PositiveInt())
 def layer_counts(C: int, K: int, H_out: int, W_out: int, tile: int, *, batch_size: int = 1) -> dict:
     """Exact operation counts of one stride-1 3×3 layer, direct vs Winograd.
 
@@ -528,15 +556,10 @@ def layer_counts(C: int, K: int, H_out: int, W_out: int, tile: int, *, batch_siz
     >>> c["reduction"], c["data_transform_adds"] // c["tiles"] // 128
     (2.25, 32)
     """
-    C = check_int("C", C, min=1)
-    K = check_int("K", K, min=1)
-    H_out = check_int("H_out", H_out, min=1)
-    W_out = check_int("W_out", W_out, min=1)
-    m = _check_tile(tile)
-    batch_size = check_int("batch_size", batch_size, min=1)
+    m = tile
     alpha = m + _R - 1
     tiles = -(-H_out // m) * -(-W_out // m) * batch_size
-    BT, G, AT = transforms(m)
+    BT, G, AT = _transforms(m)
     (d_add, d_mul), (f_add, f_mul), (o_add, o_mul) = (_sandwich_cost(M) for M in (BT, G, AT))
     direct = _R * _R * C * K * H_out * W_out * batch_size
     winograd = alpha * alpha * C * K * tiles
@@ -558,6 +581,7 @@ def layer_counts(C: int, K: int, H_out: int, W_out: int, tile: int, *, batch_siz
 # --------------------------------------------------------------------------- accuracy
 
 
+@validate_params(tile=TILE, dtype=Options(ERROR_DTYPES), seed=Seed())
 def error_vs_direct(tile: int, dtype: str, seed: int = 0) -> float:
     """Max relative error of Winograd F(tile×tile, 3×3) in ``dtype`` against float64.
 
@@ -578,9 +602,6 @@ def error_vs_direct(tile: int, dtype: str, seed: int = 0) -> float:
     -------
     float
     """
-    tile = _check_tile(tile)
-    dtype = check_choice("dtype", dtype, ERROR_DTYPES)
-    seed = check_int("seed", seed, min=0)
     gen = torch.Generator().manual_seed(seed)
     shape_x, shape_w = (2, 64, 18, 18), (64, 64, _R, _R)
     if dtype == "int8":
@@ -612,6 +633,8 @@ def _best_ms(runs: dict, repeats: int) -> dict[str, float]:
     return {name: t * 1e3 for name, t in best.items()}
 
 
+@validate_params(C=PositiveInt(), K=PositiveInt(), H=PositiveInt(), W=PositiveInt(), batch_size=PositiveInt(),
+                 repeats=PositiveInt(), seed=Seed(), methods=ListOf(Options(TIMED_METHODS)))
 def time_conv3x3(C: int, K: int, H: int, W: int, *, batch_size: int = 1, repeats: int = 2, seed: int = 0,
                  methods: Sequence[str] = ("im2col", "winograd", "torch")) -> dict[str, float]:
     """Best-of-``repeats`` wall time (ms) of one padded stride-1 3×3 float32 layer.
@@ -640,15 +663,6 @@ def time_conv3x3(C: int, K: int, H: int, W: int, *, batch_size: int = 1, repeats
     dict
         ``{method: milliseconds}`` in the order of ``methods``.
     """
-    C, K, H, W = (check_int(name, v, min=1) for name, v in zip("CKHW", (C, K, H, W)))
-    batch_size = check_int("batch_size", batch_size, min=1)
-    repeats = check_int("repeats", repeats, min=1)
-    seed = check_int("seed", seed, min=0)
-    check_type("methods", methods, (tuple, list), f"a sequence of method names from {list(TIMED_METHODS)}")
-    if not methods:
-        _fail(ValueError, "methods", "non-empty", methods)
-    for method in methods:
-        check_choice("methods", method, TIMED_METHODS)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, C, H, W, generator=gen)
     w = torch.randn(K, C, _R, _R, generator=gen) / math.sqrt(9 * C)
@@ -672,6 +686,7 @@ def _vgg16_layer(name: str) -> tuple[int, int, int, int]:
     raise AssertionError(f"VGG-16 has no layer {name}")
 
 
+@validate_params(seed=Seed())
 def winograd_report(seed: int = 0) -> dict:
     """The chapter's headline numbers as a JSON-able dict.
 
@@ -690,7 +705,6 @@ def winograd_report(seed: int = 0) -> dict:
         "max_rel_err_fp32", "max_rel_err_fp16"}, "F(4x4,3x3)": {…},
         "vgg16_ms": {layer: {"im2col", "winograd", "torch"}}}``
     """
-    seed = check_int("seed", seed, min=0)
     report: dict = {}
     for tile in TILES:
         direct, winograd = mults_per_tile(tile)

@@ -2,7 +2,6 @@
 import copy
 import inspect
 import re
-import subprocess
 import sys
 
 import nbformat
@@ -294,17 +293,6 @@ def test_student_version_of_a_toy_notebook():
         namespace["f"](1)
 
 
-@pytest.mark.parametrize("source, match", [
-    ("### BEGIN SOLUTION\nx = 1", "without"),
-    ("x = 1\n### END SOLUTION", "without"),
-    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "nested"),
-])
-def test_unbalanced_markers_are_errors(source, match):
-    nb = new_notebook(cells=[new_code_cell(source)])
-    with pytest.raises(assign.ExerciseError, match=match):
-        assign.student_version(nb)
-
-
 def test_validate_reports_problems():
     nb = _toy()
     del nb.cells[4].metadata["nbgrader"]
@@ -372,16 +360,123 @@ def test_student_version_executes_up_to_the_exercises(chapter_id, tmp_path):
             assert not errors, f"cell {i} failed in the student version: {errors}"
 
 
-# ------------------------------------------------------------------ nbgrader itself, where installed
-def test_nbgrader_generate_assignment_matches(tmp_path):
-    pytest.importorskip("nbgrader", reason="nbgrader is not installed (it is optional; see tests/README.md)")
-    assign.write_assignment(tmp_path, ["08"], nbgrader=True)
-    run = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "08_winograd", "--force",
-                          "--CourseDirectory.root=."], cwd=tmp_path, capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
-    theirs = nbformat.read(tmp_path / "release" / "08_winograd" / "08_winograd.ipynb", as_version=4)
-    ours = assign.student_version(_read(book.load_book().chapter("08")))
-    assert [(c.cell_type, c.source) for c in theirs.cells] == [(c.cell_type, c.source) for c in ours.cells]
+# ------------------------------------------------------------------ nbgrader's preprocessors or our writer
+@pytest.mark.parametrize("chapter", [pytest.param(c, id=c.id) for c in CHAPTERS])
+def test_nbgrader_preprocessors_and_our_writer_give_the_same_student_version(chapter):
+    nb = _read(chapter)
+    assert assign.student_version(nb, use_nbgrader=True) == assign.student_version(nb, use_nbgrader=False)
+
+
+def test_same_student_version_on_edge_cases():
+    nb = _toy()
+    nb.metadata["celltoolbar"] = "Create Assignment"            # nbgrader drops it
+    nb.cells.append(new_code_cell("x = 2", metadata={"nbgrader": {"solution": True, "grade": False,
+                                                                  "grade_id": "whole", "locked": False}}))
+    nb.cells.append(new_markdown_cell("Why?\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"))
+    ours, theirs = assign.student_version(nb, use_nbgrader=False), assign.student_version(nb, use_nbgrader=True)
+    assert ours == theirs
+    assert "celltoolbar" not in ours.metadata
+    assert ours.cells[-2].source == assign.CODE_STUB and ours.cells[-1].source == "Why?\n" + assign.TEXT_STUB
+
+
+def test_student_version_without_nbgrader_uses_its_own_writer(monkeypatch):
+    monkeypatch.setitem(sys.modules, "nbgrader.preprocessors", None)      # `import` now raises ImportError
+    assert assign._nbgrader_preprocessors() is None
+    toy = _toy()
+    assert assign.student_version(toy) == assign.student_version(toy, use_nbgrader=False)
+    with pytest.raises(ImportError, match=r"needs nbgrader: pip install -e '.\[classroom\]'"):
+        assign.student_version(toy, use_nbgrader=True)
+
+
+@pytest.mark.parametrize("use_nbgrader", [True, False])
+@pytest.mark.parametrize("source, match", [
+    ("### BEGIN SOLUTION\nx = 1", "without"),
+    ("x = 1\n### END SOLUTION", "without"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "nested"),
+    ("### BEGIN HIDDEN TESTS\nx = 1\n### BEGIN HIDDEN TESTS\n### END HIDDEN TESTS", "nested"),
+])
+def test_unbalanced_markers_give_one_message_either_way(source, match, use_nbgrader):
+    with pytest.raises(assign.ExerciseError, match=match):
+        assign.student_version(new_notebook(cells=[new_code_cell(source)]), use_nbgrader=use_nbgrader)
+
+
+# ------------------------------------------------------------------ write_assignment: bad input, nothing lost
+def test_write_assignment_refuses_a_folder_in_use(tmp_path, capsys):
+    handout = tmp_path / "handout"
+    handout.mkdir()
+    (handout / "alice_notes.ipynb").write_text("{}")
+    assert cli.main(["assign", str(handout), "08"]) == 2
+    assert "must be a new or empty folder" in capsys.readouterr().err
+    assert sorted(p.name for p in handout.iterdir()) == ["alice_notes.ipynb"]
+    path, = assign.write_assignment(handout, ["08"], overwrite=True)
+    assert sorted(p.name for p in handout.iterdir()) == ["08_winograd.ipynb", "alice_notes.ipynb"]
+    assert (handout / "alice_notes.ipynb").read_text() == "{}"
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ValueError, match="must be a folder; got .*a file"):
+        assign.write_assignment(tmp_path / "a_file", ["08"])
+    with pytest.raises(ValueError, match="chapter_id must be one of"):
+        assign.write_assignment(tmp_path / "new", ["08", "99"])
+    assert not (tmp_path / "new").exists(), "nothing is written before every chapter id is known"
+
+
+def test_write_assignment_into_a_course(tmp_path):
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is not empty and has no nbgrader_config.py"):
+        assign.write_assignment(course, ["08"], nbgrader=True)
+    (course / "notes.txt").unlink()
+    first, = assign.write_assignment(course, ["08"], nbgrader=True)
+    config = (course / "nbgrader_config.py").read_text()
+    assert "c.Execute.timeout = 450" in config and "add_missing_cells = True" in config
+    submitted = course / "submitted" / "alice" / "08_winograd" / "08_winograd.ipynb"
+    submitted.parent.mkdir(parents=True)
+    submitted.write_text("alice's work")
+    (course / "nbgrader_config.py").write_text(config + 'c.CourseDirectory.course_id = "course101"\n')
+    assign.write_assignment(course, ["08", "00"], nbgrader=True)   # adds chapter 00, keeps the rest
+    assert (course / "nbgrader_config.py").read_text().endswith('"course101"\n'), "the instructor's config stays"
+    assert submitted.read_text() == "alice's work"
+    assert (course / "source" / "00_why_efficiency" / "00_why_efficiency.ipynb").exists()
+    edited = nbformat.read(first, as_version=4)
+    edited.cells[0].source += " (my edit)"
+    nbformat.write(edited, first)
+    with pytest.raises(ValueError, match="exists and differs from the chapter in book.yml.*Nothing was written"):
+        assign.write_assignment(course, ["08"], nbgrader=True)
+    assert nbformat.read(first, as_version=4) == edited
+    assign.write_assignment(course, ["08"], nbgrader=True, overwrite=True)
+    assert nbformat.read(first, as_version=4) == _read(book.load_book().chapter("08"))
+    (course / "nbgrader_config.py").write_text("c = get_config()\n")
+    with pytest.raises(ValueError, match="does not set ClearSolutions.code_stub"):
+        assign.write_assignment(course, ["08"], nbgrader=True)
+
+
+# ------------------------------------------------------------------ submissions
+@pytest.mark.parametrize("chapter", [pytest.param(c, id=c.id) for c in CHAPTERS])
+def test_reference_submission_is_the_chapters_solution(chapter):
+    nb = _read(chapter)
+    filled = assign.fill_answers(assign.student_version(nb), assign.solution_bodies(nb))
+    for ex in assign.find_exercises(nb):
+        unmarked = [line for line in nb.cells[ex.answer].source.split("\n") if "### " not in line]
+        assert filled.cells[ex.answer].source == "\n".join(unmarked)
+
+
+def test_fill_answers_errors():
+    student = assign.student_version(_toy())
+    with pytest.raises(assign.ExerciseError, match="grade_id must be an answer cell's"):
+        assign.fill_answers(student, {"nope": "return 1"})
+    done = assign.fill_answers(student, {"f": "return 1"})
+    with pytest.raises(assign.ExerciseError, match="no longer holds the stub"):
+        assign.fill_answers(done, {"f": "return 2"})
+
+
+def test_check_submission(tmp_path):
+    nb = _read(book.load_book().chapter("08"))
+    path = tmp_path / "08_winograd.ipynb"
+    nbformat.write(assign.student_version(nb), path)
+    assert assign.check_submission(path) == []
+    assert "not the name of a chapter's notebook" in assign.check_submission(tmp_path / "mine.ipynb")[0]
+    path.write_text("{}")
+    assert "is not a readable notebook (ValidationError" in assign.check_submission(path)[0]
 
 
 # ------------------------------------------------------------------ the instructors' page
@@ -399,6 +494,10 @@ def test_instructors_page_table_is_current_and_staged(tmp_path):
     assert {"caption": "For instructors", "chapters": [{"file": "instructors"}]} in toc["parts"]
     assert (stage / "instructors.md").read_text() == text
     assert "(instructors.md)" in (stage / "index.md").read_text()
+    block = re.search(r"<!-- exercises:start -->\n(.*?)\n<!-- exercises:end -->", text, re.S)
+    assert block and block.group(1).strip() == assign.exercise_table().strip(), \
+        "the instructors' exercise table is stale: paste `python -c 'from effdl.assign import exercise_table; " \
+        "print(exercise_table())'`"
 
 
 def test_every_exercise_function_follows_the_my_rule():

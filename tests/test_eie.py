@@ -179,7 +179,7 @@ def test_output_is_the_dense_product(seed):
 @pytest.fixture(scope="module")
 def lenet_layers():
     torch.set_num_threads(1)
-    shared = sharing.share_weights(zoo.load("lenet300_pruned"), bits=4)
+    shared = sharing.share_weights(zoo.load("lenet300_pruned"), n_bits=4)
     model = sharing.quantized_model(shared)
     x = load_mnist("test").x[:3].flatten(1)                     # (3, 784) real images
     return shared, model, x
@@ -365,7 +365,7 @@ def test_bad_input(call, exc, match):
 
 
 def test_shared_layer_must_fit_the_virtual_weight():
-    shared = sharing.share_weights(zoo.load("lenet300_pruned"), bits=5)     # 31 centroids + zero
+    shared = sharing.share_weights(zoo.load("lenet300_pruned"), n_bits=5)     # 31 centroids + zero
     with pytest.raises(ValueError, match="weight_bits=4"):
         encode(shared.layers["fc1.weight"], EIEConfig())
     assert encode(shared.layers["fc3.weight"], EIEConfig(weight_bits=5)).codebook.size == 32
@@ -400,63 +400,6 @@ def test_step_path_refuses_a_large_layer(monkeypatch):
     assert simulate(EIEConfig(n_pes=4), layer, a).cycles > 250
 
 
-# ------------------------------------------------------------ the pictures
-def test_views_read_the_simulator(example):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from effdl.viz import eie_views
-
-    w, a, config, layer = example
-    result = simulate(config, layer, a, method="step")
-    anim = eie_views.dataflow_animation(layer, a, result)
-    frames = list(anim.new_frame_seq())
-    assert frames == list(range(len(result.trace) + 1))             # one per cycle, then ReLU
-    ax = anim._fig.axes[0]
-    anim._func(1)
-    texts = " ".join(t.get_text() for t in ax.texts)
-    assert "broadcasts a3" in ax.get_title() and "w0,1 × a1" in texts and "column 1 is empty here" in texts
-    anim._func(len(result.trace))
-    texts = " ".join(t.get_text() for t in ax.texts)
-    assert "ReLU" in ax.get_title() and "-2.00" not in texts and "✗" in texts   # b7 < 0 is clipped
-    anim._draw_was_started = True                                   # drawn by hand: no "never rendered" warning
-    with pytest.raises(ValueError, match="method='step'"):
-        eie_views.dataflow_animation(layer, a, simulate(config, layer, a))
-    assert eie_views._queue_columns(result, [1, 3], 0) == [[1]] * 4      # a1 waits in every queue
-    fig = eie_views.storage_figure(layer, pe=0)
-    assert "PE0 stores rows 0, 4" in fig.axes[0].get_title()
-    plt.close("all")
+# ------------------------------------------------------------ the pictures: tests/test_viz_hardware.py
 
 
-def test_sparsity_state_and_widget():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from effdl.viz import eie_views
-
-    state = eie_views.sparsity_state(0.1, 0.5, 8, 2, rows=128, cols=96)
-    config = EIEConfig(n_pes=8, queue_depth=2)
-    layer = random_layer(128, 96, 0.1, config, seed=0)
-    result = simulate(config, layer, random_activations(96, 0.5, seed=1))
-    assert state["cycles"] == result.cycles and state["load_balance"] == result.load_balance
-    assert state["energy_uj"] == pytest.approx(eie.energy(result)["total_uj"])
-    assert (state["busy"] + state["stall"] + state["idle"] == result.matvec_cycles).all()
-    deeper = eie_views.sparsity_state(0.1, 0.5, 8, 64, rows=128, cols=96)
-    assert deeper["cycles"] <= state["cycles"] and deeper["stall"].sum() <= state["stall"].sum()
-    fig = eie_views.sparsity_figure(0.1, 0.5, 8, 2, rows=128, cols=96)
-    assert all(ax.get_xlabel() and ax.get_title() for ax in fig.axes)
-    with pytest.raises(ValueError, match="n_pes"):
-        eie_views.sparsity_state(0.1, 0.5, 0, 8)
-    with pytest.raises(ValueError, match="weight_density"):
-        eie_views.sparsity_state(0.0, 0.5, 8, 8)
-    pytest.importorskip("ipywidgets")
-    box = eie_views.sparsity_widget(0.1, 0.5, 8, 2, rows=128, cols=96)
-    (wd, ad), (pes, depth) = box.children[0].children, box.children[1].children
-    image = box.children[2]
-    first = image.value
-    assert first[:4] == b"\x89PNG"
-    depth.value = 64
-    assert image.value != first
-    plt.close("all")

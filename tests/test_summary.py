@@ -81,7 +81,7 @@ def test_run_all_logs_one_timing_line_per_experiment():
 def test_overview_figure_has_both_panels(fast_results):
     import matplotlib
     matplotlib.use("Agg")
-    from effdl.viz.summary_views import claims_overview
+    from effdl.viz.summary import claims_overview
 
     fig = claims_overview(summary.results_table(fast_results, experiments=FAST))
     assert len(fig.axes) == 2

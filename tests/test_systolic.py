@@ -1,5 +1,5 @@
 """effdl.hardware.systolic: the step simulator against numpy, the closed form against the step
-simulator on many random shapes, the trace's timing, whole networks, the animation, bad input."""
+simulator on many random shapes, the trace's timing, whole networks, bad input (the animation: tests/test_viz_hardware.py)."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -10,7 +10,6 @@ import pytest  # noqa: E402
 from effdl.architectures import count_macs, get_architecture  # noqa: E402
 from effdl.hardware import roofline as rl  # noqa: E402
 from effdl.hardware import systolic as sy  # noqa: E402
-from effdl.viz import animations  # noqa: E402
 
 TOTALS = ("cycles", "load_cycles", "fill_cycles", "stream_cycles", "drain_cycles", "n_folds", "macs", "weights_placed")
 
@@ -140,18 +139,6 @@ def test_step_simulator_runs_a_full_256_array_fold():
     assert r.cycles == sy.estimate(sy.SystolicConfig(), 3, 256, 256).cycles == 256 + 3 + 255 + 255
 
 
-def test_systolic_animation_reads_the_trace():
-    x, w = sy.random_gemm(2, 2, 2, seed=4, low=-3, high=4)
-    r = sy.simulate(sy.SystolicConfig(2, 2), x, w, record_trace=True)
-    anim = animations.systolic_animation(r, x)
-    html = animations.jshtml(anim).data
-    assert html.count("data:image/png;base64") == r.trace.n_cycles == r.cycles
-    assert "://" not in html and "font-awesome" not in html          # offline: no stylesheet from a CDN
-    with pytest.raises(ValueError, match="must carry a trace"):
-        animations.systolic_animation(sy.simulate(sy.SystolicConfig(2, 2), x, w), x)
-    big = sy.simulate(sy.SystolicConfig(8, 8), x, w, record_trace=True)
-    with pytest.raises(ValueError, match="at most 6×6"):
-        animations.systolic_animation(big, x)
 
 
 @pytest.mark.parametrize("call, exc, match", [

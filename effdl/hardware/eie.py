@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -480,6 +480,9 @@ class Result:
     ``actions`` counts what the energy model charges; ``broadcast_cycle``
     (K,) and ``start_cycle`` (K, n_pes) are the schedule of the K non-zero
     activations; ``trace`` is the per-cycle record (``method="step"`` only).
+    ``layer``, ``activations`` (cols,) and ``bias`` (rows,; zeros when none
+    was given) are the workload simulated, so that a view needs nothing but
+    the result.
     """
 
     config: EIEConfig
@@ -495,6 +498,9 @@ class Result:
     broadcast_cycle: np.ndarray
     start_cycle: np.ndarray
     trace: tuple[Cycle, ...] | None = field(default=None, repr=False)
+    layer: EIELayer | None = field(default=None, repr=False)
+    activations: np.ndarray | None = field(default=None, repr=False)
+    bias: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def cycles(self) -> int:
@@ -577,8 +583,10 @@ def simulate(config: EIEConfig, layer: EIELayer, activations: Any, *, bias: Any 
         if cost.sum(axis=1).max(initial=0) * config.n_pes > _STEP_LIMIT:
             _fail(ValueError, "method", f"'event' for a layer this large (the step path walks at most "
                   f"{_STEP_LIMIT:,} PE-cycles)", method)
-        return _simulate_step(config, layer, a, b0, nz)
-    return _simulate_event(config, layer, a, b0, nz, entries, cost)
+        result = _simulate_step(config, layer, a, b0, nz)
+    else:
+        result = _simulate_event(config, layer, a, b0, nz, entries, cost)
+    return replace(result, layer=layer, activations=a, bias=b0)
 
 
 def _relu_cycles(layer: EIELayer) -> int:

@@ -179,6 +179,9 @@ class SystolicResult:
 
     ``output`` and ``trace`` are ``None`` for the closed form. Cycle totals:
     ``cycles = load_cycles + fill_cycles + stream_cycles + drain_cycles``.
+    ``x`` (M, K) and ``w`` (K, N) are the GEMM's operands as simulated (in
+    the dtype computed with), so that a view needs nothing but the result;
+    ``None`` for the closed form.
     """
 
     config: SystolicConfig
@@ -196,6 +199,8 @@ class SystolicResult:
     folds: tuple[Fold, ...] = field(default=(), repr=False)
     output: np.ndarray | None = field(default=None, repr=False)
     trace: Trace | None = field(default=None, repr=False)
+    x: np.ndarray | None = field(default=None, repr=False)
+    w: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def utilization(self) -> float:
@@ -383,7 +388,7 @@ def simulate(config: SystolicConfig, x, w, *, record_trace: bool = False) -> Sys
     return SystolicResult(config, M, K, N, cycle, sum(fd.load_cycles for fd in folds),
                           sum(fd.fill_cycles for fd in folds), sum(fd.stream_cycles for fd in folds),
                           sum(fd.drain_cycles for fd in folds), len(folds), macs,
-                          sum((fd.k1 - fd.k0) * (fd.n1 - fd.n0) for fd in folds), result_folds, y, trace)
+                          sum((fd.k1 - fd.k0) * (fd.n1 - fd.n0) for fd in folds), result_folds, y, trace, x, w)
 
 
 # --------------------------------------------------------------------------- the closed form

@@ -1,13 +1,11 @@
-"""Constants and argument checks shared by the quantization modules (bit-width ranges, tensors)."""
+"""Constants and argument constraints shared by the quantization modules (bit-width ranges, tensors)."""
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import torch
 from torch import nn
 
-from .._validate import _fail, check_bool, check_int
+from ..data import Split
+from ..validation import Bool, Instance, Interval, ListOf, Tensor, Unchecked, validate_params
 
 PRIMITIVE_BITS = (2, 32)  # quantize / dequantize / fake_quantize / choose_scale (int32 biases included)
 MODEL_BITS = (2, 16)      # weights and activations of a quantized model
@@ -17,46 +15,42 @@ QUANT_TYPES = (nn.Linear, nn.Conv2d)
 
 
 # ---------------------------------------------------------------------------
-# Checks shared by the public functions
+# Constraints shared by the public functions (effdl.validation)
 # ---------------------------------------------------------------------------
 
-def _check_bits(name: str, value: Any, bounds: tuple[int, int] = PRIMITIVE_BITS, *, optional: bool = False):
-    if optional and value is None:
-        return None
-    return check_int(name, value, min=bounds[0], max=bounds[1])
+BITS = Interval(int, *PRIMITIVE_BITS)                       # n_bits of a primitive
+MODEL_N_BITS = Interval(int, *MODEL_BITS, optional=True)    # n_bits_weight / n_bits_act of a model; None = float
+PERCENTILE = Interval(float, 50, 100, closed="right", optional=True)   # a clipping percentile, P(100 − p)..P(p)
+PERCENTILES = ListOf(Interval(float, 0, 100), nonempty=False)
+SPLIT = Instance(Split, "an effdl.data.Split")
+BATCHES = Unchecked("a Split, a tensor of inputs or an iterable of batches: each batch is checked as it is read")
+VALUES = Tensor(dtype=None)                                 # real values, any dtype (integers become float64)
 
 
-def _check_tensor(name: str, x: Any, *, allow_inf: bool = False) -> torch.Tensor:
-    """``x`` as a floating-point tensor (arrays and lists are converted); non-empty, no NaN."""
-    if not isinstance(x, torch.Tensor):
-        try:
-            arr = np.asarray(x)
-        except Exception:
-            arr = None
-        if arr is None or arr.dtype.kind not in "iuf" or isinstance(x, bool):
-            _fail(TypeError, name, "a torch.Tensor or an array of real numbers", x)
-        x = torch.as_tensor(arr, dtype=torch.float64)
-    if x.dtype == torch.bool or x.is_complex():
-        _fail(TypeError, name, "a real-valued tensor", x)
-    if not x.is_floating_point():
-        x = x.to(torch.float64)
-    if x.numel() == 0:
-        _fail(ValueError, name, "non-empty", x)
-    bad = torch.isnan(x) if allow_inf else ~torch.isfinite(x)
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    """A checked tensor of real values in floating point (integers → float64, exactly)."""
+    return x if x.is_floating_point() else x.to(torch.float64)
+
+
+def _refuse_nan(func: str, name: str, x: torch.Tensor) -> None:
+    """NaN is refused; ±inf saturates (where a function documents it)."""
+    bad = torch.isnan(x.detach())
     if bool(bad.any()):
-        what = "free of NaN" if allow_inf else "finite (no NaN or inf)"
-        _fail(ValueError, name, what, float(x.detach()[bad].flatten()[0]))
-    return x
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"{func}: {name} must be free of NaN; got nan at index {where}.")
 
 
+@validate_params(n_bits=BITS, signed=Bool())
 def qrange(n_bits: int, signed: bool) -> tuple[int, int]:
     """The integer range of an ``n_bits`` word: two's complement if ``signed``.
 
     >>> qrange(8, True), qrange(8, False), qrange(2, True)
     ((-128, 127), (0, 255), (-2, 1))
     """
-    n_bits = _check_bits("n_bits", n_bits)
-    check_bool("signed", signed)
+    return _qrange(n_bits, signed)
+
+
+def _qrange(n_bits: int, signed: bool) -> tuple[int, int]:
     return (-(2 ** (n_bits - 1)), 2 ** (n_bits - 1) - 1) if signed else (0, 2 ** n_bits - 1)
 
 

@@ -14,11 +14,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._validate import _fail, check_bool, check_choice, check_type
+from .._validate import _fail
 from ..data import Split
 from ..train import History, fit
-from .common import INT32_MAX, INT32_MIN, MODEL_BITS, _check_bits, qrange
-from .stats import TensorStats, _RunningStats, iter_batches, _check_percentile, _forward, _quant_layers, collect_activation_stats
+from ..validation import (Bool, Instance, Interval, Module, Options, PositiveInt, Seed, Unchecked, check_part,
+                          validate_params)
+from .common import INT32_MAX, INT32_MIN, MODEL_N_BITS, PERCENTILE, SPLIT, _qrange
+from .stats import (TensorStats, _RunningStats, _clipped_range, _forward, _iter_batches, _quant_layers,
+                    collect_activation_stats)
 from .scales import FixedPoint, WEIGHT_CLIPS, _choose_scale_core, _fake_quantize_core, _weight_qparams
 
 # ---------------------------------------------------------------------------
@@ -49,18 +52,17 @@ class QuantConfig:
     w_clip: str = "minmax"
 
     def __post_init__(self):
-        object.__setattr__(self, "n_bits_weight", _check_bits("n_bits_weight", self.n_bits_weight, MODEL_BITS, optional=True))
-        object.__setattr__(self, "n_bits_act", _check_bits("n_bits_act", self.n_bits_act, MODEL_BITS, optional=True))
-        for name in ("per_channel", "w_symmetric", "a_symmetric", "power_of_two"):
-            check_bool(name, getattr(self, name))
-        if self.percentile is not None:
-            object.__setattr__(self, "percentile", _check_percentile(self.percentile))
-        check_choice("w_clip", self.w_clip, WEIGHT_CLIPS)
+        for name, constraint in _CONFIG_FIELDS.items():
+            object.__setattr__(self, name, check_part("QuantConfig", constraint, name, getattr(self, name)))
 
     @property
     def mode(self) -> str:
         """``"w"``, ``"a"``, ``"wa"`` or ``"fp"``: what is quantized."""
         return ("w" if self.n_bits_weight else "") + ("a" if self.n_bits_act else "") or "fp"
+
+
+_CONFIG_FIELDS = dict(n_bits_weight=MODEL_N_BITS, n_bits_act=MODEL_N_BITS, per_channel=Bool(), w_symmetric=Bool(),
+                      a_symmetric=Bool(), power_of_two=Bool(), percentile=PERCENTILE, w_clip=Options(WEIGHT_CLIPS))
 
 
 class _FakeQuantMixin:
@@ -79,10 +81,10 @@ class _FakeQuantMixin:
 
     # -- quantization parameters, all derived from the config and the current weights
     def input_qrange(self) -> tuple[int, int]:
-        return qrange(self.config.n_bits_act, self.config.a_symmetric)
+        return _qrange(self.config.n_bits_act, self.config.a_symmetric)
 
     def weight_qrange(self) -> tuple[int, int]:
-        return qrange(self.config.n_bits_weight, self.config.w_symmetric)
+        return _qrange(self.config.n_bits_weight, self.config.w_symmetric)
 
     def weight_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale, zero_point) of the weight, float64 / int64, shape (out,) per channel else 0-d."""
@@ -205,6 +207,9 @@ def _is_stats(calib: Any) -> bool:
         isinstance(v, dict) and isinstance(v.get("input"), TensorStats) for v in calib.values())
 
 
+@validate_params(model=Module(), calib=Unchecked("calibration data or statistics; checked in the body, as it is read"),
+                 **_CONFIG_FIELDS, calibration=Options(("sequential", "float")), n_batches=PositiveInt(optional=True),
+                 batch_size=PositiveInt())
 def quantize_model(model: nn.Module, n_bits_weight: int | None = 8, n_bits_act: int | None = 8, calib: Any = None, *,
                    per_channel: bool = True, w_symmetric: bool = True, a_symmetric: bool = False,
                    power_of_two: bool = True, percentile: float | None = None, w_clip: str = "minmax",
@@ -249,8 +254,8 @@ def quantize_model(model: nn.Module, n_bits_weight: int | None = 8, n_bits_act: 
     -------
     QuantizedModel in eval mode.
     """
-    check_type("model", model, nn.Module, "a torch.nn.Module")
-    config = QuantConfig(n_bits_weight, n_bits_act, per_channel, w_symmetric, a_symmetric, power_of_two, percentile, w_clip)
+    config = QuantConfig(n_bits_weight, n_bits_act, per_channel, w_symmetric, a_symmetric, power_of_two, percentile,
+                         w_clip)
     layers = _quant_layers(model)
     if not layers:
         _fail(ValueError, "model", "a model with at least one Linear or Conv2d layer", type(model).__name__)
@@ -262,7 +267,6 @@ def quantize_model(model: nn.Module, n_bits_weight: int | None = 8, n_bits_act: 
             if not bool(torch.isfinite(p).all()):
                 _fail(ValueError, "model", f"a model with finite parameters ({name}.{pname} has NaN or inf)",
                       type(model).__name__)
-    check_choice("calibration", calibration, ("sequential", "float"))
     pct = () if config.percentile is None else (100.0 - config.percentile, config.percentile)
     stats, batches = None, None
     if config.n_bits_act:
@@ -273,8 +277,11 @@ def quantize_model(model: nn.Module, n_bits_weight: int | None = 8, n_bits_act: 
             missing = [n for n in layers if n not in stats]
             if missing:
                 _fail(ValueError, "calib", f"statistics for every layer (missing {missing})", sorted(stats))
+            for n in layers:    # a clipping percentile the statistics lack
+                _clipped_range(stats[n]["input"], config.percentile)
         else:
-            batches = list(iter_batches(calib, n_batches, batch_size, "calib"))   # checked once, reused per layer
+            # checked once, reused per layer
+            batches = list(_iter_batches(calib, n_batches, batch_size, "calib", "quantize_model"))
             if calibration == "float":
                 stats = collect_activation_stats(model, batches, percentiles=pct)
     copy_ = copy.deepcopy(model)
@@ -297,7 +304,7 @@ def _calibrate(qmodel: QuantizedModel, new_layers: dict, config: QuantConfig, st
     """Set each layer's activation scale and zero point, in module order (sequential unless ``stats``)."""
     for name, layer in new_layers.items():   # module order: for LeNets, the order they run
         st = stats[name]["input"] if stats is not None else _layer_input_stats(qmodel, name, layer, batches, pct)
-        lo, hi = st.range(config.percentile)
+        lo, hi = _clipped_range(st, config.percentile)
         s, z = _choose_scale_core(torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64),
                                   config.n_bits_act, config.a_symmetric, config.power_of_two)
         layer.act_scale.fill_(float(s))
@@ -342,7 +349,7 @@ def _layer_input_stats(qmodel: QuantizedModel, name: str, layer: nn.Module, batc
     try:
         for x in batches:
             try:
-                _forward(qmodel.model, x.to(device), "calib")
+                _forward(qmodel.model, x.to(device), "quantize_model: calib")
             except _StopForward:
                 pass
     finally:
@@ -352,6 +359,9 @@ def _layer_input_stats(qmodel: QuantizedModel, name: str, layer: nn.Module, batc
     return acc.result(percentiles)
 
 
+@validate_params(qmodel=Instance(QuantizedModel, "a QuantizedModel (from quantize_model)"), train=SPLIT, val=SPLIT,
+                 epochs=Interval(int, 0, None), lr=Interval(float, 0, None, closed="neither"), batch_size=PositiveInt(),
+                 seed=Seed(), show_progress=Bool(optional=True))
 def finetune_quantized(qmodel: QuantizedModel, train: Split, val: Split, *, epochs: int = 3, lr: float = 0.003,
                        batch_size: int = 64, seed: int = 0, show_progress: bool | None = None) -> History:
     """Quantization-aware fine-tuning: train the float weights through the fake quantizers (STE).
@@ -361,6 +371,5 @@ def finetune_quantized(qmodel: QuantizedModel, train: Split, val: Split, *, epoc
     included), so fine-tuning never lowers the validation accuracy.
     Activation ranges stay as calibrated; weight scales follow the weights.
     """
-    check_type("qmodel", qmodel, QuantizedModel, "a QuantizedModel (from quantize_model)")
     return fit(qmodel, train, epochs=epochs, lr=lr, batch_size=batch_size, val=val, keep_best=True, seed=seed,
                show_progress=show_progress)

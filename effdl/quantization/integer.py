@@ -15,11 +15,13 @@ import torch
 import torch.ao.quantization as tq
 from torch import nn
 
-from .._validate import _fail, check_bool, check_choice, check_float, check_int, check_type
+from .._validate import _fail
 from ..data import Split
 from ..models import LeNet5, LeNet300
-from .common import INT32_MAX, INT32_MIN, _check_bits, qrange
-from .stats import iter_batches, _forward
+from ..validation import (Bool, Instance, Interval, Module, OneOf, Options, PositiveInt, Tensor, check_part,
+                          validate_params)
+from .common import BATCHES, BITS, INT32_MAX, INT32_MIN, SPLIT, _qrange
+from .stats import _forward, _iter_batches
 from .scales import _quantize_core
 from .fake import FakeQuantConv2d, QuantizedModel, _FakeQuantMixin
 
@@ -27,8 +29,9 @@ from .fake import FakeQuantConv2d, QuantizedModel, _FakeQuantMixin
 # 5. Integer-only inference
 # ---------------------------------------------------------------------------
 
-def fixed_point_multiplier(m: float, bits: int = 31) -> tuple[int, int]:
-    """Write a positive real ``m`` as ``m0 · 2^-shift`` with ``m0`` an integer in [2^(bits−1), 2^bits).
+@validate_params(m=Interval(float, 0, None, closed="neither"), n_bits=Interval(int, 1, 62))
+def fixed_point_multiplier(m: float, n_bits: int = 31) -> tuple[int, int]:
+    """Write a positive real ``m`` as ``m0 · 2^-shift`` with ``m0`` an integer in [2^(n_bits−1), 2^n_bits).
 
     Jacob et al. (2018), §2.2: the requantization factor ``s_a · s_w /
     s_out`` is applied as an integer multiply and a right shift. A power of
@@ -39,12 +42,10 @@ def fixed_point_multiplier(m: float, bits: int = 31) -> tuple[int, int]:
     >>> fixed_point_multiplier(0.1)
     (1717986918, 34)
     """
-    m = check_float("m", m, min=0.0, min_open=True)
-    bits = check_int("bits", bits, min=1, max=62)
     frac, exp = math.frexp(m)                        # m = frac · 2^exp, frac in [0.5, 1)
-    m0 = round(math.ldexp(frac, bits))               # in [2^(bits−1), 2^bits]
-    shift = bits - exp
-    if m0 == 2 ** bits:                              # rounding carried into the next bit
+    m0 = round(math.ldexp(frac, n_bits))             # in [2^(n_bits−1), 2^n_bits]
+    shift = n_bits - exp
+    if m0 == 2 ** n_bits:                            # rounding carried into the next bit
         m0, shift = m0 // 2, shift - 1
     return int(m0), int(shift)
 
@@ -67,6 +68,14 @@ def _requantize_core(acc, m0, shift, zero_point, qmin, qmax, relu):
     return (r + zero_point).clamp(qmin, qmax)
 
 
+MULTIPLIER_RANGE, SHIFT_RANGE = (1, 2 ** 31 - 1), (1, 62)
+
+
+@validate_params(acc=Tensor(dtype="int", finite=False, convert=False, nonempty=False),
+                 multiplier=OneOf(Interval(int, *MULTIPLIER_RANGE), Tensor(dtype="int", finite=False)),
+                 shift=OneOf(Interval(int, *SHIFT_RANGE), Tensor(dtype="int", finite=False)),
+                 zero_point=Interval(int, None, None),
+                 n_bits=BITS, signed=Bool(), relu=Bool())
 def requantize(acc: torch.Tensor, multiplier: Any, shift: Any, zero_point: int, n_bits: int, *,
                signed: bool = False, relu: bool = False) -> torch.Tensor:
     """Next layer's input from an accumulator: ``clamp(z + round(acc · m0 / 2^shift), qmin, qmax)``.
@@ -79,21 +88,16 @@ def requantize(acc: torch.Tensor, multiplier: Any, shift: Any, zero_point: int, 
     >>> requantize(torch.tensor([5, 6, 7, -9]), 2 ** 30, 32, 0, 8, signed=True)   # acc / 4, half to even
     tensor([ 1,  2,  2, -2])
     """
-    check_type("acc", acc, torch.Tensor, "an integer torch.Tensor")
-    if acc.is_floating_point() or acc.dtype == torch.bool or acc.is_complex():
-        _fail(TypeError, "acc", "an integer torch.Tensor", acc.dtype)
-    n_bits = _check_bits("n_bits", n_bits)
-    check_bool("signed", signed)
-    check_bool("relu", relu)
-    qmin, qmax = qrange(n_bits, signed)
-    zero_point = check_int("zero_point", zero_point, min=qmin, max=qmax)
+    qmin, qmax = _qrange(n_bits, signed)
+    if not qmin <= zero_point <= qmax:
+        _fail(ValueError, "zero_point", f"an integer in [{qmin}, {qmax}] (the {n_bits}-bit range)", zero_point)
+    acc = acc.to(torch.int64)                        # the range check in int64: no overflow for any dtype
     m0 = torch.as_tensor(multiplier, dtype=torch.int64)
     sh = torch.as_tensor(shift, dtype=torch.int64)
-    if bool((m0 <= 0).any()) or bool((m0 >= 2 ** 31).any()):
-        _fail(ValueError, "multiplier", "in [1, 2^31)", multiplier)
-    if bool((sh < 1).any()) or bool((sh > 62).any()):
-        _fail(ValueError, "shift", "in [1, 62]", shift)
-    if bool((acc.abs() >= 2 ** 31).any()):
+    for name, t, (lo, hi) in (("multiplier", m0, MULTIPLIER_RANGE), ("shift", sh, SHIFT_RANGE)):
+        if bool(((t < lo) | (t > hi)).any()):
+            _fail(ValueError, name, f"integers in [{lo}, {hi}]", t.tolist() if t.ndim == 0 else t)
+    if bool((acc.abs() > INT32_MAX).any()):
         _fail(ValueError, "acc", "within int32", int(acc.abs().max()))
     for name, t in (("multiplier", m0), ("shift", sh)):
         try:
@@ -101,7 +105,7 @@ def requantize(acc: torch.Tensor, multiplier: Any, shift: Any, zero_point: int, 
                 raise RuntimeError
         except RuntimeError:
             _fail(ValueError, name, f"broadcastable to acc's shape {tuple(acc.shape)}", tuple(t.shape))
-    return _requantize_core(acc.to(torch.int64), m0, sh, zero_point, qmin, qmax, relu)
+    return _requantize_core(acc, m0, sh, zero_point, qmin, qmax, relu)
 
 
 @dataclass
@@ -150,6 +154,7 @@ _PROGRAMS = {
 }
 
 
+@validate_params()
 @functools.lru_cache(maxsize=1)
 def int8_gemm_exact() -> bool:
     """Whether ``torch._int_mm`` (int8 × int8 → int32) is exact on this CPU, checked once per process.
@@ -174,6 +179,15 @@ def int8_gemm_exact() -> bool:
                    for a in (worst, rand))
     except RuntimeError:                 # no int8 GEMM for these shapes on this build
         return False
+
+
+QMODEL = Instance(QuantizedModel, "a QuantizedModel (from quantize_model)")
+BACKEND = Options(("auto", "int8", "int64"))
+
+
+def _refuse(exc: type, name: str, what: str, value: Any):
+    """An IntegerLeNet error in the package's template (the class is not a decorated function)."""
+    raise exc(f"IntegerLeNet: {name} must be {what}; got {value!r}.")
 
 
 class IntegerLeNet(nn.Module):
@@ -208,15 +222,15 @@ class IntegerLeNet(nn.Module):
 
     def __init__(self, qmodel: QuantizedModel, *, backend: str = "auto"):
         super().__init__()
-        check_type("qmodel", qmodel, QuantizedModel, "a QuantizedModel (from quantize_model)")
-        check_choice("backend", backend, ("auto", "int8", "int64"))
+        check_part("IntegerLeNet", QMODEL, "qmodel", qmodel)
+        check_part("IntegerLeNet", BACKEND, "backend", backend)
         arch = type(qmodel.model)
         if arch not in _PROGRAMS:
-            _fail(ValueError, "qmodel", "a quantized LeNet300 or LeNet5", arch.__name__)
+            _refuse(ValueError, "qmodel", "a quantized LeNet300 or LeNet5", arch.__name__)
         c = qmodel.config
         if not (c.n_bits_weight and c.n_bits_act):
-            _fail(ValueError, "qmodel", "quantized in both weights and activations (n_bits_weight and n_bits_act set)",
-                  c.mode)
+            _refuse(ValueError, "qmodel", "quantized in both weights and activations (n_bits_weight "
+                                                      "and n_bits_act set)", c.mode)
         self.arch = arch.__name__
         self.config = c
         program = _PROGRAMS[arch]
@@ -229,9 +243,10 @@ class IntegerLeNet(nn.Module):
                     and all(int(l.weight_zero_point.abs().max()) == 0 and l.accumulator_bits == 32
                             and self._int8_gemm_bound(l) <= INT32_MAX for l in self.layers))
         if backend == "int8" and not can_int8:
-            _fail(ValueError, "backend", "'int8' only for ≤ 8-bit symmetric weights, ≤ 8-bit activations and "
-                                         "int32-bounded accumulators, where torch._int_mm is exact on this CPU "
-                                         "(int8_gemm_exact(); use 'int64' or 'auto' otherwise)", backend)
+            _refuse(ValueError, "backend",
+                  "'int8' only for ≤ 8-bit symmetric weights, ≤ 8-bit activations and int32-bounded accumulators, "
+                  "where torch._int_mm is exact on this CPU (int8_gemm_exact(); use 'int64' or 'auto' otherwise)",
+                  backend)
         self.backend = "int8" if (backend == "int8" or (backend == "auto" and can_int8)) else "int64"
         if self.backend == "int8":
             for l in self.layers:
@@ -249,7 +264,8 @@ class IntegerLeNet(nn.Module):
         if isinstance(layer, FakeQuantConv2d):
             if (layer.padding != (0, 0) or layer.dilation != (1, 1) or layer.groups != 1
                     or layer.padding_mode != "zeros"):
-                _fail(ValueError, "qmodel", f"convolutions without padding, dilation or groups ({name})", layer)
+                _refuse(ValueError, "qmodel", f"convolutions without padding, dilation or groups ({name})",
+                      layer)
         s_a, z_a = float(layer.act_scale), int(layer.act_zero_point)
         a_qmin, a_qmax = layer.input_qrange()
         s_w, z_w = layer.weight_qparams()
@@ -347,18 +363,20 @@ class IntegerLeNet(nn.Module):
                               torch.tensor(l.input_zero_point), l.input_qmin, l.input_qmax)
 
     def _check_input(self, x: Any) -> None:
-        check_type("x", x, torch.Tensor, "a torch.Tensor of images (N, 1, 28, 28)")
+        if not isinstance(x, torch.Tensor):
+            _refuse(TypeError, "x", "a torch.Tensor of images (N, 1, 28, 28)", x)
         if not x.is_floating_point():
-            _fail(TypeError, "x", "a floating-point tensor of images (the first layer quantizes it)", x.dtype)
+            _refuse(TypeError, "x", "a floating-point tensor of images (the first layer quantizes it)",
+                  x.dtype)
         if self.arch == "LeNet5":
             ok = x.ndim == 4 and tuple(x.shape[1:]) == (1, 28, 28)
         else:   # LeNet-300-100 flattens its input
             ok = x.ndim >= 2 and x[0].numel() == 784
         if not ok or x.shape[0] == 0:
             what = "(N, 1, 28, 28)" if self.arch == "LeNet5" else "(N, 1, 28, 28) or (N, 784)"
-            _fail(ValueError, "x", f"a non-empty batch of images of shape {what}", tuple(x.shape))
+            _refuse(ValueError, "x", f"a non-empty batch of images of shape {what}", tuple(x.shape))
         if not bool(torch.isfinite(x).all()):
-            _fail(ValueError, "x", "finite (no NaN or inf)", float(x[~torch.isfinite(x)].flatten()[0]))
+            _refuse(ValueError, "x", "finite (no NaN or inf)", float(x[~torch.isfinite(x)].flatten()[0]))
 
     @torch.no_grad()
     def _run(self, x: torch.Tensor, trace: dict | None) -> torch.Tensor:
@@ -406,6 +424,7 @@ class IntegerLeNet(nn.Module):
         return rows
 
 
+@validate_params(qmodel=QMODEL, split=SPLIT, backend=BACKEND, batch_size=PositiveInt())
 @torch.no_grad()
 def compare_integer(qmodel: QuantizedModel, split: Split, *, backend: str = "auto",
                     batch_size: int = 1000) -> dict:
@@ -416,9 +435,6 @@ def compare_integer(qmodel: QuantizedModel, split: Split, *, backend: str = "aut
     "backend"}`` (accuracies in percent). The fake-quantized model runs in
     eval mode on the CPU (float64).
     """
-    check_type("qmodel", qmodel, QuantizedModel, "a QuantizedModel (from quantize_model)")
-    check_type("split", split, Split, "an effdl.data.Split")
-    batch_size = check_int("batch_size", batch_size, min=1)
     int_model = IntegerLeNet(qmodel, backend=backend)
     was_training = qmodel.training
     qmodel.eval()
@@ -447,6 +463,8 @@ def compare_integer(qmodel: QuantizedModel, split: Split, *, backend: str = "aut
 # 6. Oracle: torch.ao post-training static quantization
 # ---------------------------------------------------------------------------
 
+@validate_params(model=Module(), calib=BATCHES, n_batches=PositiveInt(optional=True), batch_size=PositiveInt(),
+                 backend=Options(("x86", "fbgemm", "qnnpack", "onednn")))
 def torch_ao_int8(model: nn.Module, calib: Any, *, n_batches: int | None = 4, batch_size: int = 256,
                   backend: str = "x86") -> nn.Module:
     """Post-training static int8 quantization of ``model`` with ``torch.ao.quantization`` (eager mode).
@@ -462,11 +480,9 @@ def torch_ao_int8(model: nn.Module, calib: Any, *, n_batches: int | None = 4, ba
     are silenced here. It sets ``torch.backends.quantized.engine`` to
     ``backend`` (the converted model's packed weights need it).
     """
-    check_type("model", model, nn.Module, "a torch.nn.Module")
     engines = [e for e in ("x86", "fbgemm", "qnnpack", "onednn") if e in torch.backends.quantized.supported_engines]
-    check_choice("backend", backend, engines)
-    n_batches = None if n_batches is None else check_int("n_batches", n_batches, min=1)
-    batch_size = check_int("batch_size", batch_size, min=1)
+    if backend not in engines:
+        _fail(ValueError, "backend", f"an engine this torch build supports, one of {engines}", backend)
     if torch.backends.quantized.engine != backend:
         torch.backends.quantized.engine = backend
     wrapped = nn.Sequential(tq.QuantStub(), copy.deepcopy(model).cpu(), tq.DeQuantStub()).eval()
@@ -476,6 +492,6 @@ def torch_ao_int8(model: nn.Module, calib: Any, *, n_batches: int | None = 4, ba
         wrapped.qconfig = tq.get_default_qconfig(backend)
         prepared = tq.prepare(wrapped)
         with torch.no_grad():
-            for x in iter_batches(calib, n_batches, batch_size, "calib"):
-                _forward(prepared, x.cpu(), "calib")
+            for x in _iter_batches(calib, n_batches, batch_size, "calib", "torch_ao_int8"):
+                _forward(prepared, x.cpu(), "torch_ao_int8: calib")
         return tq.convert(prepared).eval()

@@ -5,16 +5,16 @@ Taught in chapter 5, "Quantization" (steps 2 and the element-wise primitives of 
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..numerics import FixedPointFormat
-from .._validate import _fail, check_bool, check_choice, check_int, check_type
-from .common import _check_bits, _check_tensor, _int_dtype, qrange
-from .stats import TensorStats, _check_percentile, tensor_stats
+from .._validate import _fail
+from ..validation import Bool, Instance, Interval, OneOf, Options, Tensor, check_part, validate_params
+from .common import BITS, PERCENTILE, VALUES, _as_float, _int_dtype, _qrange, _refuse_nan
+from .stats import TensorStats, _clipped_range, tensor_stats
 
 # ---------------------------------------------------------------------------
 # 2. Choosing the format: radix point, or scale and zero point
@@ -40,9 +40,10 @@ class FixedPoint:
     signed: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "n_bits", _check_bits("n_bits", self.n_bits))
-        object.__setattr__(self, "frac_bits", check_int("frac_bits", self.frac_bits, min=-126, max=126))
-        check_bool("signed", self.signed)
+        object.__setattr__(self, "n_bits", check_part("FixedPoint", BITS, "n_bits", self.n_bits))
+        object.__setattr__(self, "frac_bits", check_part("FixedPoint", Interval(int, -126, 126), "frac_bits",
+                                                         self.frac_bits))
+        check_part("FixedPoint", Bool(), "signed", self.signed)
 
     @property
     def int_bits(self) -> int:
@@ -54,11 +55,11 @@ class FixedPoint:
 
     @property
     def qmin(self) -> int:
-        return qrange(self.n_bits, self.signed)[0]
+        return _qrange(self.n_bits, self.signed)[0]
 
     @property
     def qmax(self) -> int:
-        return qrange(self.n_bits, self.signed)[1]
+        return _qrange(self.n_bits, self.signed)[1]
 
     @property
     def min(self) -> float:
@@ -75,8 +76,8 @@ class FixedPoint:
     def to_format(self):
         """This format as :class:`effdl.numerics.FixedPointFormat` (needs int_bits, frac_bits ≥ 0)."""
         if self.int_bits < 0 or self.frac_bits < 0:
-            _fail(ValueError, "the fixed-point format", "one with int_bits ≥ 0 and frac_bits ≥ 0 to convert",
-                  self.name)
+            raise ValueError(f"FixedPoint.to_format: the format must be one with int_bits ≥ 0 and frac_bits ≥ 0 "
+                             f"to convert; got {self.name!r}.")
         return FixedPointFormat(self.int_bits, self.frac_bits, self.signed)
 
 
@@ -91,7 +92,7 @@ def _choose_scale_core(lo: torch.Tensor, hi: torch.Tensor, n_bits: int, symmetri
                        power_of_two: bool) -> tuple[torch.Tensor, torch.Tensor]:
     lo = torch.clamp(lo.double(), max=0.0)  # the range must contain 0, so that 0 is exact (Jacob et al.)
     hi = torch.clamp(hi.double(), min=0.0)
-    qmin, qmax = qrange(n_bits, symmetric)
+    qmin, qmax = _qrange(n_bits, symmetric)
     if symmetric:
         scale = torch.maximum(hi / qmax, lo / qmin)  # cover both ends of the two's-complement grid
     else:
@@ -106,6 +107,10 @@ def _choose_scale_core(lo: torch.Tensor, hi: torch.Tensor, n_bits: int, symmetri
     return scale, zero_point
 
 
+RANGE_END = OneOf(Interval(float, None, None), VALUES)    # a number (per tensor) or a tensor (e.g. per channel)
+
+
+@validate_params(min_val=RANGE_END, max_val=RANGE_END, n_bits=BITS, symmetric=Bool(), power_of_two=Bool())
 def choose_scale(min_val: Any, max_val: Any, n_bits: int, *, symmetric: bool = True,
                  power_of_two: bool = False):
     """Scale and zero point of an affine quantizer covering ``[min_val, max_val]``.
@@ -138,15 +143,9 @@ def choose_scale(min_val: Any, max_val: Any, n_bits: int, *, symmetric: bool = T
     >>> choose_scale(-0.5, 2.0, 8, symmetric=False)      # 2.5 / 255, and 0.0 ↦ 51
     (0.00980392156862745, 51)
     """
-    n_bits = _check_bits("n_bits", n_bits)
-    check_bool("symmetric", symmetric)
-    check_bool("power_of_two", power_of_two)
-    scalar = isinstance(min_val, numbers.Real) and isinstance(max_val, numbers.Real)
-    if isinstance(min_val, bool) or isinstance(max_val, bool):
-        _fail(TypeError, "min_val" if isinstance(min_val, bool) else "max_val", "a real number or a tensor",
-              min_val if isinstance(min_val, bool) else max_val)
-    lo = _check_tensor("min_val", min_val).double()
-    hi = _check_tensor("max_val", max_val).double()
+    scalar = isinstance(min_val, float) and isinstance(max_val, float)   # numbers were converted to float
+    lo = torch.as_tensor(min_val, dtype=torch.float64) if isinstance(min_val, float) else min_val.double()
+    hi = torch.as_tensor(max_val, dtype=torch.float64) if isinstance(max_val, float) else max_val.double()
     if lo.shape != hi.shape:
         _fail(ValueError, "max_val", f"the same shape as min_val {tuple(lo.shape)}", tuple(hi.shape))
     if bool((lo > hi).any()):
@@ -157,6 +156,8 @@ def choose_scale(min_val: Any, max_val: Any, n_bits: int, *, symmetric: bool = T
     return scale, zero_point
 
 
+@validate_params(data=OneOf(Instance(TensorStats, "a TensorStats"), VALUES), n_bits=BITS, signed=Bool(optional=True),
+                 percentile=PERCENTILE)
 def choose_fixed_point(data: Any, n_bits: int, *, signed: bool | None = None,
                        percentile: float | None = None) -> FixedPoint:
     """The radix point for ``data`` in an ``n_bits`` word: the finest one covering its range.
@@ -182,12 +183,9 @@ def choose_fixed_point(data: Any, n_bits: int, *, signed: bool | None = None,
     >>> choose_fixed_point(torch.tensor([0.0, 5.0]), 8).name   # unsigned: 3 integer, 5 fraction bits
     'uq3.5'
     """
-    n_bits = _check_bits("n_bits", n_bits)
-    if signed is not None:
-        check_bool("signed", signed)
     stats = data if isinstance(data, TensorStats) else tensor_stats(
-        data, () if percentile is None else (100.0 - _check_percentile(percentile), percentile))
-    lo, hi = stats.range(percentile)
+        data, () if percentile is None else (100.0 - percentile, percentile))
+    lo, hi = _clipped_range(stats, percentile)
     if signed is None:
         signed = lo < 0
     if not signed:
@@ -201,6 +199,8 @@ WEIGHT_CLIPS = ("minmax", "mse")
 _MSE_SHRINK = tuple(2.0 ** (-j / 2) for j in range(9))   # candidate ranges: α · [min, max], α = 1 … 1/16
 
 
+@validate_params(weight=Tensor(dtype=None, convert=False), n_bits=BITS, per_channel=Bool(), symmetric=Bool(),
+                 power_of_two=Bool(), clip=Options(WEIGHT_CLIPS))
 def weight_qparams(weight: torch.Tensor, n_bits: int, *, per_channel: bool = True, symmetric: bool = True,
                    power_of_two: bool = False, clip: str = "minmax") -> tuple[torch.Tensor, torch.Tensor]:
     """Scale(s) and zero point(s) for a weight tensor.
@@ -216,14 +216,7 @@ def weight_qparams(weight: torch.Tensor, n_bits: int, *, per_channel: bool = Tru
 
     Returns ``(float64 scale, int64 zero_point)``.
     """
-    check_type("weight", weight, torch.Tensor, "a torch.Tensor")
-    weight = _check_tensor("weight", weight)
-    n_bits = _check_bits("n_bits", n_bits)
-    check_bool("per_channel", per_channel)
-    check_bool("symmetric", symmetric)
-    check_bool("power_of_two", power_of_two)
-    check_choice("clip", clip, WEIGHT_CLIPS)
-    return _weight_qparams(weight, n_bits, per_channel, symmetric, power_of_two, clip)
+    return _weight_qparams(_as_float(weight), n_bits, per_channel, symmetric, power_of_two, clip)
 
 
 def _weight_qparams(weight, n_bits, per_channel, symmetric, power_of_two, clip="minmax"):
@@ -233,7 +226,7 @@ def _weight_qparams(weight, n_bits, per_channel, symmetric, power_of_two, clip="
     lo, hi = flat.amin(1), flat.amax(1)                        # (out,)
     scale, zero_point = _choose_scale_core(lo, hi, n_bits, symmetric, power_of_two)
     if clip == "mse":
-        qmin, qmax = qrange(n_bits, symmetric)
+        qmin, qmax = _qrange(n_bits, symmetric)
         best = None
         for alpha in _MSE_SHRINK:
             s, z = _choose_scale_core(lo * alpha, hi * alpha, n_bits, symmetric, power_of_two)
@@ -254,24 +247,26 @@ def _weight_qparams(weight, n_bits, per_channel, symmetric, power_of_two, clip="
 # 3. Quantize, dequantize, fake quantize (straight-through estimator)
 # ---------------------------------------------------------------------------
 
+# scale, zero_point and axis, declared; how they fit x (lengths, the integer range) is checked by _check_qparams
+SCALE = OneOf(Interval(float, 0, None, closed="neither"), Tensor(dtype=None))
+ZERO_POINT = OneOf(Interval(int, None, None), Tensor(dtype="int", finite=False))
+AXIS = Interval(int, None, None, optional=True)
+
+
 def _check_qparams(x: torch.Tensor, scale: Any, zero_point: Any, qmin: int, qmax: int,
                    axis: Any) -> tuple[torch.Tensor, torch.Tensor, int | None]:
-    """Validated (scale, zero_point) as float64 / int64 tensors shaped to broadcast against x."""
+    """(scale, zero_point), declared as SCALE / ZERO_POINT / AXIS, as float64 / int64 tensors shaped to
+    broadcast against x."""
     if axis is not None:
         if x.ndim == 0:
             _fail(ValueError, "axis", "None for a 0-d tensor", axis)
-        axis = check_int("axis", axis, min=-x.ndim, max=x.ndim - 1) % x.ndim
-    if isinstance(scale, bool) or not isinstance(scale, (numbers.Real, torch.Tensor)):
-        _fail(TypeError, "scale", "a positive number or a tensor of them", scale)
+        if not -x.ndim <= axis < x.ndim:
+            _fail(ValueError, "axis", f"an integer in [{-x.ndim}, {x.ndim - 1}]", axis)
+        axis %= x.ndim
     s = torch.as_tensor(scale).detach().double().cpu()
-    if s.numel() == 0 or not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
+    if bool((s <= 0).any()):
         _fail(ValueError, "scale", "positive and finite", scale)
-    if isinstance(zero_point, bool) or not isinstance(zero_point, (numbers.Integral, torch.Tensor)):
-        _fail(TypeError, "zero_point", "an integer or an integer tensor", zero_point)
-    z = torch.as_tensor(zero_point).detach().cpu()
-    if z.is_floating_point() or z.dtype == torch.bool or z.is_complex():
-        _fail(TypeError, "zero_point", "an integer or an integer tensor", zero_point)
-    z = z.to(torch.int64)
+    z = torch.as_tensor(zero_point).detach().cpu().to(torch.int64)
     if bool(((z < qmin) | (z > qmax)).any()):
         _fail(ValueError, "zero_point", f"in the integer range [{qmin}, {qmax}]", zero_point)
     if axis is None:
@@ -285,7 +280,8 @@ def _check_qparams(x: torch.Tensor, scale: Any, zero_point: Any, qmin: int, qmax
     if z.numel() == 1:
         z = z.reshape(1).expand(n)
     if s.ndim != 1 or s.numel() != n:
-        _fail(ValueError, "scale", f"of length {n} (x.shape[{axis}]) for per-channel quantization", tuple(s.shape))
+        _fail(ValueError, "scale", f"of length {n} (x.shape[{axis}]) for per-channel quantization",
+              tuple(s.shape))
     if z.ndim != 1 or z.numel() != n:
         _fail(ValueError, "zero_point", f"of length {n} (x.shape[{axis}]) for per-channel quantization",
               tuple(z.shape))
@@ -300,6 +296,8 @@ def _quantize_core(x, scale, zero_point, qmin, qmax):
     return q.clamp(qmin, qmax).to(_int_dtype(qmin, qmax))
 
 
+@validate_params(x=Tensor(dtype=None, finite=False), scale=SCALE, zero_point=ZERO_POINT, n_bits=BITS, signed=Bool(),
+                 axis=AXIS)
 def quantize(x: Any, scale: Any, zero_point: Any = 0, n_bits: int = 8, *, signed: bool = True,
              axis: int | None = None) -> torch.Tensor:
     """Integers ``q = clamp(round(x / scale) + zero_point, qmin, qmax)`` (round half to even).
@@ -326,14 +324,15 @@ def quantize(x: Any, scale: Any, zero_point: Any = 0, n_bits: int = 8, *, signed
     >>> quantize(torch.tensor([-1.0, 0.26, 0.5, 9.0]), 0.5, 0, 4)
     tensor([-2,  1,  1,  7], dtype=torch.int8)
     """
-    x = _check_tensor("x", x, allow_inf=True)
-    n_bits = _check_bits("n_bits", n_bits)
-    check_bool("signed", signed)
-    qmin, qmax = qrange(n_bits, signed)
+    x = _as_float(x)
+    _refuse_nan("quantize", "x", x)
+    qmin, qmax = _qrange(n_bits, signed)
     s, z, _ = _check_qparams(x, scale, zero_point, qmin, qmax, axis)
     return _quantize_core(x, s, z, qmin, qmax)
 
 
+@validate_params(q=Tensor(dtype="int", finite=False, convert=False, nonempty=False), scale=SCALE, zero_point=ZERO_POINT,
+                 axis=AXIS, dtype=Instance(torch.dtype, "a floating-point torch.dtype"))
 def dequantize(q: torch.Tensor, scale: Any, zero_point: Any = 0, *, axis: int | None = None,
                dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Real values ``(q − zero_point) · scale`` of integer tensor ``q`` (computed in float64, then ``dtype``).
@@ -341,10 +340,7 @@ def dequantize(q: torch.Tensor, scale: Any, zero_point: Any = 0, *, axis: int | 
     >>> dequantize(torch.tensor([-2, 1, 7], dtype=torch.int8), 0.5)
     tensor([-1.0000,  0.5000,  3.5000])
     """
-    check_type("q", q, torch.Tensor, "an integer torch.Tensor")
-    if q.is_floating_point() or q.is_complex() or q.dtype == torch.bool:
-        _fail(TypeError, "q", "an integer torch.Tensor", q.dtype)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+    if not dtype.is_floating_point:
         _fail(TypeError, "dtype", "a floating-point torch.dtype", dtype)
     s, z, _ = _check_qparams(q, scale, zero_point, -(2 ** 63), 2 ** 63 - 1, axis)
     return ((q.to(torch.int64) - z.to(q.device)).double() * s.to(q.device)).to(dtype)
@@ -372,6 +368,8 @@ def _fake_quantize_core(x, scale, zero_point, qmin, qmax):
                                   zero_point.to(device=x.device, dtype=x.dtype), qmin, qmax)
 
 
+@validate_params(x=Tensor(convert=False, finite=False), scale=SCALE, zero_point=ZERO_POINT, n_bits=BITS, signed=Bool(),
+                 axis=AXIS)
 def fake_quantize(x: torch.Tensor, scale: Any, zero_point: Any = 0, n_bits: int = 8, *, signed: bool = True,
                   axis: int | None = None) -> torch.Tensor:
     """Quantize then dequantize, in ``x``'s dtype, with a straight-through gradient.
@@ -390,12 +388,7 @@ def fake_quantize(x: torch.Tensor, scale: Any, zero_point: Any = 0, n_bits: int 
     >>> y.detach(), x.grad
     (tensor([0.2500, 1.0000, 1.7500]), tensor([1., 1., 0.]))
     """
-    check_type("x", x, torch.Tensor, "a floating-point torch.Tensor")
-    if not x.is_floating_point():
-        _fail(TypeError, "x", "a floating-point torch.Tensor", x.dtype)
-    _check_tensor("x", x.detach(), allow_inf=True)
-    n_bits = _check_bits("n_bits", n_bits)
-    check_bool("signed", signed)
-    qmin, qmax = qrange(n_bits, signed)
+    _refuse_nan("fake_quantize", "x", x)
+    qmin, qmax = _qrange(n_bits, signed)
     s, z, _ = _check_qparams(x, scale, zero_point, qmin, qmax, axis)
     return _fake_quantize_core(x, s, z, qmin, qmax)

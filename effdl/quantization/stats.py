@@ -12,9 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validate import _fail, check_float, check_int, check_type
+from .._validate import _fail
 from ..data import Split
-from .common import DEFAULT_PERCENTILES, QUANT_TYPES, _check_tensor
+from ..validation import Instance, Module, PositiveInt, check_part, validate_params
+from .common import BATCHES, DEFAULT_PERCENTILES, PERCENTILE, PERCENTILES, QUANT_TYPES, VALUES, _as_float
 
 # ---------------------------------------------------------------------------
 # 1. Statistics
@@ -44,24 +45,15 @@ class TensorStats:
         for key, value in self.percentiles.items():
             if math.isclose(key, p, rel_tol=0, abs_tol=1e-9):
                 return value
-        _fail(ValueError, "percentile", f"one of the computed percentiles {sorted(self.percentiles)}", p)
+        raise ValueError(f"TensorStats.percentile: p must be one of the computed percentiles "
+                         f"{sorted(self.percentiles)}; got {p!r}.")
 
     def range(self, percentile: float | None = None) -> tuple[float, float]:
         """``(min, max)``, or the clipped range ``(P[100 − p], P[p])`` for ``percentile=p``."""
         if percentile is None:
             return self.min, self.max
-        p = _check_percentile(percentile)
+        p = check_part("TensorStats.range", PERCENTILE, "percentile", percentile)
         return self.percentile(100.0 - p), self.percentile(p)
-
-
-def _check_percentile(p: Any) -> float:
-    return check_float("percentile", p, min=50.0, max=100.0, min_open=True)
-
-
-def _check_percentiles(percentiles: Any) -> tuple[float, ...]:
-    if isinstance(percentiles, (str, bytes)) or not isinstance(percentiles, Iterable):
-        _fail(TypeError, "percentiles", "a sequence of numbers in [0, 100]", percentiles)
-    return tuple(check_float("percentiles", p, min=0.0, max=100.0) for p in percentiles)
 
 
 def _stats_core(x: torch.Tensor, percentiles: tuple[float, ...]) -> TensorStats:
@@ -74,6 +66,17 @@ def _stats_core(x: torch.Tensor, percentiles: tuple[float, ...]) -> TensorStats:
                        std=float(x64.std(unbiased=False)), percentiles=pct)
 
 
+def _clipped_range(stats: TensorStats, percentile: float | None) -> tuple[float, float]:
+    """``stats.range(percentile)``; a percentile the statistics lack is a ValueError naming ``percentile``."""
+    if percentile is not None:
+        for q in (100.0 - percentile, percentile):
+            if not any(math.isclose(key, q, rel_tol=0, abs_tol=1e-9) for key in stats.percentiles):
+                _fail(ValueError, "percentile", "one of the percentiles computed in the statistics "
+                      f"{sorted(stats.percentiles)} (with 100 − percentile)", percentile)
+    return stats.range(percentile)
+
+
+@validate_params(x=VALUES, percentiles=PERCENTILES)
 def tensor_stats(x: Any, percentiles: Iterable[float] = DEFAULT_PERCENTILES) -> TensorStats:
     """Min, max, mean, std and ``percentiles`` of all entries of ``x``.
 
@@ -87,12 +90,25 @@ def tensor_stats(x: Any, percentiles: Iterable[float] = DEFAULT_PERCENTILES) -> 
     >>> s.min, s.max, s.percentiles
     (0.0, 100.0, {1.0: 1.0, 99.0: 99.0})
     """
-    x = _check_tensor("x", x)
-    return _stats_core(x, _check_percentiles(percentiles))
+    return _stats_core(_as_float(x), tuple(percentiles))
 
 
+@validate_params(data=BATCHES, n_batches=PositiveInt(optional=True), batch_size=PositiveInt(),
+                 name=Instance(str, "a string (the parameter named in errors)"))
 def iter_batches(data: Any, n_batches: int | None, batch_size: int, name: str = "data"):
-    """Yield input batches from a Split, a tensor of inputs, or an iterable of tensors / (x, y) pairs."""
+    """Yield input batches from a Split, a tensor of inputs, or an iterable of tensors / (x, y) pairs.
+
+    ``n_batches``: at most that many (None: all); ``batch_size``: when ``data``
+    is a Split or a tensor. Each batch is checked as it is read (floating
+    point, non-empty, finite); errors name ``name``.
+    """
+    return _iter_batches(data, n_batches, batch_size, name, "iter_batches")
+
+
+def _iter_batches(data: Any, n_batches: int | None, batch_size: int, name: str, func: str):
+    """Core of :func:`iter_batches`; errors read ``"{func}: {name} must be …"`` (a generator runs after
+    the public call returned, so it names ``func`` itself)."""
+    name = f"{func}: {name}"
     if isinstance(data, Split):
         data = data.x
     if isinstance(data, torch.Tensor):
@@ -100,14 +116,16 @@ def iter_batches(data: Any, n_batches: int | None, batch_size: int, name: str = 
     elif isinstance(data, Iterable) and not isinstance(data, (str, bytes, dict)):
         source = data
     else:
-        _fail(TypeError, name, "an effdl.data.Split, a tensor of inputs or an iterable of batches", data)
+        raise TypeError(f"{name} must be an effdl.data.Split, a tensor of inputs or an iterable of batches; "
+                        f"got {data!r}.")
     count = 0
     for i, batch in enumerate(source):
         if n_batches is not None and i >= n_batches:
             break
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            _fail(TypeError, name, "batches of floating-point tensors (or (x, y) pairs)", type(x).__name__)
+            raise TypeError(f"{name} must be batches of floating-point tensors (or (x, y) pairs); "
+                            f"got {type(x).__name__!r}.")
         if x.ndim == 0 or x.shape[0] == 0:
             raise ValueError(f"{name} must hold non-empty batches; batch {i} has shape {tuple(x.shape)}.")
         if not bool(torch.isfinite(x).all()):
@@ -116,11 +134,12 @@ def iter_batches(data: Any, n_batches: int | None, batch_size: int, name: str = 
         count += 1
         yield x
     if count == 0:
-        _fail(ValueError, name, "at least one batch", data)
+        raise ValueError(f"{name} must be at least one batch; got {data!r}.")
 
 
 def _forward(model: nn.Module, x: torch.Tensor, name: str):
-    """``model(x)``; a batch the model cannot take (wrong shape) is a ValueError naming ``name``."""
+    """``model(x)``; a batch the model cannot take (wrong shape) is a ValueError naming ``name``
+    (``"function: parameter"``)."""
     try:
         return model(x)
     except RuntimeError as err:
@@ -132,6 +151,8 @@ def _quant_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {name: m for name, m in model.named_modules() if isinstance(m, QUANT_TYPES)}
 
 
+@validate_params(model=Module(), data=BATCHES, n_batches=PositiveInt(optional=True), batch_size=PositiveInt(),
+                 percentiles=PERCENTILES)
 @torch.no_grad()
 def collect_activation_stats(model: nn.Module, data: Any, n_batches: int | None = None, *,
                              batch_size: int = 256,
@@ -160,10 +181,7 @@ def collect_activation_stats(model: nn.Module, data: Any, n_batches: int | None 
         ``{layer name: {"input": TensorStats, "output": TensorStats}}`` in
         module order.
     """
-    check_type("model", model, nn.Module, "a torch.nn.Module")
-    n_batches = None if n_batches is None else check_int("n_batches", n_batches, min=1)
-    batch_size = check_int("batch_size", batch_size, min=1)
-    percentiles = _check_percentiles(percentiles)
+    percentiles = tuple(percentiles)
     layers = _quant_layers(model)
     if not layers:
         _fail(ValueError, "model", "a model with at least one Linear or Conv2d layer", type(model).__name__)
@@ -181,8 +199,8 @@ def collect_activation_stats(model: nn.Module, data: Any, n_batches: int | None 
     model.eval()
     try:
         device = next(model.parameters()).device
-        for x in iter_batches(data, n_batches, batch_size):
-            _forward(model, x.to(device), "data")
+        for x in _iter_batches(data, n_batches, batch_size, "data", "collect_activation_stats"):
+            _forward(model, x.to(device), "collect_activation_stats: data")
     finally:
         for h in handles:
             h.remove()

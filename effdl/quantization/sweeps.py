@@ -9,11 +9,12 @@ from typing import Iterable
 
 from torch import nn
 
-from .._validate import check_bool, check_choice, check_float, check_int, check_type
 from ..data import Split
 from ..train import evaluate, fit
-from .common import MODEL_BITS, _check_bits
-from .stats import iter_batches, _check_percentile, collect_activation_stats
+from ..validation import (Bool, Instance, Interval, ListOf, Module, Options, PositiveInt, Seed, check_part,
+                          validate_params)
+from .common import MODEL_BITS, PERCENTILE, SPLIT
+from .stats import _iter_batches, collect_activation_stats
 from .scales import WEIGHT_CLIPS
 from .fake import finetune_quantized, quantize_model
 
@@ -21,6 +22,15 @@ from .fake import finetune_quantized, quantize_model
 # 7. The chapter's sweep and the reproduce report
 # ---------------------------------------------------------------------------
 
+MODES = ("w", "a", "wa")
+
+
+@validate_params(model=Module(), train=SPLIT, val=SPLIT, test=SPLIT, bit_widths=ListOf(Interval(int, *MODEL_BITS)),
+                 modes=ListOf(Options(MODES)), finetune=Bool(), epochs=Interval(int, 0, None),
+                 lr_grid=ListOf(Interval(float, 0, None, closed="neither"), nonempty=False),
+                 percentiles=ListOf(PERCENTILE), w_clips=ListOf(Options(WEIGHT_CLIPS)), per_channel=Bool(),
+                 power_of_two=Bool(), calibration=Options(("sequential", "float")), n_batches=PositiveInt(),
+                 seed=Seed(), show_progress=Bool(optional=True))
 def sweep_bits(model: nn.Module, train: Split, val: Split, test: Split, *, bit_widths: Iterable[int] = (8, 6, 4, 2),
                modes: Iterable[str] = ("w", "a", "wa"), finetune: bool = False, epochs: int = 3,
                lr_grid: Iterable[float] = (0.003, 0.001), percentiles: Iterable[float | None] = (None, 99.99, 99.9),
@@ -51,21 +61,9 @@ def sweep_bits(model: nn.Module, train: Split, val: Split, test: Split, *, bit_w
         "ft_test_acc"]}, …]}``; :func:`bits_table` turns it into the
         ``{"8": {"w": …, "a": …, "wa": …}, …}`` table.
     """
-    check_type("model", model, nn.Module, "a torch.nn.Module")
-    for name, split in (("train", train), ("val", val), ("test", test)):
-        check_type(name, split, Split, "an effdl.data.Split")
-    bit_widths = [_check_bits("bit_widths", b, MODEL_BITS) for b in bit_widths]
-    modes = [check_choice("modes", m, ("w", "a", "wa")) for m in modes]
-    check_bool("finetune", finetune)
-    epochs = check_int("epochs", epochs, min=0)
-    lr_grid = [check_float("lr_grid", lr, min=0.0, min_open=True) for lr in lr_grid]
-    percentiles = [None if p is None else _check_percentile(p) for p in percentiles]
-    w_clips = [check_choice("w_clips", c, WEIGHT_CLIPS) for c in w_clips]
-    if not bit_widths or not modes or not percentiles or not w_clips or (finetune and not lr_grid):
-        raise ValueError("bit_widths, modes, percentiles, w_clips (and lr_grid when finetune) must not be empty.")
-    n_batches = check_int("n_batches", n_batches, min=1)
-    check_choice("calibration", calibration, ("sequential", "float"))
-    calib = list(iter_batches(train, n_batches, 256, "train"))
+    if finetune and not lr_grid:
+        raise ValueError("sweep_bits: lr_grid must hold at least one learning rate when finetune is set; got [].")
+    calib = list(_iter_batches(train, n_batches, 256, "train", "sweep_bits"))
     if calibration == "float":   # one pass on the float model serves every configuration
         wanted = sorted({q for p in percentiles if p is not None for q in (100.0 - p, p)})
         calib = collect_activation_stats(model, calib, percentiles=wanted)
@@ -108,11 +106,19 @@ def sweep_bits(model: nn.Module, train: Split, val: Split, test: Split, *, bit_w
     return out
 
 
+@validate_params(sweep=Instance(dict, "a sweep_bits result"),
+                 key=Options(("test_acc", "val_acc", "ft_test_acc", "ft_val_acc")))
 def bits_table(sweep: dict, key: str = "test_acc") -> dict:
     """``{"8": {"w": acc, "a": acc, "wa": acc}, …}`` from a :func:`sweep_bits` result (``key``: which accuracy)."""
-    check_type("sweep", sweep, dict, "a sweep_bits result")
-    check_choice("key", key, ("test_acc", "val_acc", "ft_test_acc", "ft_val_acc"))
+    rows = check_part("bits_table", ListOf(Instance(dict, "a row (dict)"), nonempty=False), "sweep['rows']",
+                      sweep.get("rows"))
+    for i, row in enumerate(rows):
+        missing = [k for k in ("bits", "mode", key) if k not in row]
+        if missing:
+            raise ValueError(f"bits_table: sweep['rows'][{i}] must have the keys 'bits', 'mode' and {key!r} "
+                             f"(a sweep_bits row{' with finetune' if key.startswith('ft_') else ''}); "
+                             f"got one without {missing}.")
     table: dict = {}
-    for row in sweep["rows"]:
+    for row in rows:
         table.setdefault(str(row["bits"]), {})[row["mode"]] = row[key]
     return table

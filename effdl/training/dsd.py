@@ -36,7 +36,7 @@ from ..data import Split
 from ..models import MODELS, build_model
 from ..pruning import apply_masks, magnitude_mask, prunable_parameters, remove_masks
 from ..train import DEVICE, evaluate, fit, mean_loss, mean_std
-from ..validation import (Bool, Function, Instance, Interval, ListOf, Options, PositiveInt, Seed, check_part,
+from ..validation import (Bool, Callable, Instance, Interval, ListOf, Options, PositiveInt, Seed, check_part,
                           validate_params)
 
 
@@ -93,7 +93,7 @@ TRAIN_PARAMS = dict(arch=Options(tuple(MODELS)), train=SPLIT, val=SPLIT, dense_e
                     redense_lr_factor=Interval(float, 0, 1, closed="right"), seed=Seed(),
                     momentum=Interval(float, 0, 1, closed="left"), weight_decay=Interval(float, 0, None),
                     batch_size=PositiveInt(), test=Instance(Split, "an effdl.data.Split", optional=True),
-                    device=DEVICE, after_step=Function(optional=True))
+                    device=DEVICE, after_step=Callable(optional=True))
 DSD_PARAMS = dict(TRAIN_PARAMS, sparsity=Interval(float, 0, 1, closed="left"), skip_first=Bool())
 ACCURACIES = ListOf(Interval(float, 0, 100))            # one accuracy (%) per seed
 

@@ -1,0 +1,35 @@
+"""The book's views: figures, animations, tables and widgets, one module per chapter topic.
+
+``style`` holds what several chapters share (palette, text width, the figure
+factory, Markdown tables, widget images, offline animations, and the few plots
+several chapters draw); every other module belongs to one chapter (or a run of
+chapters) of ``book.yml``:
+
+========================  ==============================================
+``overview``              0  Why efficiency
+``numbers``               1  Number representations (bit-width widget)
+``pruning``               2  Pruning (sparsity widget)
+``sharing``               3  Weight sharing (weight-sharing widget)
+``coding``                4  Huffman coding and Deep Compression
+``quantization``          5  Quantization (bit-width widget)
+``ternary``               6  Binary and ternary nets
+``lowrank``               7  Low-rank approximation
+``roofline``              9  The roofline and the TPU (animations, batch-size widget)
+``eie``                   10 EIE (dataflow animation, density widget)
+``training``              11–13 Parallelization, mixed precision, distillation and DSD
+``training_hardware``     14, 16 Hardware for training, measured on a GPU
+``summary``               15 Wrap-up
+========================  ==============================================
+
+Chapter 8 (Winograd) draws with ``style`` alone. Views take results computed
+by the algorithm layers and never recompute a model; a widget binds controls
+to a pure ``*_state`` function (which calls the algorithms) and draws its
+result with the matching ``*_figure``. Chapters use ``from effdl import viz``
+and call ``viz.<module>.<function>``: the modules share their names with the
+algorithms they draw.
+"""
+from . import (coding, eie, lowrank, numbers, overview, pruning, quantization, roofline, sharing, style, summary,
+               ternary, training, training_hardware)
+
+__all__ = ["coding", "eie", "lowrank", "numbers", "overview", "pruning", "quantization", "roofline", "sharing",
+           "style", "summary", "ternary", "training", "training_hardware"]
