@@ -161,7 +161,7 @@ def test_decode_of_a_million_symbols():
 
 
 def test_decode_across_chunk_boundaries(monkeypatch):
-    monkeypatch.setattr(coding, "_CHUNK_BITS", 64)          # many chunks, codewords straddling them
+    monkeypatch.setattr(coding.huffman, "_CHUNK_BITS", 64)          # many chunks, codewords straddling them
     fib = [1, 1]
     while len(fib) < 22:
         fib.append(fib[-1] + fib[-2])
