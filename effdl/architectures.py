@@ -649,11 +649,11 @@ def output_shape(spec: Layer | Architecture, input_shape: Shape | None = None) -
     return _walk_checked("output_shape", layer, shape, lambda leaf, in_shape, out_shape: None)
 
 
-@validate_params(spec=SPEC, bits=Interval(int, 1, 64))
-def model_bytes(spec: Layer | Architecture, bits: int = 32) -> int:
-    """Bytes to store every parameter with ``bits`` bits (1..64), rounded up to a whole byte."""
+@validate_params(spec=SPEC, n_bits=Interval(int, 1, 64))
+def model_bytes(spec: Layer | Architecture, n_bits: int = 32) -> int:
+    """Bytes to store every parameter with ``n_bits`` bits (1..64), rounded up to a whole byte."""
     layer, _ = _resolve(spec, None)
-    return -(-count_params(layer) * bits // 8)  # ceil(params · bits / 8)
+    return -(-count_params(layer) * n_bits // 8)  # ceil(params · n_bits / 8)
 
 
 @validate_params(spec=SPEC)

@@ -231,9 +231,9 @@ def test_default_input_shape_is_the_architectures():
 def test_model_bytes():
     vgg = get_architecture("vgg16")
     assert model_bytes(vgg) == 4 * 138_357_544  # ≈ 553 MB in fp32
-    assert model_bytes(vgg, bits=8) == 138_357_544
-    assert model_bytes(get_architecture("lenet300"), bits=5) == 166_632  # ceil(266,610·5/8)
-    assert model_bytes(get_architecture("lenet300"), bits=1) == 33_327  # ceil(266,610/8)
+    assert model_bytes(vgg, n_bits=8) == 138_357_544
+    assert model_bytes(get_architecture("lenet300"), n_bits=5) == 166_632  # ceil(266,610·5/8)
+    assert model_bytes(get_architecture("lenet300"), n_bits=1) == 33_327  # ceil(266,610/8)
 
 
 def test_doctests():
@@ -275,7 +275,7 @@ def test_bad_input_shape(func, shape, exc):
                                        (True, TypeError), (8.0, TypeError), ("8", TypeError)])
 def test_bad_bits(bits, exc):
     with pytest.raises(exc, match="bits must"):
-        model_bytes(get_architecture("lenet5"), bits=bits)
+        model_bytes(get_architecture("lenet5"), n_bits=bits)
 
 
 @pytest.mark.parametrize("func", [count_params, count_macs, layer_table, output_shape, model_bytes, to_torch])
