@@ -21,7 +21,7 @@ virtual weight 0) and ``column_pointer`` (``cols + 1`` entry offsets:
 column ``j`` is entries ``column_pointer[j] : column_pointer[j+1]``). The
 relative indexes and fillers follow
 :func:`effdl.coding.relative_index_encode` (Deep Compression's §4 rule),
-restarted in every column; float weights are clustered by :func:`effdl.sharing.kmeans_1d`. The seed's
+restarted in every column; float weights are clustered by :func:`effdl.sharing.kmeans_1d`. The lecture's
 example (:func:`dataflow_example`, 8×4 over 4 PEs), PE 0:
 
 >>> w, a = dataflow_example()
@@ -71,6 +71,9 @@ next non-zero with no scan latency; pointer reads are pipelined behind the
 previous column; a weight SRAM word shared by two columns is read once per
 column; arithmetic is float64, not the chip's 16-bit fixed point (the
 functional check is against the decoded weights, exactly).
+
+Longer than 600 lines because the storage format, the step and event cycle models (which must agree
+cycle for cycle) and the energy and benchmark accounting share one set of definitions (chapter 10).
 """
 from __future__ import annotations
 
@@ -82,7 +85,10 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import _fail, check_choice, check_float, check_int, check_type
+from .. import sharing
+from .._validate import _fail, check_int
+from ..validation import (Instance, Interval, Options, PositiveInt, Seed, Unchecked, check_fields,
+                          validate_params)
 from . import energy as _energy
 
 __all__ = ["EIEConfig", "EIELayer", "encode", "dataflow_example", "random_layer", "random_activations",
@@ -125,12 +131,10 @@ class EIEConfig:
     sram_width_bits: int = 64
 
     def __post_init__(self):
-        check_int("n_pes", self.n_pes, min=1, max=65_536)
-        check_int("queue_depth", self.queue_depth, min=1, max=1_000_000)
-        check_int("index_bits", self.index_bits, min=1, max=8)
-        check_int("weight_bits", self.weight_bits, min=1, max=8)
-        check_float("clock_mhz", self.clock_mhz, min=0.0, min_open=True)
-        check_int("sram_width_bits", self.sram_width_bits, min=self.entry_bits, max=4096)
+        check_fields(self, n_pes=Interval(int, 1, 65_536), queue_depth=Interval(int, 1, 1_000_000),
+                     index_bits=Interval(int, 1, 8), weight_bits=Interval(int, 1, 8),
+                     clock_mhz=Interval(float, 0, None, closed="neither"))
+        check_fields(self, sram_width_bits=Interval(int, self.entry_bits, 4096))
 
     @property
     def entry_bits(self) -> int:
@@ -142,8 +146,8 @@ class EIEConfig:
         return self.sram_width_bits // self.entry_bits
 
 
-def _check_config(config: Any) -> EIEConfig:
-    return check_type("config", config, EIEConfig, "an effdl.hardware.eie.EIEConfig")
+CONFIG = Instance(EIEConfig, "an effdl.hardware.eie.EIEConfig", optional=True)   # None: the paper's design
+DENSITY = Interval(float, 0, 1, closed="right")
 
 
 # ----------------------------------------------------------------- storage
@@ -283,7 +287,7 @@ def _from_coo(shape, row, col, vw, codebook, config: EIEConfig) -> EIELayer:
 def _as_matrix(weight: Any):
     """(shape, row, col, values) of a 2-D weight given as an array, tensor or scipy.sparse matrix."""
     try:
-        import scipy.sparse as sp
+        import scipy.sparse as sp  # deferred: scipy.sparse imports slowly; only a sparse input needs it
         if sp.issparse(weight):
             coo = sp.coo_array(weight)
             if coo.ndim != 2 or coo.dtype.kind not in "iuf":
@@ -305,6 +309,8 @@ def _as_matrix(weight: Any):
     return arr.shape, row.astype(np.int64), col.astype(np.int64), arr[row, col].astype(np.float64)
 
 
+@validate_params(weight=Unchecked("an array, tensor, scipy.sparse matrix, SharedLayer or EIELayer; checked in the body"),
+                 config=CONFIG, seed=Seed())
 def encode(weight: Any, config: EIEConfig | None = None, *, seed: int = 0) -> EIELayer:
     """Store a fully connected layer the way EIE does.
 
@@ -327,10 +333,8 @@ def encode(weight: Any, config: EIEConfig | None = None, *, seed: int = 0) -> EI
     -------
     EIELayer
     """
-    from .. import sharing
 
-    config = EIEConfig() if config is None else _check_config(config)
-    seed = check_int("seed", seed, min=0)
+    config = EIEConfig() if config is None else config
     size = 1 << config.weight_bits
     if isinstance(weight, EIELayer):                  # re-interleave: same codebook, other PEs or widths
         if weight.codebook.size > size:
@@ -364,8 +368,9 @@ def encode(weight: Any, config: EIEConfig | None = None, *, seed: int = 0) -> EI
     return _from_coo(shape, row, col, labels + 1, np.concatenate([[0.0], centroids]), config)
 
 
+@validate_params()
 def dataflow_example() -> tuple[np.ndarray, np.ndarray]:
-    """The seed's worked example: an 8×4 layer over 4 PEs and ``a = (0, a1, 0, a3)``.
+    """The lecture's worked example: an 8×4 layer over 4 PEs and ``a = (0, a1, 0, a3)``.
 
     The sparsity pattern is the lecture's (non-zeros w0,0 w0,1 w0,3 w1,2 w2,1
     w2,3 w4,2 w4,3 w5,0 w6,3 w7,1); the values, ``a1 = 2`` and ``a3 = 1`` are
@@ -378,10 +383,7 @@ def dataflow_example() -> tuple[np.ndarray, np.ndarray]:
     return w, np.array([0.0, 2.0, 0.0, 1.0])
 
 
-def _check_density(name: str, value: Any) -> float:
-    return check_float(name, value, min=0.0, max=1.0, min_open=True)
-
-
+@validate_params(rows=PositiveInt(), cols=PositiveInt(), weight_density=DENSITY, config=CONFIG, seed=Seed())
 def random_layer(rows: int, cols: int, weight_density: float, config: EIEConfig | None = None, *,
                  seed: int = 0) -> EIELayer:
     """A pruned, weight-shared layer with ``round(weight_density · rows · cols)`` non-zeros.
@@ -391,12 +393,8 @@ def random_layer(rows: int, cols: int, weight_density: float, config: EIEConfig 
     :func:`effdl.sharing.kmeans_1d` fits to 65,536 of them. Builds no dense
     matrix, so the paper's VGG-6 (4096 × 25088, 4.1 M non-zeros) takes about a second.
     """
-    from ..sharing import kmeans_1d
 
-    config = EIEConfig() if config is None else _check_config(config)
-    rows = check_int("rows", rows, min=1)
-    cols = check_int("cols", cols, min=1)
-    weight_density = _check_density("weight_density", weight_density)
+    config = EIEConfig() if config is None else config
     seed = check_int("seed", seed, min=0)
     rng = np.random.default_rng(seed)
     total = rows * cols
@@ -404,7 +402,7 @@ def random_layer(rows: int, cols: int, weight_density: float, config: EIEConfig 
     flat = _sample_without_replacement(rng, total, nnz)
     values = rng.standard_normal(nnz)
     k = (1 << config.weight_bits) - 1
-    centroids, _ = kmeans_1d(values[:65_536], min(k, nnz))
+    centroids, _ = sharing.kmeans_1d(values[:65_536], min(k, nnz))
     edges = (centroids[1:] + centroids[:-1]) / 2                 # nearest centroid = between midpoints
     vw = np.searchsorted(edges, values) + 1
     return _from_coo((rows, cols), flat // cols, flat % cols, vw, np.concatenate([[0.0], centroids]), config)
@@ -426,11 +424,9 @@ def _sample_without_replacement(rng: np.random.Generator, total: int, k: int) ->
     return np.sort(rng.permutation(picked)[:k])
 
 
+@validate_params(cols=PositiveInt(), act_density=DENSITY, seed=Seed())
 def random_activations(cols: int, act_density: float, *, seed: int = 0) -> np.ndarray:
     """A post-ReLU activation vector: ``max(1, round(act_density · cols))`` positive entries |N(0, 1)|."""
-    cols = check_int("cols", cols, min=1)
-    act_density = _check_density("act_density", act_density)
-    seed = check_int("seed", seed, min=0)
     rng = np.random.default_rng(seed)
     a = np.zeros(cols)
     where = rng.permutation(cols)[:max(1, round(act_density * cols))]
@@ -524,7 +520,6 @@ class Result:
 
 
 def _check_workload(config: EIEConfig, layer: Any, activations: Any, bias: Any):
-    check_type("layer", layer, EIELayer, "an effdl.hardware.eie.EIELayer (see encode)")
     for name in ("n_pes", "index_bits", "weight_bits"):
         if getattr(layer, name) != getattr(config, name):
             _fail(ValueError, "layer", f"encoded with the config's {name}={getattr(config, name)}",
@@ -552,6 +547,11 @@ def _words(lo: np.ndarray, hi: np.ndarray, per_read: int) -> np.ndarray:
     return np.where(hi > lo, (np.maximum(hi, 1) - 1) // per_read - lo // per_read + 1, 0)
 
 
+@validate_params(config=Instance(EIEConfig, "an effdl.hardware.eie.EIEConfig"),
+                 layer=Instance(EIELayer, "an effdl.hardware.eie.EIELayer (see encode)"),
+                 activations=Unchecked("a 1-D array of the layer's cols; checked against the layer in the body"),
+                 bias=Unchecked("None or a 1-D array of the layer's rows; checked against the layer in the body"),
+                 method=Options(METHODS))
 def simulate(config: EIEConfig, layer: EIELayer, activations: Any, *, bias: Any = None,
              method: str = "event") -> Result:
     """Run one layer ``ReLU(W a + bias)`` on EIE; see the module docstring for the model.
@@ -573,9 +573,7 @@ def simulate(config: EIEConfig, layer: EIELayer, activations: Any, *, bias: Any 
     -------
     Result
     """
-    config = _check_config(config)
     a, b0 = _check_workload(config, layer, activations, bias)
-    check_choice("method", method, METHODS)
     nz = np.flatnonzero(a)
     entries = layer.entries_per_column()[:, nz]                    # (N, K) entries per popped column
     cost = np.maximum(entries, 1)                                  # an empty column still costs a cycle
@@ -725,9 +723,10 @@ def _simulate_step(config, layer, a, b0, nz) -> Result:
 REGISTER_FILE_PJ = 1.0
 
 
+@validate_params(config=CONFIG)
 def action_energy_pj(config: EIEConfig | None = None) -> dict[str, float]:
     """Energy of one of each counted action (pJ) for ``config``'s SRAM width."""
-    config = EIEConfig() if config is None else _check_config(config)
+    config = EIEConfig() if config is None else config
     sram32 = _energy.operation_energy("sram_read_32b")
     mac = _energy.operation_energy("int32_mult") * (16 / 32) ** 2 + _energy.operation_energy("int16_add")
     return {
@@ -747,13 +746,13 @@ def action_energy_pj(config: EIEConfig | None = None) -> dict[str, float]:
 ACTION_ENERGY_PJ = action_energy_pj()
 
 
+@validate_params(result=Instance(Result, "an effdl.hardware.eie.Result"))
 def energy(result: Result) -> dict:
     """Energy of one simulated layer: action counts × :func:`action_energy_pj`.
 
     Returns ``{"breakdown_uj": {action: µJ}, "total_uj": float, "pj_per_mac": float}``
     (``pj_per_mac`` per useful MAC). Everything stays on chip: no DRAM term.
     """
-    check_type("result", result, Result, "an effdl.hardware.eie.Result")
     per = action_energy_pj(result.config)
     breakdown = {k: result.actions.get(k, 0) * pj * 1e-6 for k, pj in per.items()}   # 1 pJ = 1e-6 µJ
     total = sum(breakdown.values())
@@ -761,14 +760,13 @@ def energy(result: Result) -> dict:
             "pj_per_mac": total * 1e6 / result.actions["macs"] if result.actions["macs"] else math.nan}
 
 
+@validate_params(rows=PositiveInt(), cols=PositiveInt())
 def dense_energy(rows: int, cols: int) -> dict:
     """The dense baseline: every fp32 weight read from DRAM and used in one fp32 MAC.
 
     :func:`effdl.hardware.energy.inference_energy` with ``rows · cols`` MACs
     and weight reads (640 pJ per 32-bit DRAM read, 4.6 pJ per fp32 MAC).
     """
-    rows = check_int("rows", rows, min=1)
-    cols = check_int("cols", cols, min=1)
     return _energy.inference_energy(rows * cols, rows * cols, arithmetic="fp32", weight_memory="dram")
 
 
@@ -806,24 +804,22 @@ _BY_NAME = {b.name: b for b in BENCHMARK_LAYERS}
 BASELINES = ("cpu_dense", "gpu_dense", "cpu_sparse", "gpu_sparse")
 
 
+@validate_params(name=Options(lambda: _BY_NAME), config=CONFIG, seed=Seed())
 def benchmark_layer(name: str, config: EIEConfig | None = None, *, seed: int = 0):
     """A random layer and activation vector with the size and densities of the paper's layer ``name``.
 
     Returns ``(EIELayer, activations)``; the weight is ``(outputs, inputs)``.
     """
-    check_choice("name", name, _BY_NAME)
-    config = EIEConfig() if config is None else _check_config(config)
-    seed = check_int("seed", seed, min=0)
+    config = EIEConfig() if config is None else config
     spec = _BY_NAME[name]
     i = list(_BY_NAME).index(name)
     layer = random_layer(spec.outputs, spec.inputs, spec.weight_density, config, seed=seed + i)
     return layer, random_activations(spec.inputs, spec.act_density, seed=seed + 1000 + i)
 
 
+@validate_params(name=Options(lambda: _BY_NAME), result=Instance(Result, "an effdl.hardware.eie.Result"))
 def benchmark_row(name: str, result: Result) -> dict:
     """The table row of one simulated benchmark layer: sizes, cycles, µs, energy, speedups."""
-    check_choice("name", name, _BY_NAME)
-    check_type("result", result, Result, "an effdl.hardware.eie.Result")
     spec = _BY_NAME[name]
     return {"name": name, "rows": spec.outputs, "cols": spec.inputs, "weight_density": spec.weight_density,
             "act_density": spec.act_density, "cycles": result.cycles, "latency_us": result.latency_us,
@@ -832,9 +828,10 @@ def benchmark_row(name: str, result: Result) -> dict:
             **{f"speedup_{b}": getattr(spec, f"{b}_us") / result.latency_us for b in BASELINES}}
 
 
+@validate_params(config=CONFIG, seed=Seed())
 def benchmark(config: EIEConfig | None = None, *, seed: int = 0) -> list[dict]:
     """Simulate the nine benchmark layers (:data:`BENCHMARK_LAYERS`); one :func:`benchmark_row` each."""
-    config = EIEConfig() if config is None else _check_config(config)
+    config = EIEConfig() if config is None else config
     rows = []
     for spec in BENCHMARK_LAYERS:
         layer, a = benchmark_layer(spec.name, config, seed=seed)
@@ -842,6 +839,7 @@ def benchmark(config: EIEConfig | None = None, *, seed: int = 0) -> list[dict]:
     return rows
 
 
+@validate_params(rows=Instance(list, "a list of benchmark rows"))
 def geomean_speedups(rows: list[dict]) -> dict[str, float]:
     """Geometric mean over ``rows`` of the speedup against each baseline (CPU/GPU, dense/sparse)."""
     if not rows:
@@ -849,9 +847,10 @@ def geomean_speedups(rows: list[dict]) -> dict[str, float]:
     return {b: float(np.exp(np.mean(np.log([r[f"speedup_{b}"] for r in rows])))) for b in BASELINES}
 
 
+@validate_params(config=CONFIG, seed=Seed())
 def eie_report(config: EIEConfig | None = None, *, seed: int = 0) -> dict:
     """``effdl reproduce eie``: the nine layers at 64 PEs / 800 MHz, and the geometric-mean speedups."""
-    config = EIEConfig() if config is None else _check_config(config)
+    config = EIEConfig() if config is None else config
     rows = benchmark(config, seed=seed)
     keys = ("rows", "cols", "weight_density", "act_density", "cycles", "latency_us", "load_balance", "energy_uj")
     return {"n_pes": config.n_pes, "clock_mhz": config.clock_mhz, "queue_depth": config.queue_depth,
