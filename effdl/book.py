@@ -220,7 +220,7 @@ def stage_book(book: Book, stage: Path) -> Path:
         # tests verified; nothing is executed while building.
         "execute": {"execute_notebooks": "off"},
         # citations resolve against references.bib, listed on the bibliography page
-        "bibtex_bibfiles": [REFERENCES_BIB.name], "bibtex_reference_style": "author_year",
+        "bibtex_bibfiles": [REFERENCES_BIB.name],
         # MathJax from a local copy (the package sphinx-mathjax-offline), so
         # the pages render their formulas without a network.
         "sphinx": {"extra_extensions": ["sphinx-mathjax-offline"],
@@ -228,6 +228,8 @@ def stage_book(book: Book, stage: Path) -> Path:
                               # text/markdown outputs (the chapters' tables) parsed as MyST, with tables
                               "nb_render_markdown_format": "myst",
                               "myst_enable_extensions": MYST_EXTENSIONS,
+                              # citations read "(Han et al., 2016)", not "[HMD16]"
+                              "bibtex_reference_style": "author_year",
                               # the theme's colour mode; left empty, every page logs a console error
                               "html_context": {"default_mode": "light"}}},
         # a favicon of our own: without one the browser asks for /favicon.ico and gets a 404
