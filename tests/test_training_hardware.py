@@ -257,25 +257,23 @@ def test_make_train_step_runs_each_mode_on_the_cpu():
     assert sum(p.numel() for p in gpu_bench.small_cnn().parameters()) > 1e6
 
 
-def test_report_rows_reference_is_facts_and_a_report_lines_up():
+def test_report_rows_are_datasheet_peaks_and_a_report_lines_up():
     rows = {r["measurement"]: r for r in gpu_bench.report_rows()}
-    assert rows["matmul 8192³ bf16"]["h200"] == 715.0 and rows["matmul 8192³ fp32"]["h200"] == 51.0
-    assert rows["matmul 8192³ tf32"]["h200"] == 347.0 and rows["matmul 8192³ fp16"]["h200"] == 696.0
-    assert rows["matmul 8192³ int8 (torch._int_mm)"]["h200"] == 126.0
-    assert rows["device-to-device copy"]["h200"] == 4.26
-    assert rows["2:4 sparse fp16 16384×16384×16384 speed-up"]["h200"] == 1.26
-    assert rows["2:4 sparse fp16 8192×8192×8192 speed-up"]["h200"] == (0.5, 0.7)
-    assert rows["CNN training step, batch 256, amp_fp16"]["h200"] == 5.3
+    assert rows["matmul bf16"]["peak"] == 989.5 and rows["matmul fp32"]["peak"] == 67.0
+    assert rows["matmul tf32"]["peak"] == 494.5 and rows["matmul int8"]["peak"] == 1979.0
+    assert rows["memory bandwidth"]["peak"] == 4.8 and all(r["value"] is None for r in rows.values())
+    assert {r["measurement"]: r for r in gpu_bench.report_rows(chip="H100 SXM")}["memory bandwidth"]["peak"] == 3.35
     fake = {"copy": {"gbs": 1000.0},
             "matmul": {d: {"n": 8192, "tflops": 1.0} for d in gpu_bench.MATMUL_DTYPES},
             "int8": {"m": 8192, "int8_tops": 2.0},
-            "sparse": [{"m": 8192, "k": 8192, "n": 8192, "speedup": 0.6}, {"m": 64, "k": 64, "n": 64, "speedup": 1}],
+            "sparse": [{"m": 8192, "k": 8192, "n": 8192, "speedup": 0.6}],
             "training_step": {"batch_size": 256, "step_ms": {"fp32": 10.0}}}
     mine = {r["measurement"]: r for r in gpu_bench.report_rows(fake)}
-    assert mine["device-to-device copy"]["value"] == 1.0 and mine["device-to-device copy"]["h200"] == 4.26
-    assert mine["2:4 sparse fp16 8192×8192×8192 speed-up"]["h200"] == (0.5, 0.7)
-    assert mine["2:4 sparse fp16 64×64×64 speed-up"]["h200"] is None            # no reference at that shape
-    assert mine["CNN training step, batch 256, fp32"]["h200"] == 14.6
+    assert mine["device-to-device copy"]["value"] == 1.0 and mine["device-to-device copy"]["peak"] == 4.8
+    assert mine["matmul 8192³ bf16"]["peak"] == 989.5
+    assert mine["matmul 8192³ int8 (torch._int_mm)"]["peak"] == 1979.0
+    assert mine["2:4 sparse fp16 8192×8192×8192 speed-up"]["peak"] is None      # the datasheet has no such row
+    assert mine["CNN training step, batch 256, fp32"]["peak"] is None
 
 
 @needs_no_cuda

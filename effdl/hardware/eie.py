@@ -712,7 +712,7 @@ def _simulate_step(config, layer, a, b0, nz) -> Result:
 
 
 # ------------------------------------------------------------------- energy
-# Per-action energies in pJ, 45 nm. Sources: Horowitz, ISSCC 2014 (FACTS.md's
+# Per-action energies in pJ, 45 nm. Sources: Horowitz, ISSCC 2014 (his energy
 # table, via effdl.hardware.energy) and Han et al., NIPS 2015, Fig. 1, which
 # rounds a register-file access to 1 pJ. The table has no 16-bit integer
 # multiplier: we scale the 32-bit one by (16/32)², an array multiplier's
@@ -788,7 +788,7 @@ class BenchmarkLayer:
 
 # Han et al., ISCA 2016, Table III (size, weight and activation density) and
 # Table IV (batch-1 wall-clock times: Core i7-5930k with MKL, Titan X with
-# cuBLAS / cuSPARSE), as collected in FACTS.md.
+# cuBLAS / cuSPARSE).
 BENCHMARK_LAYERS = (
     BenchmarkLayer("Alex-6", 9216, 4096, 0.09, 0.351, 7516.2, 3066.5, 541.5, 134.8),
     BenchmarkLayer("Alex-7", 4096, 4096, 0.09, 0.353, 6187.1, 1282.1, 243.0, 65.8),

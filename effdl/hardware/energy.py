@@ -26,7 +26,7 @@ class Operation:
     area_um2: float | None
 
 
-# Horowitz, ISSCC 2014, 45 nm, 0.9 V; the rows of the book's FACTS table.
+# Horowitz, ISSCC 2014, 45 nm, 0.9 V: the energy per operation of his table.
 # The memory reads are per 32-bit word; the SRAM is an 8 KB array.
 _TABLE = (
     Operation("int8_add", "8b int add", 0.03, 36),

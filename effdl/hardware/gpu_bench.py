@@ -2,8 +2,9 @@
 training steps, 2:4 structured sparsity and int8.
 
 Chapter 16 (Appendix: measured on a GPU) runs :func:`gpu_report` when a CUDA
-device is present and otherwise shows :data:`H200_REFERENCE`, the same
-measurements made once on an NVIDIA H200 (FACTS.md). The methods follow the
+device is present and shows the measurements next to :data:`DATASHEET`,
+NVIDIA's published peaks for the H100 and H200 (dense rates, without 2:4
+sparsity); without a GPU it shows the peaks alone. The methods follow the
 papers of the training chapters: Micikevicius et al., *Mixed Precision
 Training* (ICLR 2018) for ``torch.autocast`` + ``GradScaler``; NVIDIA's
 Ampere 2:4 fine-grained structured sparsity (two non-zeros in every group of
@@ -33,20 +34,16 @@ from ..validation import Bool, Instance, Interval, ListOf, Module, Options, Posi
 
 MATMUL_DTYPES = ("fp32", "tf32", "bf16", "fp16")
 STEP_MODES = ("fp32", "tf32", "amp_bf16", "amp_fp16")
-H200_SOURCE = "FACTS.md: measured on an NVIDIA H200 (torch 2.11, CUDA 13), November 2026"
-# The appendix's reference numbers (FACTS.md), for a reader without a GPU.
-H200_REFERENCE = {
-    "device": "NVIDIA H200",
-    "source": H200_SOURCE,
-    "copy_tbs": 4.26,                                            # device-to-device copy
-    "matmul_n": 8192,
-    "matmul_tflops": {"fp32": 51.0, "tf32": 347.0, "bf16": 715.0, "fp16": 696.0},
-    "int8_tops": 126.0,                                          # torch._int_mm
-    # 2:4 fp16 (cuSPARSELt) ÷ dense fp16 speed; FACTS gives a range for the two smaller shapes
-    "sparse_speedup": {"16384x16384x16384": (1.26, 1.26), "8192x8192x8192": (0.5, 0.7),
-                       "16384x4096x4096": (0.5, 0.7)},
-    "step_batch_size": 256, "step_image_size": 32,
-    "step_ms": {"fp32": 14.6, "tf32": 4.8, "amp_bf16": 5.7, "amp_fp16": 5.3},
+# NVIDIA's datasheet peaks (SXM boards), dense: the datasheets list Tensor Core rates "with
+# sparsity", twice these. H100: NVIDIA H100 Tensor Core GPU datasheet (2022); H200: NVIDIA H200
+# Tensor Core GPU datasheet (2023): the same compute as the H100, faster HBM3e.
+DATASHEET = {
+    "H100 SXM": {"source": "NVIDIA H100 Tensor Core GPU datasheet (2022)", "bib": "nvidia2022h100",
+                 "bandwidth_tbs": 3.35, "int8_tops": 1979.0,
+                 "tflops": {"fp32": 67.0, "tf32": 494.5, "bf16": 989.5, "fp16": 989.5}},
+    "H200 SXM": {"source": "NVIDIA H200 Tensor Core GPU datasheet (2023)", "bib": "nvidia2023h200",
+                 "bandwidth_tbs": 4.8, "int8_tops": 1979.0,
+                 "tflops": {"fp32": 67.0, "tf32": 494.5, "bf16": 989.5, "fp16": 989.5}},
 }
 REPEATS = PositiveInt()
 WARMUP = Interval(int, 0, None)
@@ -290,8 +287,8 @@ def gpu_report(*, quick: bool = False) -> dict:
     """Every measurement of the appendix on this machine's GPU, as a JSON-able dict.
 
     ``quick=True`` uses smaller sizes (4096³ matmuls, 256 MiB copies, 4096³
-    sparse) for a smoke test of a minute or less; the default matches the
-    H200 reference (8192³ matmuls, the three sparse shapes of FACTS.md).
+    sparse) for a smoke test of a minute or less; the default: 8192³ matmuls
+    and 2:4 sparse products at 16384³, 8192³ and 16384×4096×4096.
     """
 
     _require_cuda("gpu_report")
@@ -312,46 +309,44 @@ def gpu_report(*, quick: bool = False) -> dict:
     return report
 
 
-@validate_params(report=Instance(dict, "a dict from gpu_report()", optional=True))
-def report_rows(report: dict | None = None) -> list[dict]:
-    """A measurement report (from :func:`gpu_report`, or ``None`` for :data:`H200_REFERENCE`) as table rows:
-    ``{"measurement", "value", "unit", "h200"}`` where ``h200`` is the FACTS.md figure (or range) for comparison.
+@validate_params(report=Instance(dict, "a dict from gpu_report()", optional=True), chip=Options(tuple(DATASHEET)))
+def report_rows(report: dict | None = None, chip: str = "H200 SXM") -> list[dict]:
+    """A measurement report (from :func:`gpu_report`) as table rows ``{"measurement", "value", "unit",
+    "peak"}``, ``peak`` being ``chip``'s datasheet figure where the datasheet has one (None otherwise).
+
+    With ``report=None`` (no GPU here): the datasheet's rows alone, ``value`` None.
     """
+    peaks = _peak_rows(chip)
     if report is None:
-        return [{"measurement": r["measurement"], "value": r["h200"], "unit": r["unit"], "h200": r["h200"]}
-                for r in _reference_rows()]
+        return [{"measurement": r["measurement"], "value": None, "unit": r["unit"], "peak": r["peak"]} for r in peaks]
     missing = {"copy", "matmul", "int8", "sparse", "training_step"} - set(report)
     if missing:
         raise ValueError(f"report_rows: report must hold the sections of gpu_report(); "
                          f"got one without {sorted(missing)}.")
-    refs = {r["measurement"]: r["h200"] for r in _reference_rows()}
-    rows = [{"measurement": "device-to-device copy", "value": report["copy"]["gbs"] / 1e3, "unit": "TB/s"}]
+    by_kind = {r["kind"]: r["peak"] for r in peaks}
+    rows = [{"measurement": "device-to-device copy", "kind": "bandwidth", "value": report["copy"]["gbs"] / 1e3,
+             "unit": "TB/s"}]
     for d, r in report["matmul"].items():
-        rows.append({"measurement": f"matmul {r['n']}³ {d}", "value": r["tflops"], "unit": "TFLOP/s"})
+        rows.append({"measurement": f"matmul {r['n']}³ {d}", "kind": d, "value": r["tflops"], "unit": "TFLOP/s"})
     i8 = report["int8"]
-    rows.append({"measurement": f"matmul {i8['m']}³ int8 (torch._int_mm)", "value": i8["int8_tops"], "unit": "TOPS"})
+    rows.append({"measurement": f"matmul {i8['m']}³ int8 (torch._int_mm)", "kind": "int8", "value": i8["int8_tops"],
+                 "unit": "TOPS"})
     for s in report["sparse"]:
-        rows.append({"measurement": f"2:4 sparse fp16 {s['m']}×{s['k']}×{s['n']} speed-up", "value": s["speedup"],
-                     "unit": "× dense"})
+        rows.append({"measurement": f"2:4 sparse fp16 {s['m']}×{s['k']}×{s['n']} speed-up", "kind": None,
+                     "value": s["speedup"], "unit": "× dense"})
     step = report["training_step"]
     for mode, ms in step["step_ms"].items():
-        rows.append({"measurement": f"CNN training step, batch {step['batch_size']}, {mode}", "value": ms,
-                     "unit": "ms"})
+        rows.append({"measurement": f"CNN training step, batch {step['batch_size']}, {mode}", "kind": None,
+                     "value": ms, "unit": "ms"})
     for row in rows:
-        row["h200"] = refs.get(row["measurement"])
+        row["peak"] = by_kind.get(row.pop("kind"))
     return rows
 
 
-def _reference_rows() -> list[dict]:
-    ref = H200_REFERENCE
-    n, b = ref["matmul_n"], ref["step_batch_size"]
-    rows = [{"measurement": "device-to-device copy", "h200": ref["copy_tbs"], "unit": "TB/s"}]
-    rows += [{"measurement": f"matmul {n}³ {d}", "h200": v, "unit": "TFLOP/s"} for d, v in ref["matmul_tflops"].items()]
-    rows.append({"measurement": f"matmul {n}³ int8 (torch._int_mm)", "h200": ref["int8_tops"], "unit": "TOPS"})
-    for shape, (lo, hi) in ref["sparse_speedup"].items():
-        m, k, nn_ = shape.split("x")
-        rows.append({"measurement": f"2:4 sparse fp16 {m}×{k}×{nn_} speed-up", "h200": lo if lo == hi else (lo, hi),
-                     "unit": "× dense"})
-    rows += [{"measurement": f"CNN training step, batch {b}, {mode}", "h200": ms, "unit": "ms"}
-             for mode, ms in ref["step_ms"].items()]
+def _peak_rows(chip: str) -> list[dict]:
+    sheet = DATASHEET[chip]
+    rows = [{"measurement": "memory bandwidth", "kind": "bandwidth", "peak": sheet["bandwidth_tbs"], "unit": "TB/s"}]
+    rows += [{"measurement": f"matmul {d}", "kind": d, "peak": v, "unit": "TFLOP/s"}
+             for d, v in sheet["tflops"].items()]
+    rows.append({"measurement": "matmul int8", "kind": "int8", "peak": sheet["int8_tops"], "unit": "TOPS"})
     return rows

@@ -48,7 +48,7 @@ SEED = 0
 FC_LAYER = "fc1"
 FC_RANKS = [5, 10, 20, 40, 80]
 FC_EPOCHS = 5
-MIN_PARAM_RATIO = 4.0          # the target: ≥ 4× fewer fc1 parameters …
+MIN_PARAM_RATIO = 4.0          # the chapter's criterion: ≥ 4× fewer fc1 parameters …
 TOLERANCE = 0.5                # … within 0.5 accuracy points of the dense model
 LR_FACTORS = [0.1, 1.0]        # fine-tuning lr grid, × the zoo model's learning rate
 

@@ -15,7 +15,7 @@ trained to match those soft targets as well as the hard labels.
 - ``effdl.precompute.distillation.run_experiment`` / ``distillation_report``: the 3 %-of-data experiment with the
   hyperparameters chosen on the validation split by ``effdl.precompute.distillation``.
 
-The paper's speech result (FACTS.md): all data 58.9 % frame accuracy; 3 % of the
+The paper's speech result (Hinton, Vinyals & Dean, 2015, §4): all data 58.9 % frame accuracy; 3 % of the
 data with hard targets 44.5 %, with soft targets 57.0 %.
 
 >>> z = torch.tensor([[2.0, 1.0, 0.0]])
