@@ -112,3 +112,10 @@ def test_inference_energy_bad_inputs(args, kwargs, exc, match):
 def test_inference_energy_keyword_only():
     with pytest.raises(TypeError):
         inference_energy(1, 1, "fp32")
+
+
+def test_each_column_names_its_own_source():
+    """Energies are Horowitz's (ISSCC 2014); the areas are the lecture's synthesis, not Horowitz's."""
+    from effdl.hardware import energy as E
+    assert "Horowitz" in E.ENERGY_SOURCE and "ISSCC 2014" in E.ENERGY_SOURCE
+    assert "Horowitz" not in E.AREA_SOURCE and "Design Compiler" in E.AREA_SOURCE and "45 nm" in E.AREA_SOURCE

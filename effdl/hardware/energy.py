@@ -1,9 +1,12 @@
 """Energy and area per operation, and a first-order inference energy model.
 
 Taught in chapter 0 (why memory, not arithmetic, dominates) and chapter 1
-(narrower numbers cost less energy). The table is Horowitz, "Computing's
-energy problem (and what we can do about it)", ISSCC 2014, 45 nm; Han et al.,
-NIPS 2015, Fig. 1 rounds the same numbers.
+(narrower numbers cost less energy). Two sources, one per column
+(:data:`ENERGY_SOURCE`, :data:`AREA_SOURCE`): the energies are Horowitz,
+"Computing's energy problem (and what we can do about it)", ISSCC 2014, 45 nm
+(Han et al., NIPS 2015, Fig. 1 rounds the same numbers); the areas are not
+Horowitz's — the course lecture gives them from synthesis with Synopsys Design
+Compiler in TSMC 45 nm.
 
 >>> operation_energy("dram_read_32b") / operation_energy("fp32_mult")
 172.97297297297297
@@ -26,7 +29,10 @@ class Operation:
     area_um2: float | None
 
 
-# Horowitz, ISSCC 2014, 45 nm, 0.9 V: the energy per operation of his table.
+ENERGY_SOURCE = "Horowitz, 'Computing's energy problem', ISSCC 2014, energy table (45 nm, 0.9 V)"
+AREA_SOURCE = ("Han & Dally, CS231n 2017, lecture 15 (Efficient Methods and Hardware for Deep Learning): "
+               "areas from synthesis with Synopsys Design Compiler, TSMC 45 nm")
+# energy_pj: Horowitz's table (ENERGY_SOURCE); area_um2: the lecture's synthesis (AREA_SOURCE).
 # The memory reads are per 32-bit word; the SRAM is an 8 KB array.
 _TABLE = (
     Operation("int8_add", "8b int add", 0.03, 36),
@@ -52,7 +58,7 @@ COUNT = Interval(float, 0, None)                 # a number of operations per in
 
 @validate_params(op=OPERATION)
 def operation_energy(op: str) -> float:
-    """Energy of one operation in pJ (Horowitz, ISSCC 2014, 45 nm).
+    """Energy of one operation in pJ (:data:`ENERGY_SOURCE`: Horowitz, ISSCC 2014, 45 nm).
 
     Parameters
     ----------
@@ -69,7 +75,7 @@ def operation_energy(op: str) -> float:
 
 @validate_params(op=OPERATION)
 def operation_area(op: str) -> float | None:
-    """Area of one operator in µm² (45 nm); ``None`` for the memory reads.
+    """Area of one operator in µm² (:data:`AREA_SOURCE`: synthesis in TSMC 45 nm); ``None`` for the memory reads.
 
     >>> operation_area("int8_mult")
     282
