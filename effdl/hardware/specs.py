@@ -120,7 +120,8 @@ _CHIPS = (
          "Pascal inference GPU with 8-bit dot products"),
     Chip("P100", "NVIDIA Tesla P100", "GPU", 2016, None,
          (("fp16", 21.0), ("fp32", 10.6)), 720.0, "16 GB HBM2", None, None, None, None, "fp16",
-         _LECTURE, "the lecture gives 720-750 GB/s; the lower bound is used"),
+         _LECTURE, "bandwidth: NVIDIA's Tesla P100 (SXM2) launch specification, 720 GB/s (2016); the "
+         "lecture gives 750 GB/s"),
     Chip("V100", "NVIDIA Tesla V100", "GPU", 2017, None,
          (("fp16", 120.0), ("fp32", 15.0)), 900.0, "16 GB HBM2", None, None, None, None, "fp16",
          _LECTURE, "120 TFLOPS is the Tensor Cores' fp16 rate"),
