@@ -143,6 +143,9 @@ class Options(Constraint):
             return None
         if any(isinstance(o, str) for o in self.options) and not isinstance(value, str):
             _fail(TypeError, name, f"a string, {self.describe()}", value)
+        integers = all(isinstance(o, numbers.Integral) and not isinstance(o, bool) for o in self.options)
+        if integers and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):   # 2.0 is not 2
+            _fail(TypeError, name, f"an integer, {self.describe()}", value)
         if isinstance(value, bool) and not any(isinstance(o, bool) for o in self.options):
             _fail(TypeError, name, self.describe(), value)
         try:
@@ -155,6 +158,10 @@ class Options(Constraint):
 
     def invalid_values(self):
         strings = any(isinstance(o, str) for o in self.options)
+        integers = all(isinstance(o, numbers.Integral) and not isinstance(o, bool) for o in self.options)
+        if integers:
+            return [(max(self.options) + 1, ValueError), (float(self.options[0]), TypeError), ("2", TypeError),
+                    (True, TypeError)] + ([] if self.optional else [(None, TypeError)])
         bad = [("no-such-option", ValueError)] if strings else [(object(), ValueError)]
         if strings:
             bad.append((3, TypeError))

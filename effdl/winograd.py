@@ -165,20 +165,7 @@ def cook_toom(m: int, r: int = 3, points: Sequence[Any] | None = None) -> tuple[
     return BT, G, AT
 
 
-class _IntOption(Options):
-    """One of a few integers, and an integer (``Options`` alone would take 2.0 for 2)."""
-
-    def check(self, name, value):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            _fail(TypeError, name, f"an integer, {self.describe()}", value)
-        return super().check(name, int(value))
-
-    def invalid_values(self):
-        return [(None, TypeError), (2.0, TypeError), ("2", TypeError), (True, TypeError),
-                (max(self.options) + 1, ValueError)]
-
-
-TILE = _IntOption(TILES)
+TILE = Options(TILES)
 ARRAY = Instance((np.ndarray, torch.Tensor), "a numpy.ndarray or a torch.Tensor")   # the result has its kind
 
 

@@ -638,7 +638,7 @@ def roofline_report(*, measure: bool = True) -> dict:
             for row in place_apps(PAPER_CHIPS)}
     cfg = systolic.SystolicConfig.tpu()
     m, k, n = TPU_APPS["MLP0"].batch_size, 9216, 4096
-    est = systolic.estimate(cfg, m, k, n)
+    est = systolic.estimate(cfg, systolic.Gemm(M=m, K=k, N=n))
     out = {"convention": "ops per weight byte; a multiply-add counts as 2 ops (Table 1's values x 2), "
                          "TOPS likewise (the paper's 92 TOPS)",
            "chips": chips, "apps": apps,
