@@ -86,7 +86,10 @@ _REAL = Interval(float, None, None)
 
 
 class Layer:
-    """Base of every spec node. Subclasses are frozen dataclasses."""
+    """Base of every spec node. Subclasses are frozen dataclasses.
+
+    Behind chapter 00, "Why efficiency".
+    """
 
     __slots__ = ()
     kind: ClassVar[str | None] = None  # "conv", "fc", "bn" for layers with weights
@@ -139,7 +142,10 @@ def _window_len(n: int, kernel: int, stride: int, padding: int, ceil_mode: bool,
 
 @dataclass(frozen=True)
 class Conv2d(Layer):
-    """2-D convolution with a square ``kernel``; ``groups`` splits channels as in AlexNet."""
+    """2-D convolution with a square ``kernel``; ``groups`` splits channels as in AlexNet.
+
+    Behind chapter 00, "Why efficiency".
+    """
 
     in_ch: int
     out_ch: int
@@ -182,7 +188,10 @@ class Conv2d(Layer):
 
 @dataclass(frozen=True)
 class Linear(Layer):
-    """Fully connected layer on a flat ``(in_f,)`` input."""
+    """Fully connected layer on a flat ``(in_f,)`` input.
+
+    Behind chapter 00, "Why efficiency".
+    """
 
     in_f: int
     out_f: int
@@ -237,7 +246,10 @@ class _Pool(Layer):
 
 @dataclass(frozen=True)
 class MaxPool(_Pool):
-    """Max pooling, square window; ``ceil_mode=True`` reproduces Caffe's output sizes."""
+    """Max pooling, square window; ``ceil_mode=True`` reproduces Caffe's output sizes.
+
+    Behind chapter 00, "Why efficiency".
+    """
 
     def _module(self):
         return nn.MaxPool2d(self.kernel, self._stride, self.padding, ceil_mode=self.ceil_mode)
@@ -245,7 +257,10 @@ class MaxPool(_Pool):
 
 @dataclass(frozen=True)
 class AvgPool(_Pool):
-    """Average pooling, square window."""
+    """Average pooling, square window.
+
+    Behind chapter 00, "Why efficiency".
+    """
 
     def _module(self):
         return nn.AvgPool2d(self.kernel, self._stride, self.padding, ceil_mode=self.ceil_mode)
@@ -254,7 +269,10 @@ class AvgPool(_Pool):
 
 @dataclass(frozen=True)
 class AdaptiveAvgPool(Layer):
-    """Average pooling to a fixed ``output_size × output_size`` map."""
+    """Average pooling to a fixed ``output_size × output_size`` map.
+
+    Behind chapter 00, "Why efficiency".
+    """
 
     output_size: int = 1
     name: str | None = None
@@ -272,13 +290,20 @@ class AdaptiveAvgPool(Layer):
 
 @dataclass(frozen=True)
 class GlobalAvgPool(AdaptiveAvgPool):
-    """Average each channel to one value: ``(C, H, W) -> (C, 1, 1)``."""
+    """Average each channel to one value: ``(C, H, W) -> (C, 1, 1)``.
+
+    Behind chapter 00, "Why efficiency".
+    """
 
     output_size: int = field(default=1, init=False)
 
 
 @dataclass(frozen=True)
 class ReLU(Layer):
+    """A ReLU: no parameters and no MACs (its comparisons are not counted).
+
+    Behind chapter 00, "Why efficiency".
+    """
     name: str | None = None
 
     def __post_init__(self):
@@ -290,7 +315,10 @@ class ReLU(Layer):
 
 @dataclass(frozen=True)
 class Flatten(Layer):
-    """``(C, H, W) -> (C·H·W,)``."""
+    """``(C, H, W) -> (C·H·W,)``.
+
+    Behind chapter 00, "Why efficiency".
+    """
 
     name: str | None = None
 
@@ -309,6 +337,8 @@ class BatchNorm2d(Layer):
     """Batch norm over ``ch`` channels: 2·ch learnable parameters (γ, β), like torch.
 
     The running mean and variance are buffers, not parameters, in torch and here.
+
+    Behind chapter 00, "Why efficiency".
     """
 
     ch: int
@@ -334,6 +364,10 @@ class BatchNorm2d(Layer):
 
 @dataclass(frozen=True)
 class Dropout(Layer):
+    """Dropout with probability ``p``: no parameters, no MACs, the identity at inference.
+
+    Behind chapter 00, "Why efficiency".
+    """
     p: float = 0.5
     name: str | None = None
 
@@ -349,6 +383,8 @@ class LRN(Layer):
     """Local response normalisation across channels (AlexNet, GoogLeNet); no parameters.
 
     Caffe's and torch's ``alpha`` mean the same thing (both divide it by ``size``).
+
+    Behind chapter 00, "Why efficiency".
     """
 
     size: int = 5
@@ -381,7 +417,10 @@ def _as_layers(owner: str, name: str, layers: Any) -> tuple[Layer, ...]:
 
 @dataclass(frozen=True)
 class Sequential(Layer):
-    """Layers applied one after the other."""
+    """Layers applied one after the other.
+
+    Behind chapter 00, "Why efficiency".
+    """
 
     layers: tuple[Layer, ...]
     name: str | None = None
@@ -408,6 +447,8 @@ class Residual(Layer):
     """``relu(body(x) + shortcut(x))``, the ResNet block; ``shortcut=None`` is the identity.
 
     ``relu=False`` leaves out the final ReLU (pre-activation or linear-bottleneck blocks).
+
+    Behind chapter 00, "Why efficiency".
     """
 
     body: Layer
@@ -442,6 +483,8 @@ class Concat(Layer):
     """Branches applied to the same input, outputs concatenated along channels.
 
     An Inception module, or the expand half of a SqueezeNet fire module.
+
+    Behind chapter 00, "Why efficiency".
     """
 
     branches: tuple[Layer, ...]
@@ -491,6 +534,8 @@ class LayerStats:
 
     ``kind`` is ``"conv"``, ``"fc"`` or ``"bn"``; ``params = weights + biases``;
     ``macs`` is per image (0 for batch norm).
+
+    Behind chapter 00, "Why efficiency".
     """
 
     name: str
@@ -510,6 +555,8 @@ class Architecture:
     ``published_params`` / ``published_macs`` are the figures the cited sources
     print (``published_source`` says which); ``published_macs`` is None where no
     source gives one.
+
+    Behind chapter 00, "Why efficiency".
     """
 
     key: str
@@ -600,6 +647,8 @@ def layer_table(spec: Layer | Architecture, input_shape: Shape | None = None, *,
     list of LayerStats
         Conv rows have ``kind == "conv"``, linear rows ``kind == "fc"``. Unnamed
         layers are called ``"{type}_{index}"``, index counting rows from 0.
+
+    Taught in chapter 08, "Winograd convolution".
     """
     layer, shape = _resolve(spec, input_shape)
     kinds = ("conv", "fc", "bn") if include_bn else ("conv", "fc")
@@ -619,7 +668,10 @@ def layer_table(spec: Layer | Architecture, input_shape: Shape | None = None, *,
 
 @validate_params(spec=SPEC)
 def count_params(spec: Layer | Architecture) -> int:
-    """Number of learnable parameters (weights, biases, batch-norm γ and β)."""
+    """Number of learnable parameters (weights, biases, batch-norm γ and β).
+
+    Taught in chapter 00, "Why efficiency".
+    """
     layer, _ = _resolve(spec, None)
     return sum(leaf._weight_count() + leaf._bias_count() for leaf in layer._leaves())
 
@@ -630,6 +682,8 @@ def count_macs(spec: Layer | Architecture, input_shape: Shape | None = None) -> 
 
     ``input_shape`` defaults as in :func:`layer_table`. Raises ``ValueError``
     when the shape does not fit the spec (wrong channels, too small).
+
+    Taught in chapter 00, "Why efficiency".
     """
     layer, shape = _resolve(spec, input_shape)
     total = 0
@@ -644,14 +698,20 @@ def count_macs(spec: Layer | Architecture, input_shape: Shape | None = None) -> 
 
 @validate_params(spec=SPEC, input_shape=INPUT_SHAPE)
 def output_shape(spec: Layer | Architecture, input_shape: Shape | None = None) -> Shape:
-    """Shape of one image's output, e.g. ``(1000,)``; ``input_shape`` defaults as in :func:`layer_table`."""
+    """Shape of one image's output, e.g. ``(1000,)``; ``input_shape`` defaults as in :func:`layer_table`.
+
+    Taught in chapter 08, "Winograd convolution".
+    """
     layer, shape = _resolve(spec, input_shape)
     return _walk_checked("output_shape", layer, shape, lambda leaf, in_shape, out_shape: None)
 
 
 @validate_params(spec=SPEC, n_bits=Interval(int, 1, 64))
 def model_bytes(spec: Layer | Architecture, n_bits: int = 32) -> int:
-    """Bytes to store every parameter with ``n_bits`` bits (1..64), rounded up to a whole byte."""
+    """Bytes to store every parameter with ``n_bits`` bits (1..64), rounded up to a whole byte.
+
+    Taught in chapter 00, "Why efficiency".
+    """
     layer, _ = _resolve(spec, None)
     return -(-count_params(layer) * n_bits // 8)  # ceil(params · n_bits / 8)
 
@@ -662,6 +722,8 @@ def to_torch(spec: Layer | Architecture):
 
     Created on torch's current default device, so ``with torch.device("meta"):``
     builds VGG-16 without allocating its 553 MB of weights.
+
+    Behind chapter 00, "Why efficiency".
     """
     layer, _ = _resolve(spec, None)
     return layer._module()
@@ -926,5 +988,8 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType({a.key: a for a in 
 
 @validate_params(name=Options(ARCHITECTURES))
 def get_architecture(name: str) -> Architecture:
-    """The registered :class:`Architecture` called ``name`` (one of ``ARCHITECTURES``)."""
+    """The registered :class:`Architecture` called ``name`` (one of ``ARCHITECTURES``).
+
+    Taught in chapter 00, "Why efficiency".
+    """
     return ARCHITECTURES[name]

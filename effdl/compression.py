@@ -120,7 +120,10 @@ _CHECKSUM_BYTES = 4
 
 
 class CompressedFileError(ValueError):
-    """A Deep Compression file is empty, truncated, corrupted or not one at all."""
+    """A Deep Compression file is empty, truncated, corrupted or not one at all.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
+    """
 
     def __init__(self, path: Any, problem: str):
         self.path, self.problem = path, problem
@@ -212,6 +215,8 @@ def layer_streams(layer: SharedLayer, index_bits: int) -> dict:
     a dense layer), ``n_fillers``, and per stream ``{"fixed_bits",
     "entropy_bits", "huffman_bits"}`` per symbol (the fixed width, the
     empirical entropy and the Huffman code's mean length).
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     index = _csc(layer.index)
     if layer.reserves_zero:
@@ -278,7 +283,10 @@ def _index_bits_per_layer(index_bits: Any, names: list[str]) -> dict[str, int | 
 
 @validate_params(shared=SHARED, index_bits=INDEX_BITS)
 def encode_compressed(shared: SharedModel, *, index_bits: int | dict[str, int] = DEFAULT_INDEX_BITS) -> bytes:
-    """The bytes of the Deep Compression file of ``shared`` (what :func:`write_compressed` writes)."""
+    """The bytes of the Deep Compression file of ``shared`` (what :func:`write_compressed` writes).
+
+    Behind chapter 03, "Weight sharing and trained quantization".
+    """
     ib = _index_bits_per_layer(index_bits, list(shared.layers))
     records = [_encode_layer(layer, ib[name]) for name, layer in shared.layers.items()]
     others = {n: np.ascontiguousarray(a, dtype="<f4") for n, a in shared.others.items()}
@@ -308,6 +316,8 @@ def write_compressed(path: str | os.PathLike, shared: SharedModel, *,
         zeros in a row than it can count cost a filler entry. ``"auto"``
         tries every width and keeps the smallest encoding of the layer (the
         choice is lossless: it never changes a weight). Ignored for a dense layer.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     blob = encode_compressed(shared, index_bits=index_bits)
     path = Path(path)
@@ -665,6 +675,8 @@ def read_shared(path: str | os.PathLike) -> SharedModel:
 
     Raises :class:`CompressedFileError` (a ``ValueError``) for an empty,
     truncated, bit-flipped or foreign file.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     return _read(path)[0]
 
@@ -675,6 +687,8 @@ def read_compressed(path: str | os.PathLike) -> nn.Module:
 
     Its weights are bit for bit the shared weights that were written, so its
     outputs equal those of :func:`effdl.sharing.quantized_model` exactly.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     return read_shared(path).to_model()
 
@@ -713,6 +727,8 @@ def size_breakdown(source: str | os.PathLike | SharedModel, *,
         ``checksum_bytes``, ``other_bytes`` (tensors not tied to a layer),
         ``total_bytes`` (= header + Σ file + other + checksum, the file size),
         ``dense_fp32_bytes`` (every parameter as float32) and ``ratio``.
+
+    Taught in chapter 03, "Weight sharing and trained quantization".
     """
     if isinstance(source, SharedModel):
         with tempfile.TemporaryDirectory() as tmp:
@@ -771,6 +787,8 @@ class DeepCompressionResult:
     ``ratio`` = dense ÷ file bytes. ``accuracy`` (%, on ``eval_split``):
     ``dense`` (if given), ``pruned``, ``quantized`` (k-means only),
     ``finetuned`` (if fine-tuned) and ``file`` (the model read back).
+
+    Behind chapter 03, "Weight sharing and trained quantization".
     """
 
     path: str
@@ -839,6 +857,8 @@ def deep_compression(model: nn.Module, *, path: str | os.PathLike, n_bits: int |
         Where the accuracies are measured (choose settings on val, report test).
     dense_model : nn.Module, optional
         The unpruned model, for the ``dense`` accuracy.
+
+    Behind chapter 03, "Weight sharing and trained quantization".
     """
     bits = n_bits
     if bits is None:

@@ -49,7 +49,10 @@ IDX_FILES = {
 
 
 class DataError(ValueError):
-    """A data file is missing, truncated, altered or malformed."""
+    """A data file is missing, truncated, altered or malformed.
+
+    Behind chapter 00, "Why efficiency".
+    """
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class Split:
     integer labels in ``[0, n_classes)``. A NaN image or a label of 10 is
     refused here, naming the first bad index, instead of surfacing later as
     a wrong accuracy or a "training diverged" message.
+
+    Behind chapter 00, "Why efficiency".
     """
 
     name: str
@@ -120,7 +125,10 @@ SOURCE = Options(SOURCES)
 # --------------------------------------------------------------------- manifest
 @validate_params(path=FILE_PATH)
 def read_manifest(path: Path | str = MANIFEST) -> dict[str, dict]:
-    """Parse ``data/MANIFEST`` (tab-separated, header line) into {relative path: row}."""
+    """Parse ``data/MANIFEST`` (tab-separated, header line) into {relative path: row}.
+
+    Behind chapter 00, "Why efficiency".
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} is missing; restore it with `git checkout -- data/`.")
@@ -144,7 +152,10 @@ def read_manifest(path: Path | str = MANIFEST) -> dict[str, dict]:
 
 @validate_params(path=FILE_PATH)
 def sha256(path: Path | str) -> str:
-    """The sha256 hex digest of a file's bytes."""
+    """The sha256 hex digest of a file's bytes.
+
+    Behind chapter 00, "Why efficiency".
+    """
     if not Path(path).is_file():
         raise DataError(f"sha256: path must be an existing file; got {path!r}.")
     digest = hashlib.sha256()
@@ -156,7 +167,10 @@ def sha256(path: Path | str) -> str:
 
 @validate_params(relative=Instance(str, "a path relative to the data folder (str)"), data_dir=DATA_FOLDER)
 def verified_path(relative: str, *, data_dir: Path | None = None) -> Path:
-    """Return the absolute path of a shipped file after checking it against the manifest."""
+    """Return the absolute path of a shipped file after checking it against the manifest.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
+    """
     data_dir = DATA_DIR if data_dir is None else Path(data_dir)
     manifest = read_manifest(data_dir / "MANIFEST")
     if relative not in manifest:
@@ -183,6 +197,8 @@ def refresh_manifest(data_dir: Path | None = None) -> Path:
     Origins and licences are kept as written. A file under the data folder
     that is not listed raises :class:`DataError`: add it by hand with its
     origin and licence first, so nothing ships without provenance.
+
+    Behind chapter 00, "Why efficiency".
     """
     data_dir = DATA_DIR if data_dir is None else Path(data_dir)
     path = data_dir / "MANIFEST"
@@ -202,7 +218,10 @@ def refresh_manifest(data_dir: Path | None = None) -> Path:
 
 @validate_params(data_dir=DATA_FOLDER)
 def verify_all(data_dir: Path | None = None) -> list[str]:
-    """Check every file in the manifest; return the list of verified paths."""
+    """Check every file in the manifest; return the list of verified paths.
+
+    Behind chapter 00, "Why efficiency".
+    """
     data_dir = DATA_DIR if data_dir is None else Path(data_dir)
     return [str(verified_path(rel, data_dir=data_dir)) for rel in read_manifest(data_dir / "MANIFEST")]
 
@@ -223,6 +242,8 @@ def load_mnist(split: str = "train", *, source: str = "auto") -> Split:
     Returns
     -------
     Split with ``x`` of shape (N, 1, 28, 28) float32 and ``y`` of shape (N,) int64.
+
+    Taught in chapter 00, "Why efficiency".
     """
     if source == "auto":
         source = "full" if os.environ.get("EFFDL_DATA") else "embedded"
@@ -236,7 +257,10 @@ def load_mnist(split: str = "train", *, source: str = "auto") -> Split:
 
 @validate_params(split=SPLIT_NAME, source=SOURCE)
 def mnist_pixels(split: str = "train", *, source: str = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """Raw uint8 images (N, 28, 28) and labels (N,) of a split, for pictures."""
+    """Raw uint8 images (N, 28, 28) and labels (N,) of a split, for pictures.
+
+    Taught in chapter 02, "Pruning".
+    """
     if source == "auto":
         source = "full" if os.environ.get("EFFDL_DATA") else "embedded"
     if source == "full":
@@ -302,7 +326,10 @@ def _idx_file(folder: Path, key: str) -> Path:
 
 @validate_params(path=FILE_PATH, ndim=PositiveInt())
 def read_idx(path: Path | str, *, ndim: int) -> np.ndarray:
-    """Read an IDX file of unsigned bytes (the MNIST format) with ``ndim`` dimensions."""
+    """Read an IDX file of unsigned bytes (the MNIST format) with ``ndim`` dimensions.
+
+    Behind chapter 00, "Why efficiency".
+    """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -347,6 +374,8 @@ def load_digits(split: str = "train") -> Split:
     Stratified, seeded split: 20 % test, 10 % val, the rest train. ``x`` is
     (N, 1, 8, 8) float32 scaled from 0..16 to zero mean and unit variance
     (statistics of the train split); ``y`` is (N,) int64.
+
+    Behind chapter 00, "Why efficiency".
     """
     images, labels, codes = _digits_arrays()
     train = images[_select("train", codes)]
@@ -358,5 +387,8 @@ def load_digits(split: str = "train") -> Split:
 
 @validate_params(dataset=Options(("mnist", "digits")), split=SPLIT_NAME)
 def load(dataset: str, split: str = "train") -> Split:
-    """Load ``"mnist"`` or ``"digits"`` by name."""
+    """Load ``"mnist"`` or ``"digits"`` by name.
+
+    Taught in chapter 00, "Why efficiency".
+    """
     return load_mnist(split) if dataset == "mnist" else load_digits(split)

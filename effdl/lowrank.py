@@ -128,6 +128,8 @@ def svd_rank_for_energy(weight, energy: float) -> int:
     1
     >>> svd_rank_for_energy(torch.diag(torch.tensor([3.0, 1.0])), 0.95)
     2
+
+    Behind chapter 07, "Low-rank approximation".
     """
     s = torch.linalg.svdvals(weight.detach().reshape(weight.shape[0], -1).to(torch.float64))
     cum = torch.cumsum(s ** 2, 0)
@@ -150,6 +152,8 @@ def factorize_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
     >>> layer = factorize_linear(nn.Linear(784, 300), 20)
     >>> [tuple(m.weight.shape) for m in layer]
     [(20, 784), (300, 20)]
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     return _factorize_linear(linear, rank, "factorize_linear")
 
@@ -177,6 +181,8 @@ def replace_linear(model: nn.Module, name: str, rank: int) -> nn.Module:
 
     ``model`` itself is left untouched. ``name`` is a dotted submodule name
     as in ``model.named_modules()`` (``"fc1"`` for LeNet-300-100).
+
+    Behind chapter 07, "Low-rank approximation".
     """
     linear = _get_submodule("replace_linear", model, name, nn.Linear, "torch.nn.Linear")
     return _replace_submodule(model, name, _factorize_linear(linear, rank, "replace_linear"))
@@ -192,6 +198,8 @@ def linear_costs(in_features: int, out_features: int, rank: int) -> dict:
 
     >>> linear_costs(784, 300, 20)
     {'dense_params': 235500, 'lowrank_params': 21980, 'dense_macs': 235200, 'lowrank_macs': 21680}
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     in_f, out_f = in_features, out_features
     rank = _check_rank(rank, min(in_f, out_f))
@@ -243,6 +251,8 @@ def factorize_conv(conv: nn.Conv2d, rank: int) -> nn.Sequential:
     >>> pair = factorize_conv(nn.Conv2d(20, 50, 5), 10)
     >>> [tuple(m.weight.shape) for m in pair]
     [(10, 20, 5, 5), (50, 10, 1, 1)]
+
+    Behind chapter 07, "Low-rank approximation".
     """
     return _factorize_conv(conv, rank, "factorize_conv")
 
@@ -322,6 +332,8 @@ def factorize_conv_data(conv: nn.Conv2d, inputs: torch.Tensor, rank: int, *,
         None uses all. Zhang et al. sample 10 positions in each of 3,000 images.
     seed : int
         Seeds the position sampling (a private generator).
+
+    Behind chapter 07, "Low-rank approximation".
     """
     return _factorize_conv_data(conv, inputs, rank, n_samples, seed, "factorize_conv_data")
 
@@ -347,6 +359,8 @@ def response_spectrum(conv: nn.Conv2d, inputs: torch.Tensor, *, n_samples: int |
     The "energy" spectrum of Zhang et al.'s rank selection, measured on data;
     pass a list of them as ``spectra`` to :func:`select_ranks`. Sampling as in
     :func:`factorize_conv_data`.
+
+    Behind chapter 07, "Low-rank approximation".
     """
     conv = _check_conv("response_spectrum", conv)
     inputs = _check_inputs("response_spectrum", conv, inputs)
@@ -359,7 +373,10 @@ MODEL_INPUT = Tensor(convert=False, dtype=None)
 
 @validate_params(model=Module(), name=NAME, x=MODEL_INPUT)
 def layer_inputs(model: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
-    """The tensor that submodule ``name`` receives when ``model(x)`` runs (captured by a hook)."""
+    """The tensor that submodule ``name`` receives when ``model(x)`` runs (captured by a hook).
+
+    Behind chapter 07, "Low-rank approximation".
+    """
     return _layer_inputs(model, name, x, "layer_inputs")
 
 
@@ -391,6 +408,8 @@ def replace_conv(model: nn.Module, name: str, rank: int, *, x: torch.Tensor | No
     Without ``x``, from the weights (:func:`factorize_conv`); with ``x``, a
     batch of *model* inputs, from the layer's responses on them
     (:func:`factorize_conv_data`).
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     conv = _get_submodule("replace_conv", model, name, nn.Conv2d, "torch.nn.Conv2d")
     if x is None:
@@ -412,6 +431,8 @@ def conv_costs(c: int, d: int, k, rank: int, out_hw) -> dict:
 
     >>> conv_costs(20, 50, 5, 10, 8)    # LeNet-5 conv2 (8×8 output) at d′ = 10
     {'dense_params': 25050, 'lowrank_params': 5550, 'dense_macs': 1600000, 'lowrank_macs': 352000}
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     kh, kw = _pair("conv_costs", "k", k)
     h, w = _pair("conv_costs", "out_hw", out_hw)
@@ -452,6 +473,8 @@ def select_ranks(convs: Sequence[nn.Conv2d], target_macs_ratio: float, out_hw: S
     Returns
     -------
     list of int, one rank per conv, in order.
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     for i, conv in enumerate(convs):
         _check_conv("select_ranks", conv, f"convs[{i}]")
@@ -547,6 +570,8 @@ def tt_max_ranks(in_factors: Sequence[int], out_factors: Sequence[int]) -> tuple
 
     >>> tt_max_ranks((4, 7, 7, 4), (3, 5, 5, 4))
     (1, 12, 420, 16, 1)
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     return _tt_max_ranks(*_tt_shape("tt_max_ranks", in_factors, out_factors))
 
@@ -560,6 +585,8 @@ def tt_params(in_factors: Sequence[int], out_factors: Sequence[int], ranks) -> i
 
     >>> tt_params((4, 7, 7, 4), (3, 5, 5, 4), 8)     # LeNet-300-100 fc1, 784 × 300
     4704
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     ins, outs = _tt_shape("tt_params", in_factors, out_factors)
     r = _tt_ranks("tt_params", ranks, ins, outs)
@@ -576,6 +603,8 @@ def tt_macs(in_factors: Sequence[int], out_factors: Sequence[int], ranks) -> int
 
     >>> tt_macs((784,), (300,), 1)
     235200
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     ins, outs = _tt_shape("tt_macs", in_factors, out_factors)
     r = _tt_ranks("tt_macs", ranks, ins, outs)
@@ -620,6 +649,8 @@ class TTLinear(nn.Module):
     >>> layer = TTLinear((4, 7, 7, 4), (3, 5, 5, 4), 8)
     >>> [tuple(g.shape) for g in layer.cores], layer(torch.zeros(2, 784)).shape
     ([(1, 4, 3, 8), (8, 7, 5, 8), (8, 7, 5, 8), (8, 4, 4, 1)], torch.Size([2, 300]))
+
+    Taught in chapter 07, "Low-rank approximation".
     """
 
     def __init__(self, in_factors: Sequence[int], out_factors: Sequence[int], ranks, *,
@@ -732,6 +763,8 @@ def svd_rank_sweep(model: nn.Module, layer_name: str, ranks: Sequence[int], test
     Returns one dict per rank, in order: ``rank``, ``params`` (whole model),
     ``layer_params`` (the factorized layer) and ``acc`` (top-1 %, from
     :func:`effdl.train.evaluate` on ``test_split``). ``model`` is not modified.
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     linear = _get_submodule("svd_rank_sweep", model, layer_name, nn.Linear, "torch.nn.Linear", "layer_name")
     _finite("svd_rank_sweep", f"{layer_name}.weight", linear.weight)

@@ -21,7 +21,10 @@ from .validation import Interval, ListOf, Module, Options, PositiveInt, check_pa
 
 
 class LeNet300(nn.Module):
-    """784-300-100-10 fully connected net (Deep Compression's LeNet-300-100)."""
+    """784-300-100-10 fully connected net (Deep Compression's LeNet-300-100).
+
+    Behind chapter 11, "Parallelization".
+    """
 
     def __init__(self, hidden: tuple[int, int] = (300, 100)):
         super().__init__()
@@ -41,7 +44,10 @@ class LeNet300(nn.Module):
 
 
 class LeNet5(nn.Module):
-    """Caffe LeNet-5 as in Deep Compression Table 3 (ReLU after each pooled conv)."""
+    """Caffe LeNet-5 as in Deep Compression Table 3 (ReLU after each pooled conv).
+
+    Behind chapter 11, "Parallelization".
+    """
 
     def __init__(self):
         super().__init__()
@@ -58,7 +64,10 @@ class LeNet5(nn.Module):
 
 
 class RowLSTM(nn.Module):
-    """Reads the image row by row (28 steps × 28 pixels); classifies from the last state."""
+    """Reads the image row by row (28 steps × 28 pixels); classifies from the last state.
+
+    Behind chapter 11, "Parallelization".
+    """
 
     def __init__(self, hidden_size: int = 128):
         super().__init__()
@@ -81,6 +90,8 @@ def build_model(name: str, *, seed: int | None = None) -> nn.Module:
 
     ``seed`` makes the initial weights reproducible without touching the
     global RNG (the weights are drawn under a forked RNG state).
+
+    Taught in chapter 11, "Parallelization".
     """
     if seed is None:
         return MODELS[name]()
@@ -91,5 +102,8 @@ def build_model(name: str, *, seed: int | None = None) -> nn.Module:
 
 @validate_params(model=Module())
 def count_parameters(model: nn.Module) -> int:
-    """Number of parameters (weights and biases)."""
+    """Number of parameters (weights and biases).
+
+    Behind chapter 11, "Parallelization".
+    """
     return sum(p.numel() for p in model.parameters())

@@ -96,6 +96,8 @@ class FloatFormat:
     >>> fp16 = FloatFormat("fp16", 5, 10)
     >>> fp16.bits, fp16.bias, fp16.max, fp16.eps
     (16, 15, 65504.0, 0.0009765625)
+
+    Taught in chapter 01, "Number representations".
     """
 
     name: str
@@ -175,6 +177,8 @@ class IntFormat:
     --------
     >>> INT8.min, INT8.max, UINT8.max
     (-128, 127, 255)
+
+    Behind chapter 01, "Number representations".
     """
 
     name: str
@@ -226,6 +230,8 @@ class FixedPointFormat:
     >>> q = FixedPointFormat(3, 4)
     >>> q.name, q.bits, q.min, q.max, q.resolution
     ('q3.4', 8, -8.0, 7.9375, 0.0625)
+
+    Taught in chapter 01, "Number representations".
     """
 
     int_bits: int
@@ -297,6 +303,8 @@ def get_format(name: str) -> Format:
 
     >>> get_format("q3.4").bits
     8
+
+    Behind chapter 01, "Number representations".
     """
     return _format_named(name, "name")
 
@@ -382,6 +390,8 @@ def format_row(fmt: Format | str) -> dict:
     integer_bits, fraction_bits, min`` (most negative value), ``max`` (largest
     finite value), ``min_normal`` and ``eps`` (floats), ``resolution`` (ints
     and fixed point); a field that does not apply to the kind is ``None``.
+
+    Behind chapter 01, "Number representations".
     """
     f = fmt  # a format object: the declared constraint converted a name
     is_float = f.kind == "float"
@@ -401,7 +411,10 @@ def format_row(fmt: Format | str) -> dict:
 
 @validate_params()
 def format_table() -> list[dict]:
-    """Chapter 1's comparison table: :func:`format_row` of fp32, fp16, bf16, int32, int16, int8, q3.4."""
+    """Chapter 1's comparison table: :func:`format_row` of fp32, fp16, bf16, int32, int16, int8, q3.4.
+
+    Taught in chapter 01, "Number representations".
+    """
     return [format_row(f) for f in (FP32, FP16, BF16, INT32, INT16, INT8, Q3_4)]
 
 
@@ -510,6 +523,8 @@ def round_to_format(x: Any, fmt: Format | str, overflow: str = "saturate"):
     (65504.0, inf)
     >>> round_to_format([2.5, 3.5, 200.0], "int8").tolist()
     [2.0, 4.0, 127.0]
+
+    Taught in chapter 01, "Number representations".
     """
     _check_overflow(overflow, fmt)
     r, _ = _round(x, fmt, overflow, "x")
@@ -528,6 +543,8 @@ class BitFields:
     ``sign, exponent, mantissa`` for floats; ``sign`` (signed only),
     ``integer`` and ``fraction`` (fixed point only) for ints and fixed point,
     whose whole word is two's complement. ``bits`` is the fields joined.
+
+    Behind chapter 01, "Number representations".
     """
 
     format: str
@@ -588,6 +605,8 @@ def bit_fields(value: Any, fmt: Format | str, overflow: str = "saturate") -> Bit
     {'sign': '1', 'exponent': '10000', 'mantissa': '0100000000'}
     >>> bit_fields(0.1, "q3.4").stored, bit_fields(-1, "int8").bits
     (0.125, '11111111')
+
+    Taught in chapter 01, "Number representations".
     """
     f = fmt
     _check_overflow(overflow, f)
@@ -610,6 +629,8 @@ def decode_bits(bits: str, fmt: Format | str) -> float:
 
     >>> decode_bits("0" + "01111111" + "0" * 23, "fp32")
     1.0
+
+    Behind chapter 01, "Number representations".
     """
     f = fmt
     if len(bits) != f.bits or set(bits) - {"0", "1"}:
@@ -658,6 +679,8 @@ def quantization_error(weights: Any, fmt: Format | str, overflow: str = "saturat
     --------
     >>> quantization_error([0.5, 0.01, 20.0], "q3.4")["fraction_saturated"]
     0.3333333333333333
+
+    Taught in chapter 01, "Number representations".
     """
     f = fmt
     _check_overflow(overflow, f)
@@ -700,6 +723,8 @@ def numbers_report() -> dict:
                      "int32": {bits, min, max, matches_numpy}, "int16": ..., "int8": ...},
          "fixed_point": {format, bits, sign_bits, integer_bits, fraction_bits,
                          min, max, resolution}}
+
+    Taught in chapter 01, "Number representations".
     """
 
     formats = {}
@@ -734,6 +759,8 @@ def round_model(model, fmt: Format | str, overflow: str = "saturate"):
     Storage-only rounding (arithmetic stays fp32): the simplest experiment of
     chapter 1, before chapter 5's quantisation with chosen scales. Every
     parameter must be finite (a NaN or inf weight is refused, naming it).
+
+    Taught in chapter 01, "Number representations".
     """
     _check_overflow(overflow, fmt)
     rounded = copy.deepcopy(model)

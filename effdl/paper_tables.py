@@ -48,7 +48,10 @@ __all__ = ["PaperLayer", "PaperNetwork", "PAPER_TABLES", "SQUEEZENET_PAPER", "la
 
 @dataclass(frozen=True)
 class PaperLayer:
-    """One row of a Deep Compression per-layer table (all values as printed)."""
+    """One row of a Deep Compression per-layer table (all values as printed).
+
+    Behind chapter 04, "Huffman coding and Deep Compression".
+    """
     name: str
     table_weights: float          # the table's rounded "#Weights" (e.g. 35K)
     density: float                # "Weights% (P)": fraction kept after pruning
@@ -60,6 +63,10 @@ class PaperLayer:
 
 @dataclass(frozen=True)
 class PaperNetwork:
+    """One network of Deep Compression's tables: its per-layer rows and the paper's reported totals.
+
+    Behind chapter 04, "Huffman coding and Deep Compression".
+    """
     key: str                      # architecture key in effdl.architectures
     title: str
     source: str
@@ -167,6 +174,8 @@ def layer_storage(weights: int, density: float, weight_bits: int, index_bits: in
         ``weight_bits_total``, ``index_bits_total``, ``codebook_bits_total``,
         ``total_bytes``, ``dense_bytes`` (fp32), ``cr`` (percent of dense) and
         ``ratio`` (dense / compressed). Counts are expectations (floats).
+
+    Behind chapter 04, "Huffman coding and Deep Compression".
     """
     bits_w = weight_bits if huffman_weight_bits is None else huffman_weight_bits
     bits_i = index_bits if huffman_index_bits is None else huffman_index_bits
@@ -208,6 +217,8 @@ def network_table(name: str) -> dict[str, Any]:
         ``bytes_pqh``. ``"total"``: weights, density, dense bytes,
         ``ratio_pruning`` (weights / non-zeros), ``ratio_pq``, ``ratio_pqh``.
         ``"paper"``: the paper's reported totals, for comparison.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     net = PAPER_TABLES[name]
     exact = _exact_weights(net.key)
@@ -261,6 +272,8 @@ def squeezenet_estimate(density: float = 0.67, weight_bits: int = 8, index_bits:
         ``settings``; ``weights``; ``dense_mb`` and ``compressed_mb`` (10**6
         bytes); ``ratio`` (own dense / compressed); ``ratio_vs_alexnet``
         (the paper's basis: AlexNet's 240 MB / compressed); ``paper``.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     counts = list(_exact_weights("squeezenet").values())      # 26 conv layers, no FC
     rows = [layer_storage(n, density, weight_bits, index_bits,
@@ -286,6 +299,8 @@ def paper_tables_report() -> dict[str, Any]:
     "total": {"ratio_pq": …, "ratio_pqh": …}, "paper": {…}}, "vgg16": …,
     "lenet300": …, "lenet5": …, "squeezenet": …}``. Percentages and ratios
     are rounded to 2 decimals.
+
+    Behind chapter 04, "Huffman coding and Deep Compression".
     """
     out: dict[str, Any] = {}
     for key in ("alexnet", "vgg16", "lenet300", "lenet5"):

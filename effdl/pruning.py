@@ -47,7 +47,10 @@ SPLIT = Instance(Split, "an effdl.data.Split")
 @validate_params(numel=Interval(int, 0, None), sparsity=SPARSITY)
 def n_to_prune(numel: int, sparsity: float) -> int:
     """How many of ``numel`` weights a ``sparsity`` prunes: ``round(sparsity · numel)``,
-    the same rule as ``torch.nn.utils.prune`` for a fractional amount."""
+    the same rule as ``torch.nn.utils.prune`` for a fractional amount.
+
+    Behind chapter 02, "Pruning".
+    """
     return int(round(sparsity * numel))
 
 
@@ -58,6 +61,8 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
     Ties at the threshold are broken by ``torch.topk``, as in
     ``torch.nn.utils.prune.l1_unstructured``, so the count is exact.
     Returns a bool tensor of ``weight``'s shape (True = kept).
+
+    Taught in chapter 02, "Pruning".
     """
     weight = weight.detach()
     k = n_to_prune(weight.numel(), sparsity)
@@ -71,7 +76,10 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
 
 @validate_params(weight=WEIGHT, quality=Interval(float, 0, None, closed="neither"))
 def threshold_mask(weight: torch.Tensor, quality: float) -> torch.Tensor:
-    """Han et al.'s rule: keep |w| > quality × std(w) (std over the layer's weights)."""
+    """Han et al.'s rule: keep |w| > quality × std(w) (std over the layer's weights).
+
+    Taught in chapter 02, "Pruning".
+    """
     weight = weight.detach()
     return weight.abs() > quality * weight.float().std()
 
@@ -82,6 +90,8 @@ def global_magnitude_masks(weights: dict[str, torch.Tensor], sparsity: float) ->
 
     Layers with small weights lose more than layers with large ones; exactly
     ``round(sparsity · total)`` entries are pruned overall.
+
+    Behind chapter 02, "Pruning".
     """
     if not weights:
         raise ValueError("global_magnitude_masks: weights must name at least one tensor; got {}.")
@@ -106,6 +116,8 @@ def prunable_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     Weights (not biases) of Linear and Conv2d layers, and the input-to-hidden
     and hidden-to-hidden matrices of LSTMs. The tensors are the *effective*
     weights (masked if a mask is applied).
+
+    Taught in chapter 02, "Pruning".
     """
     out = {}
     for mod_name, module in model.named_modules():
@@ -155,6 +167,8 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
 
     ``masks`` maps names from :func:`prunable_parameters` to bool tensors of
     the weight's shape. Returns ``model``.
+
+    Behind chapter 02, "Pruning".
     """
     params = prunable_parameters(model)
     for name, mask in masks.items():
@@ -177,7 +191,10 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
 
 @validate_params(model=Module())
 def masks_of(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The keep-masks attached to ``model`` (weights without a mask are absent)."""
+    """The keep-masks attached to ``model`` (weights without a mask are absent).
+
+    Behind chapter 02, "Pruning".
+    """
     out = {}
     for name in prunable_parameters(model):
         m = _mask_module(model, name)
@@ -188,7 +205,10 @@ def masks_of(model: nn.Module) -> dict[str, torch.Tensor]:
 
 @validate_params(model=Module())
 def remove_masks(model: nn.Module) -> nn.Module:
-    """Make pruning permanent: plain parameters holding the masked values (zeros stay)."""
+    """Make pruning permanent: plain parameters holding the masked values (zeros stay).
+
+    Behind chapter 02, "Pruning".
+    """
     for name in prunable_parameters(model):
         mod_name, param = _split(name)
         module = model.get_submodule(mod_name)
@@ -232,6 +252,8 @@ def prune(model: nn.Module, *, sparsity: float | dict[str, float] | None = None,
     ``layers`` limits pruning to those weight names (default: all prunable).
     Masks are computed on the current effective weights, so calling again
     prunes further.
+
+    Taught in chapter 02, "Pruning".
     """
     if (sparsity is None) == (quality is None):
         raise ValueError(f"give exactly one of sparsity or quality; got sparsity={sparsity!r}, quality={quality!r}.")
@@ -261,7 +283,10 @@ def prune(model: nn.Module, *, sparsity: float | dict[str, float] | None = None,
 def pruned_copy(model: nn.Module, *, sparsity: float | dict[str, float] | None = None,
                 quality: float | dict[str, float] | None = None, scope: str = "layer",
                 layers: list[str] | None = None) -> nn.Module:
-    """A deep copy of ``model`` pruned by :func:`prune` (same keywords)."""
+    """A deep copy of ``model`` pruned by :func:`prune` (same keywords).
+
+    Taught in chapter 02, "Pruning".
+    """
     clone = copy.deepcopy(model)
     prune(clone, sparsity=sparsity, quality=quality, scope=scope, layers=layers)
     return clone
@@ -270,6 +295,10 @@ def pruned_copy(model: nn.Module, *, sparsity: float | dict[str, float] | None =
 # --------------------------------------------------------------- accounting
 @dataclass(frozen=True)
 class LayerSparsity:
+    """One prunable weight of :func:`sparsity_report`: size, non-zeros, dense fp32 and CSR bytes.
+
+    Behind chapter 02, "Pruning".
+    """
     name: str
     numel: int
     nonzeros: int
@@ -289,7 +318,10 @@ class LayerSparsity:
                  value_bits=Interval(int, 1, 64))
 def csr_bytes(rows: int, cols: int, nonzeros: int, *, value_bits: int = 32) -> int:
     """Bytes of a CSR matrix: values, column indices (16-bit if cols ≤ 65,536 else 32-bit),
-    and ``rows + 1`` 32-bit row pointers."""
+    and ``rows + 1`` 32-bit row pointers.
+
+    Behind chapter 02, "Pruning".
+    """
     if nonzeros > rows * cols:
         raise ValueError(f"csr_bytes: nonzeros must be at most rows × cols = {rows * cols}; got {nonzeros}.")
     index_bits = 16 if cols <= 2 ** 16 else 32
@@ -311,6 +343,8 @@ def matvec_times(weight: torch.Tensor, *, batch_size: int = 1, repeats: int = 20
     reads fewer bytes. ``weight`` is (out, in); ``x`` is (in, batch_size),
     random, seeded. Returns ``dense_s``, ``sparse_s``, ``speedup`` (dense ÷
     sparse) and ``density``. Both results are checked to agree.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
 
     device = torch.device("cpu") if device is None else torch.device(device)
@@ -359,6 +393,8 @@ def sparsity_report(model: nn.Module) -> list[LayerSparsity]:
 
     A weight of shape (out, …) is stored as an ``out × rest`` matrix (conv
     filters flattened), as sparse libraries and Deep Compression do.
+
+    Behind chapter 02, "Pruning".
     """
     rows = []
     for name, w in prunable_parameters(model).items():
@@ -372,7 +408,10 @@ def sparsity_report(model: nn.Module) -> list[LayerSparsity]:
 
 @validate_params(model=Module())
 def nonzero_parameters(model: nn.Module) -> int:
-    """Non-zero parameters of ``model``, weights and biases together (masks applied)."""
+    """Non-zero parameters of ``model``, weights and biases together (masks applied).
+
+    Behind chapter 02, "Pruning".
+    """
     effective = prunable_parameters(model)
     others = [p for n, p in model.named_parameters()
               if "parametrizations." not in n and n not in effective]  # originals are counted masked
@@ -381,13 +420,19 @@ def nonzero_parameters(model: nn.Module) -> int:
 
 @validate_params(model=Module())
 def masks_from_zeros(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Keep-masks recovered from a saved pruned model: True where a prunable weight is non-zero."""
+    """Keep-masks recovered from a saved pruned model: True where a prunable weight is non-zero.
+
+    Taught in chapter 02, "Pruning".
+    """
     return {name: w.detach() != 0 for name, w in prunable_parameters(model).items()}
 
 
 @validate_params(model=Module())
 def kept_fraction(model: nn.Module) -> float:
-    """Fraction of prunable weights that are non-zero (density over all prunable layers)."""
+    """Fraction of prunable weights that are non-zero (density over all prunable layers).
+
+    Taught in chapter 02, "Pruning".
+    """
     report = sparsity_report(model)
     return sum(r.nonzeros for r in report) / sum(r.numel for r in report)
 
@@ -397,7 +442,10 @@ def kept_fraction(model: nn.Module) -> float:
                  layers=ListOf(Instance(str, "a weight name"), optional=True))
 def sensitivity(model: nn.Module, split: Split, sparsities: list[float],
                 layers: list[str] | None = None) -> dict[str, list[tuple[float, float]]]:
-    """Accuracy (%) on ``split`` when each layer alone is pruned to each sparsity, no retraining."""
+    """Accuracy (%) on ``split`` when each layer alone is pruned to each sparsity, no retraining.
+
+    Taught in chapter 02, "Pruning".
+    """
     names = list(prunable_parameters(model)) if layers is None else layers
     out = {}
     for name in progress(names, desc="layers"):
@@ -408,6 +456,10 @@ def sensitivity(model: nn.Module, split: Split, sparsities: list[float],
 
 @dataclass
 class PruneStep:
+    """One step of :func:`iterative_prune`: the target sparsity and validation accuracies after it.
+
+    Behind chapter 02, "Pruning".
+    """
     sparsity: float          # target fraction pruned after this step
     kept_fraction: float     # measured over all prunable weights
     acc_pruned: float        # on val, right after pruning
@@ -427,6 +479,8 @@ def iterative_prune(model: nn.Module, train: Split, val: Split, sparsities: list
     (the paper uses 1/10 of the original learning rate). The model keeps its
     best-validation epoch of each retraining. One-shot pruning is the
     special case of a single step.
+
+    Behind chapter 02, "Pruning".
     """
     if any(b < a for a, b in zip(sparsities, sparsities[1:])):
         raise ValueError(f"iterative_prune: sparsities must be increasing; got {sparsities!r}.")
@@ -443,7 +497,10 @@ def iterative_prune(model: nn.Module, train: Split, val: Split, sparsities: list
 # ------------------------------------------------------- structured pruning
 @validate_params(conv=Instance(nn.Conv2d, "a torch.nn.Conv2d"))
 def filter_norms(conv: nn.Conv2d) -> torch.Tensor:
-    """L1 norm of each output filter, (out_channels,) — the ranking channel pruning uses."""
+    """L1 norm of each output filter, (out_channels,) — the ranking channel pruning uses.
+
+    Behind chapter 02, "Pruning".
+    """
     return conv.weight.detach().abs().flatten(1).sum(1)
 
 
@@ -455,6 +512,8 @@ def prune_channels(model: nn.Module, layer: str, keep: int, next_layer: str) -> 
     The consumer ``next_layer`` (a Conv2d, or the Linear after a flatten) loses
     the matching input channels. Unlike fine-grained pruning this shrinks the
     dense tensors, so every library runs it faster, but removes whole filters.
+
+    Taught in chapter 02, "Pruning".
     """
     model = copy.deepcopy(model)
     conv, nxt = _submodule(model, "layer", layer), _submodule(model, "next_layer", next_layer)
@@ -540,6 +599,8 @@ def count_macs(model: nn.Module, input_shape=(1, 1, 28, 28), *, nonzero_only: bo
     shapes (tests check it against torch's FlopCounterMode). With
     ``nonzero_only`` a layer's MACs are scaled by its weight density: the
     work sparse hardware such as EIE does, skipping zero weights.
+
+    Taught in chapter 02, "Pruning".
     """
     total = [0]
 

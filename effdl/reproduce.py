@@ -34,6 +34,10 @@ from .validation import Instance, Interval, Options, Unchecked, validate_params
 
 @dataclass(frozen=True)
 class Experiment:
+    """A registered experiment: its chapter, a one-line summary, the function that runs it, its JSON keys.
+
+    Behind chapter 15, "Wrap-up: what reproduced".
+    """
     name: str
     chapter: str
     summary: str
@@ -49,7 +53,10 @@ EXPERIMENTS: dict[str, Experiment] = {}
                  summary=Instance(str, "a one-line summary"),
                  keys=Instance(dict, "a dict of key → type or nested dict"))
 def experiment(name: str, *, chapter: str, summary: str, keys: dict):
-    """Decorator: register ``fn() -> dict`` (JSON-able) as experiment ``name``, promising ``keys``."""
+    """Decorator: register ``fn() -> dict`` (JSON-able) as experiment ``name``, promising ``keys``.
+
+    Taught in chapter 15, "Wrap-up: what reproduced".
+    """
 
     def register(fn):
         if name in EXPERIMENTS:
@@ -72,6 +79,8 @@ def shape_problems(value: Any, keys: Any, path: str = "") -> list[str]:
     ['/b/d: missing']
     >>> shape_problems({"a": True}, {"a": float})
     ['/a: expected float, got bool']
+
+    Behind chapter 15, "Wrap-up: what reproduced".
     """
     if isinstance(keys, dict):
         if not isinstance(value, dict):
@@ -88,18 +97,28 @@ def shape_problems(value: Any, keys: Any, path: str = "") -> list[str]:
 
 @validate_params(name=Options(lambda: EXPERIMENTS))
 def run(name: str) -> dict:
-    """Run experiment ``name`` and return its result."""
+    """Run experiment ``name`` and return its result.
+
+    Taught in chapter 15, "Wrap-up: what reproduced".
+    """
     return EXPERIMENTS[name].run()
 
 
 @validate_params(result=Instance(dict, "an experiment's result"))
 def to_json(result: dict) -> str:
+    """An experiment's result as indented JSON (NaN and inf refused: strict JSON).
+
+    Taught in chapter 15, "Wrap-up: what reproduced".
+    """
     return json.dumps(result, indent=2, sort_keys=False, allow_nan=False)
 
 
 @validate_params(result=Instance(dict, "an experiment's result"), indent=Interval(int, 0, None))
 def to_text(result: dict, indent: int = 0) -> str:
-    """A readable nested listing of a result for the terminal."""
+    """A readable nested listing of a result for the terminal.
+
+    Behind chapter 15, "Wrap-up: what reproduced".
+    """
     lines = []
     for key, value in result.items():
         if isinstance(value, dict):

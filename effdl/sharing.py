@@ -132,6 +132,8 @@ def kmeans_1d(values: Any, n_clusters: int, init: str = "linear", *, seed: int =
     labels : np.ndarray of int64, shape (n,)
         Cluster of each value (in the order of ``values``); every value sits
         in the cluster of its nearest centroid (ties go to the lower one).
+
+    Taught in chapter 03, "Weight sharing and trained quantization".
     """
     x = _as_values(values)
     k = n_clusters
@@ -229,6 +231,8 @@ def centroid_gradient(grad: Any, index: Any, n_clusters: int) -> np.ndarray:
     -------
     np.ndarray of float64, shape (n_clusters,)
         A cluster no weight uses gets 0.
+
+    Taught in chapter 03, "Weight sharing and trained quantization".
     """
     if grad.shape != index.shape:
         _fail(ValueError, "index", f"of the same shape as grad {tuple(grad.shape)}",
@@ -250,6 +254,8 @@ class SharedLayer:
     ``index`` int64 of the weight's shape. With ``reserves_zero`` (a pruned
     layer) ``codebook[0] == 0.0`` marks pruned positions and is not a
     centroid.
+
+    Behind chapter 03, "Weight sharing and trained quantization".
     """
 
     name: str
@@ -285,6 +291,8 @@ class SharedModel:
     names of :func:`effdl.pruning.prunable_parameters` to their
     :class:`SharedLayer`; ``others`` holds every other state-dict entry
     (biases) as float32 arrays, unquantized.
+
+    Behind chapter 03, "Weight sharing and trained quantization".
     """
 
     arch: str
@@ -309,7 +317,10 @@ SHARED = Instance(SharedModel, "an effdl.sharing.SharedModel")
 
 @validate_params(shared=SHARED)
 def quantized_model(shared: SharedModel) -> nn.Module:
-    """The model with weights ``codebook[index]`` (pruned ones exactly zero), in eval mode."""
+    """The model with weights ``codebook[index]`` (pruned ones exactly zero), in eval mode.
+
+    Taught in chapter 03, "Weight sharing and trained quantization".
+    """
     return shared.to_model()
 
 
@@ -387,6 +398,8 @@ def share_weights(model: nn.Module, n_bits: int | dict[str, int], init: str = "l
     Returns
     -------
     SharedModel
+
+    Taught in chapter 03, "Weight sharing and trained quantization".
     """
     arch = _arch_of(model)
     state = _plain_state(model, arch)
@@ -502,6 +515,8 @@ def finetune_centroids(shared: SharedModel, train: Split, val: Split | None = No
     -------
     (SharedModel, History)
         New codebooks (and biases), the same indexes; the training record.
+
+    Taught in chapter 03, "Weight sharing and trained quantization".
     """
     if isinstance(device, str):
         try:

@@ -36,7 +36,10 @@ REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
 
 @dataclass(frozen=True)
 class Claim:
-    """One paper figure and the experiment that re-measures it."""
+    """One paper figure and the experiment that re-measures it.
+
+    Behind chapter 15, "Wrap-up: what reproduced".
+    """
     chapter: str
     experiment: str                        # name in effdl.reproduce.EXPERIMENTS
     what: str
@@ -211,6 +214,8 @@ def run_all(names: list[str] | None = None, *, log: Callable[[str], None] | None
     """Run the reproduce experiments ``names`` (default: every registered one) in this process.
 
     ``log`` receives one line per experiment, ``"NAME took 1.2 s"``; pass ``None`` to stay quiet.
+
+    Taught in chapter 15, "Wrap-up: what reproduced".
     """
 
     if names is None:
@@ -235,6 +240,8 @@ def results_table(results: dict[str, dict], *, experiments: list[str] | None = N
     noise_bound, and rerun_matches: for an experiment whose numbers come from
     a training record, whether its live re-run matched the record within the
     stated tolerance (:func:`effdl.precompute.rerun_check`); None otherwise.
+
+    Taught in chapter 15, "Wrap-up: what reproduced".
     """
     claims = [c for c in CLAIMS if experiments is None or c.experiment in experiments]
     missing = sorted({c.experiment for c in claims} - set(results))
@@ -285,6 +292,8 @@ def display_rows(rows: list[dict]) -> list[dict]:
     >>> row = display_rows([r])[0]
     >>> row["ours_text"], row["paper_text"], row["rerun_text"]
     ('12.5×', '**12×**: LeNet-5, MNIST (Han et al., NIPS 2015)', '–')
+
+    Taught in chapter 15, "Wrap-up: what reproduced".
     """
     out = []
     for r in rows:
@@ -299,5 +308,8 @@ def display_rows(rows: list[dict]) -> list[dict]:
 
 @validate_params(rows=ListOf(Instance(dict, "a results_table row"), nonempty=False))
 def verdict_counts(rows: list[dict]) -> dict[str, int]:
-    """How many rows reproduced and how many did not."""
+    """How many rows reproduced and how many did not.
+
+    Taught in chapter 15, "Wrap-up: what reproduced".
+    """
     return {v: sum(r["verdict"] == v for r in rows) for v in (REPRODUCED, NOT_REPRODUCED)}

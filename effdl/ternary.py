@@ -140,6 +140,8 @@ def binary_weights(weight: torch.Tensor) -> torch.Tensor:
 
     >>> binary_weights(torch.tensor([0.5, -1.5, 0.0, 2.0]))
     tensor([ 1., -1.,  1.,  1.])
+
+    Taught in chapter 06, "Binary and ternary nets".
     """
     return _binary_core(_nonzero("binary_weights", weight).detach())
 
@@ -153,7 +155,10 @@ def _twn_core(w: torch.Tensor, factor: float) -> torch.Tensor:
 
 @validate_params(weight=WEIGHT, factor=FACTOR)
 def twn_threshold(weight: torch.Tensor, factor: float = TWN_FACTOR) -> float:
-    """TWN's threshold ``Δ = factor · mean |weight|`` (``factor`` 0.7 in Li & Liu)."""
+    """TWN's threshold ``Δ = factor · mean |weight|`` (``factor`` 0.7 in Li & Liu).
+
+    Taught in chapter 06, "Binary and ternary nets".
+    """
     return float(factor * _nonzero("twn_threshold", weight).detach().abs().mean())
 
 
@@ -166,13 +171,18 @@ def twn_weights(weight: torch.Tensor, factor: float = TWN_FACTOR) -> torch.Tenso
 
     >>> twn_weights(torch.tensor([1.0, -0.2, 3.0, -2.0]))   # Δ = 0.7 · 1.55 = 1.085
     tensor([ 0.0000,  0.0000,  2.5000, -2.5000])
+
+    Taught in chapter 06, "Binary and ternary nets".
     """
     return _twn_core(_nonzero("twn_weights", weight).detach(), factor)
 
 
 @validate_params(weight=WEIGHT, t=T_RANGE)
 def ttq_threshold(weight: torch.Tensor, t: float = TTQ_T) -> float:
-    """TTQ's threshold ``Δ = t · max |weight|`` (``t`` = 0.05 in Zhu et al.)."""
+    """TTQ's threshold ``Δ = t · max |weight|`` (``t`` = 0.05 in Zhu et al.).
+
+    Taught in chapter 06, "Binary and ternary nets".
+    """
     return float(t * _nonzero("ttq_threshold", weight).detach().abs().max())
 
 
@@ -216,6 +226,8 @@ def ttq_weights(weight: torch.Tensor, wp, wn, t: float = TTQ_T) -> torch.Tensor:
 
     >>> ttq_weights(torch.tensor([0.9, -0.01, -0.5, 0.04, 1.0]), 0.7, 0.4, t=0.05)
     tensor([ 0.7000,  0.0000, -0.4000,  0.0000,  0.7000])
+
+    Taught in chapter 06, "Binary and ternary nets".
     """
     weight = _nonzero("ttq_weights", weight)
     wp, wn = _scale("ttq_weights", "wp", wp).to(weight), _scale("ttq_weights", "wn", wn).to(weight)
@@ -230,6 +242,8 @@ def ttq_gradients(weight: torch.Tensor, grad: torch.Tensor, wp, wn, t: float = T
     with respect to the ternary weights, same shape. Returns the latent
     weights' scaled gradient (Wp·g on I_p, g on the zeros, Wn·g on I_n) and
     the two scales' gradients as floats (Σ over I_p, −Σ over I_n).
+
+    Behind chapter 06, "Binary and ternary nets".
     """
     weight = _nonzero("ttq_gradients", weight).detach()
     if grad.shape != weight.shape:
@@ -243,14 +257,20 @@ def ttq_gradients(weight: torch.Tensor, grad: torch.Tensor, wp, wn, t: float = T
 
 @validate_params(weight=WEIGHT, delta=Interval(float, 0, None))
 def ternary_codes(weight: torch.Tensor, delta: float) -> torch.Tensor:
-    """int8 codes: +1 where ``weight > delta``, −1 where ``weight < −delta``, else 0."""
+    """int8 codes: +1 where ``weight > delta``, −1 where ``weight < −delta``, else 0.
+
+    Behind chapter 06, "Binary and ternary nets".
+    """
     weight = _nonzero("ternary_codes", weight).detach()
     return (weight > delta).to(torch.int8) - (weight < -delta).to(torch.int8)
 
 
 @validate_params(weight=Tensor(convert=False, dtype=None))
 def value_fractions(weight: torch.Tensor) -> tuple[float, float, float]:
-    """Fractions of positive, zero and negative entries of ``weight`` (they sum to 1)."""
+    """Fractions of positive, zero and negative entries of ``weight`` (they sum to 1).
+
+    Behind chapter 06, "Binary and ternary nets".
+    """
     w, n = weight.detach(), weight.numel()
     return int((w > 0).sum()) / n, int((w == 0).sum()) / n, int((w < 0).sum()) / n
 
@@ -261,6 +281,8 @@ def scales_of(weight: torch.Tensor) -> tuple[float, float]:
 
     Reads the scales back from a frozen checkpoint. A tensor with more than
     one positive or more than one negative value is not ternary: ValueError.
+
+    Behind chapter 06, "Binary and ternary nets".
     """
     values = torch.unique(weight.detach())
     pos, neg = values[values > 0], values[values < 0]
@@ -288,7 +310,10 @@ class _StraightThrough(torch.autograd.Function):
 
 
 class Binary(nn.Module):
-    """Parametrisation ``weight = α · sign(latent)``, identity gradient (STE) to the latent weights."""
+    """Parametrisation ``weight = α · sign(latent)``, identity gradient (STE) to the latent weights.
+
+    Behind chapter 06, "Binary and ternary nets".
+    """
 
     method = "binary"
 
@@ -301,7 +326,10 @@ class Binary(nn.Module):
 
 
 class TWN(nn.Module):
-    """Parametrisation ``weight = TWN(latent)`` (threshold ``factor · E|w|``), STE to the latent weights."""
+    """Parametrisation ``weight = TWN(latent)`` (threshold ``factor · E|w|``), STE to the latent weights.
+
+    Taught in chapter 06, "Binary and ternary nets".
+    """
 
     method = "twn"
 
@@ -323,6 +351,8 @@ class TTQ(nn.Module):
 
     ``wp``, ``wn`` are ``nn.Parameter`` scalars of this module, so they
     appear in ``model.parameters()`` and any optimizer trains them.
+
+    Taught in chapter 06, "Binary and ternary nets".
     """
 
     method = "ttq"
@@ -350,7 +380,10 @@ _QUANTIZERS = (Binary, TWN, TTQ)
 # ------------------------------------------------------------------ module plumbing
 @validate_params(model=Module())
 def layer_names(model: nn.Module) -> list[str]:
-    """Names of ``model``'s Linear and Conv2d layers, in definition order (what :func:`ternarize` quantises)."""
+    """Names of ``model``'s Linear and Conv2d layers, in definition order (what :func:`ternarize` quantises).
+
+    Behind chapter 06, "Binary and ternary nets".
+    """
     return _layer_names(model, "layer_names")
 
 
@@ -363,7 +396,10 @@ def _layer_names(model: nn.Module, func: str) -> list[str]:
 
 @validate_params(model=Module())
 def paper_layers(model: nn.Module) -> list[str]:
-    """The TTQ paper's policy: every layer of :func:`layer_names` but the first and the last."""
+    """The TTQ paper's policy: every layer of :func:`layer_names` but the first and the last.
+
+    Taught in chapter 06, "Binary and ternary nets".
+    """
     names = _layer_names(model, "paper_layers")
     if len(names) < 3:
         raise ValueError(f"paper_layers: model must have at least 3 Linear/Conv2d layers to keep the first and last; "
@@ -403,6 +439,8 @@ def ternarize(model: nn.Module, method: str = "ttq", *, layers: Sequence[str] | 
     (normalised to [−1, 1]) and ``Wp``, ``Wn`` start at the mean magnitude of
     the current weights above ``Δ`` and below ``−Δ``, so the quantised layer
     starts close to the full-precision one. Biases stay in full precision.
+
+    Behind chapter 06, "Binary and ternary nets".
     """
     names = _layer_names(model, "ternarize")
     chosen = list(names) if layers is None else _check_layers(layers, names, "ternarize")
@@ -449,13 +487,19 @@ def _check_layers(layers: list[str], names: list[str], func: str) -> list[str]:
 @validate_params(model=Module(), method=METHOD, layers=LAYERS, t=T_RANGE, factor=FACTOR)
 def ternarized_copy(model: nn.Module, method: str = "ttq", *, layers: Sequence[str] | None = None,
                     t: float = TTQ_T, factor: float = TWN_FACTOR) -> nn.Module:
-    """A deep copy of ``model`` quantised by :func:`ternarize` (same keywords); ``model`` is untouched."""
+    """A deep copy of ``model`` quantised by :func:`ternarize` (same keywords); ``model`` is untouched.
+
+    Taught in chapter 06, "Binary and ternary nets".
+    """
     return ternarize(copy.deepcopy(model), method, layers=layers, t=t, factor=factor)
 
 
 @validate_params(model=Module())
 def quantizers(model: nn.Module) -> dict[str, nn.Module]:
-    """``{layer name: quantiser}`` of the quantised layers of ``model`` (empty if none)."""
+    """``{layer name: quantiser}`` of the quantised layers of ``model`` (empty if none).
+
+    Behind chapter 06, "Binary and ternary nets".
+    """
     out = {}
     for name, module in model.named_modules():
         if isinstance(module, QUANTIZABLE_TYPES):
@@ -475,6 +519,8 @@ def layer_stats(model: nn.Module) -> dict[str, dict[str, float]]:
     from the values and the layers reported are those whose weights take at
     most one positive and one negative value (layers left in full precision
     are skipped).
+
+    Behind chapter 06, "Binary and ternary nets".
     """
     qs = quantizers(model)
     names = list(qs) if qs else [n for n in _layer_names(model, "layer_stats")
@@ -502,6 +548,8 @@ class WeightHistory:
     ``every``-th step. ``record(model)`` adds a point by hand (step 0 before
     training). :meth:`as_dict` gives ``{"step": [...], "layers": {name:
     {"wp": [...], "wn": [...], "pos": [...], "zero": [...], "neg": [...]}}}``.
+
+    Behind chapter 06, "Binary and ternary nets".
     """
 
     def __init__(self, every: int = 10):
@@ -546,6 +594,8 @@ def train(model: nn.Module, train_split: Split, *, record_every: int = 10, epoch
     :class:`WeightHistory`, which starts with a point at step 0. With
     ``val`` and ``keep_best`` the model ends at its best validation epoch,
     while the history covers every step.
+
+    Taught in chapter 06, "Binary and ternary nets".
     """
     if not quantizers(model):
         raise ValueError("train: model must have quantised layers (call effdl.ternary.ternarize first); got none.")
@@ -564,7 +614,10 @@ def train(model: nn.Module, train_split: Split, *, record_every: int = 10, epoch
 
 @validate_params(model=Module())
 def freeze(model: nn.Module) -> nn.Module:
-    """Make the quantisation permanent in place: plain weights holding the binary/ternary values."""
+    """Make the quantisation permanent in place: plain weights holding the binary/ternary values.
+
+    Behind chapter 06, "Binary and ternary nets".
+    """
     for name in quantizers(model):
         module = model.get_submodule(name)
         # a class of its own first, so freezing a deep copy leaves the original intact (as pruning.remove_masks)
@@ -582,6 +635,8 @@ def export(model: nn.Module) -> dict[str, dict[str, Any]]:
     ``codes`` times the scales gives the weights back exactly:
     ``w = wp · (codes == 1) − wn · (codes == −1)``. Works on a model with
     quantisers attached and on a frozen one.
+
+    Taught in chapter 06, "Binary and ternary nets".
     """
     stats = layer_stats(model)
     out = {}
@@ -611,6 +666,8 @@ def model_size(model: nn.Module, method: str, *, layers: Sequence[str] | None = 
 
     >>> model_size(nn.Linear(100, 10), "ttq")["bytes"]    # 1,000 × 2 bits + 2 scales + 10 fp32 biases
     298
+
+    Taught in chapter 06, "Binary and ternary nets".
     """
     names = _layer_names(model, "model_size")
     chosen = list(names) if layers is None else _check_layers(layers, names, "model_size")

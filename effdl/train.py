@@ -63,7 +63,10 @@ BATCH_SIZE = PositiveInt()
 
 @validate_params(seed=Seed())
 def seed_everything(seed: int = 0) -> torch.Generator:
-    """Seed Python, NumPy and torch (a chapter's one seed cell); return a torch Generator."""
+    """Seed Python, NumPy and torch (a chapter's one seed cell); return a torch Generator.
+
+    Taught in chapter 00, "Why efficiency".
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -77,6 +80,8 @@ def threads(n: int):
 
     Records are computed on one thread so that float sums add in the same order
     on every machine; this keeps that setting from leaking into the caller.
+
+    Taught in chapter 11, "Parallelization".
     """
     before = torch.get_num_threads()
     torch.set_num_threads(n)
@@ -94,6 +99,8 @@ def seeded(seed: int):
     For code that draws from torch's global generator (``nn.Linear``'s initialisation,
     ``torch.randn`` without a generator): the block is reproducible and the caller's
     random stream continues as if the block had not run.
+
+    Behind chapter 00, "Why efficiency".
     """
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
@@ -105,7 +112,10 @@ def seeded(seed: int):
 
 @validate_params()
 def default_device() -> torch.device:
-    """CUDA when present (and not disabled by ``EFFDL_DEVICE=cpu``), else CPU."""
+    """CUDA when present (and not disabled by ``EFFDL_DEVICE=cpu``), else CPU.
+
+    Behind chapter 00, "Why efficiency".
+    """
     wanted = os.environ.get("EFFDL_DEVICE", "")
     if wanted:
         return torch.device(check_choice("EFFDL_DEVICE", wanted, ("cpu", "cuda")))
@@ -114,14 +124,20 @@ def default_device() -> torch.device:
 
 @validate_params()
 def quiet() -> bool:
-    """True when progress bars should stay silent (tests, CI, stored chapter outputs)."""
+    """True when progress bars should stay silent (tests, CI, stored chapter outputs).
+
+    Behind chapter 00, "Why efficiency".
+    """
     return bool(os.environ.get("EFFDL_QUIET") or os.environ.get("CI"))
 
 
 @validate_params(iterable=Instance(Iterable, "an iterable"), total=Interval(int, 0, None, optional=True),
                  desc=Instance(str, "a string", optional=True), enabled=Bool(optional=True))
 def progress(iterable, *, total=None, desc=None, enabled: bool | None = None):
-    """Wrap an iterable in a tqdm bar unless :func:`quiet` (or ``enabled=False``)."""
+    """Wrap an iterable in a tqdm bar unless :func:`quiet` (or ``enabled=False``).
+
+    Behind chapter 00, "Why efficiency".
+    """
     if enabled is None:
         enabled = not quiet()
     if not enabled:
@@ -132,7 +148,10 @@ def progress(iterable, *, total=None, desc=None, enabled: bool | None = None):
 
 @dataclass
 class History:
-    """Per-epoch record of a ``fit`` run; ``best_epoch`` counts from 1 (0 = initial weights)."""
+    """Per-epoch record of a ``fit`` run; ``best_epoch`` counts from 1 (0 = initial weights).
+
+    Behind chapter 00, "Why efficiency".
+    """
 
     train_loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
@@ -146,6 +165,8 @@ def mean_std(values) -> dict:
 
     >>> mean_std([94.0, 95.0, 96.0])
     {'mean': 95.0, 'std': 1.0}
+
+    Behind chapter 00, "Why efficiency".
     """
     return {"mean": round(statistics.mean(values), 3),
             "std": round(statistics.stdev(values), 3) if len(values) > 1 else 0.0}
@@ -160,6 +181,8 @@ def accuracy_stderr(accuracy: float, n_images: int) -> float:
 
     >>> round(accuracy_stderr(94.0, 1000), 2)
     0.75
+
+    Taught in chapter 15, "Wrap-up: what reproduced".
     """
     p = accuracy / 100
     return 100 * math.sqrt(p * (1 - p) / n_images)
@@ -222,14 +245,20 @@ EVAL_PARAMS = dict(model=Module(), split=SPLIT, batch_size=BATCH_SIZE, device=DE
 @validate_params(**EVAL_PARAMS)
 def predict(model: nn.Module, split: Split, *, batch_size: int = 1000,
             device: torch.device | None = None) -> torch.Tensor:
-    """Predicted labels (N,) int64 for every example of ``split``."""
+    """Predicted labels (N,) int64 for every example of ``split``.
+
+    Taught in chapter 02, "Pruning".
+    """
     return _predict(model, split, batch_size, device, "predict")
 
 
 @validate_params(**EVAL_PARAMS)
 def evaluate(model: nn.Module, split: Split, *, batch_size: int = 1000,
              device: torch.device | None = None) -> float:
-    """Top-1 accuracy in percent on ``split``."""
+    """Top-1 accuracy in percent on ``split``.
+
+    Taught in chapter 00, "Why efficiency".
+    """
     preds = _predict(model, split, batch_size, device, "evaluate")
     # exact count ÷ N (a Split holds N ≥ 1 examples), so 1,000 test images give accuracies like 97.3, not 97.29999
     return 100.0 * int((preds == split.y).sum()) / len(preds)
@@ -243,6 +272,8 @@ def mean_loss(model: nn.Module, split: Split, *, batch_size: int = 1000,
 
     A finer signal than accuracy on a small split (500 validation images move
     accuracy in steps of 0.2 points), used to choose settings on validation.
+
+    Behind chapter 00, "Why efficiency".
     """
     device = default_device() if device is None else torch.device(device)
     total = sum(float(nn.functional.cross_entropy(logits, y.to(device), reduction="sum"))
@@ -298,6 +329,8 @@ def fit(model: nn.Module, train: Split, *, epochs: int = 10, lr: float = 0.05,
         epoch's last step). The message gives the epoch and batch and names
         the first non-finite gradient of the last step and weight, with its
         index; a learning rate too large is only suggested after that.
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     found = _first_nonfinite(model.named_parameters())
     if found:

@@ -11,9 +11,11 @@ body runs; a bad one raises ``TypeError`` (wrong type) or ``ValueError`` (wrong
 value) with one message template that names the function, the parameter and
 the value: ``"magnitude_mask: sparsity must be in [0, 1); got 1.5."``. The
 checked (converted) values are what the body receives: a list becomes a
-tensor, a NumPy integer an ``int``. A public function called from inside
-another one is not checked again (its caller already validated, and private
-cores assume clean input).
+tensor, a NumPy integer an ``int``; private cores (``_name``) assume clean
+input and are never checked. A public function called from inside another
+one checks its own arguments too, so that it receives converted values
+whoever calls it (the checks are cheap next to the work: type tests and one
+``isfinite`` pass over a tensor).
 
 Every constraint can also *generate* values it refuses (:meth:`Constraint.invalid_values`);
 ``tests/test_bad_input.py`` feeds them to every public function's declared
@@ -25,7 +27,6 @@ import functools
 import inspect
 import math
 import numbers
-import threading
 from collections.abc import Callable as _Callable
 from collections.abc import Mapping
 from typing import Any
@@ -34,9 +35,6 @@ import numpy as np
 import torch
 
 from ._validate import _fail, check_bool, check_choice, context
-
-_state = threading.local()
-
 
 class Shown(str):
     """A description shown as is in ``got …`` (not quoted like a string value)."""
@@ -417,20 +415,18 @@ def validate_params(**constraints: Constraint):
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            if getattr(_state, "depth", 0):            # called by another public function: already checked
-                return func(*args, **kwargs)
             try:
                 bound = sig.bind(*args, **kwargs)
             except TypeError as err:
                 raise TypeError(f"{label}: {err}") from None
             bound.apply_defaults()
-            _state.depth, context.label = 1, label     # every message raised from here on names `label`
+            outer, context.label = getattr(context, "label", None), label   # messages from here on name `label`
             try:
                 for name in params:
                     bound.arguments[name] = constraints[name].check(name, bound.arguments[name])
                 return func(*bound.args, **bound.kwargs)
             finally:
-                _state.depth, context.label = 0, None
+                context.label = outer
 
         wrapper.__effdl_constraints__ = dict(constraints)
         return wrapper

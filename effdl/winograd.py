@@ -141,6 +141,8 @@ def cook_toom(m: int, r: int = 3, points: Sequence[Any] | None = None) -> tuple[
     >>> BT, G, AT = cook_toom(4, 3)          # points 0, ±1, ±2, ∞: Lavin & Gray's F(4, 3)
     >>> [str(v) for v in G[1]], [int(v) for v in BT[0]]
     (['-1/6', '-1/6', '-1/6'], [4, 0, -5, 0, 1, 0])
+
+    Behind chapter 08, "Winograd convolution".
     """
     n = m + r - 1
     if points is None:
@@ -191,6 +193,8 @@ def transforms(tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     >>> AT
     array([[ 1.,  1.,  1.,  0.],
            [ 0.,  1., -1., -1.]])
+
+    Taught in chapter 08, "Winograd convolution".
     """
     return _transforms(tile)
 
@@ -316,6 +320,8 @@ def transform_filters(w: Any, tile: int = 2) -> Any:
     -------
     U : same kind and dtype as ``w``, shape (α, α, K, C), ``α = tile + 2``
         Pass it to ``winograd_conv2d(x, U=U, tile=tile)``.
+
+    Behind chapter 08, "Winograd convolution".
     """
     wt, w_np = _as_tensor("transform_filters", "w", w)
     _check_weight("transform_filters", wt)
@@ -409,6 +415,8 @@ def winograd_conv2d(x: Any, w: Any = None, *, tile: int = 2, padding: int = 0, s
     Returns
     -------
     y : same kind and dtype as ``x``, shape (N, K, H + 2·padding − 2, W + 2·padding − 2)
+
+    Taught in chapter 08, "Winograd convolution".
     """
     func = "winograd_conv2d"
     if stride != 1:
@@ -465,6 +473,8 @@ def direct_conv2d(x: Any, w: Any, padding: int = 0) -> Any:
     y : same kind and dtype as ``x``, shape (N, K, H + 2·padding − 2, W + 2·padding − 2)
         For float16/bfloat16 the GEMM accumulates in float32 and the result is
         rounded once.
+
+    Behind chapter 08, "Winograd convolution".
     """
     xt, wt, x_np = _check_pair("direct_conv2d", x, w)
     _check_weight("direct_conv2d", wt, xt.shape[1])
@@ -482,6 +492,8 @@ def mults_per_tile(tile: int) -> tuple[int, int]:
 
     >>> mults_per_tile(2)
     (36, 16)
+
+    Taught in chapter 08, "Winograd convolution".
     """
     m = tile
     return _R * _R * m * m, (m + _R - 1) ** 2
@@ -542,6 +554,8 @@ def layer_counts(C: int, K: int, H_out: int, W_out: int, tile: int, *, batch_siz
     >>> c = layer_counts(128, 128, 112, 112, tile=2)
     >>> c["reduction"], c["data_transform_adds"] // c["tiles"] // 128
     (2.25, 32)
+
+    Taught in chapter 08, "Winograd convolution".
     """
     m = tile
     alpha = m + _R - 1
@@ -588,6 +602,8 @@ def error_vs_direct(tile: int, dtype: str, seed: int = 0) -> float:
     Returns
     -------
     float
+
+    Taught in chapter 08, "Winograd convolution".
     """
     gen = torch.Generator().manual_seed(seed)
     shape_x, shape_w = (2, 64, 18, 18), (64, 64, _R, _R)
@@ -649,6 +665,8 @@ def time_conv3x3(C: int, K: int, H: int, W: int, *, batch_size: int = 1, repeats
     -------
     dict
         ``{method: milliseconds}`` in the order of ``methods``.
+
+    Taught in chapter 08, "Winograd convolution".
     """
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, C, H, W, generator=gen)
@@ -691,6 +709,8 @@ def winograd_report(seed: int = 0) -> dict:
         ``{"F(2x2,3x3)": {"mults_direct", "mults_winograd", "reduction",
         "max_rel_err_fp32", "max_rel_err_fp16"}, "F(4x4,3x3)": {…},
         "vgg16_ms": {layer: {"im2col", "winograd", "torch"}}}``
+
+    Behind chapter 08, "Winograd convolution".
     """
     report: dict = {}
     for tile in TILES:

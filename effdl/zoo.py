@@ -42,13 +42,19 @@ RECORD_KEYS = ("params", "val_acc", "test_acc", "lr", "best_epoch")
 
 @validate_params()
 def names() -> list[str]:
-    """The base models :func:`train_zoo` makes."""
+    """The base models :func:`train_zoo` makes.
+
+    Taught in chapter 00, "Why efficiency".
+    """
     return list(RECIPES)
 
 
 @validate_params(data_dir=DATA_FOLDER)
 def checkpoints(*, data_dir: Path | None = None) -> list[str]:
-    """Every checkpoint shipped in ``data/zoo`` (base models and the chapters' precomputed ones)."""
+    """Every checkpoint shipped in ``data/zoo`` (base models and the chapters' precomputed ones).
+
+    Behind chapter 00, "Why efficiency".
+    """
     manifest = read_manifest((DATA_DIR if data_dir is None else Path(data_dir)) / "MANIFEST")
     return sorted(p[len("zoo/"):-len(".pt")] for p in manifest if p.startswith("zoo/") and p.endswith(".pt"))
 
@@ -58,6 +64,8 @@ def load(name: str, *, data_dir: Path | None = None) -> nn.Module:
     """The checkpoint ``name`` (see :func:`checkpoints`) as a model in eval mode, after checking its hash.
 
     A missing, truncated or altered checkpoint raises ``effdl.data.DataError``.
+
+    Taught in chapter 00, "Why efficiency".
     """
     check_part("load", Options(checkpoints(data_dir=data_dir)), "name", name)
     path = verified_path(f"zoo/{name}.pt", data_dir=data_dir)
@@ -79,7 +87,10 @@ def load(name: str, *, data_dir: Path | None = None) -> nn.Module:
 @validate_params(model=Module(), name=Instance(str, "a checkpoint name (str)"), arch=Options(MODELS),
                  out_dir=FOLDER)
 def save_checkpoint(model: nn.Module, name: str, arch: str, out_dir: Path | str) -> Path:
-    """Write ``model``'s weights as checkpoint ``name`` of architecture ``arch`` (atomic)."""
+    """Write ``model``'s weights as checkpoint ``name`` of architecture ``arch`` (atomic).
+
+    Behind chapter 00, "Why efficiency".
+    """
     if not name or Path(name).name != name or name in (".", ".."):
         raise ValueError(f"save_checkpoint: name must be a file name without a folder; got {name!r}.")
     path = Path(out_dir) / f"{name}.pt"
@@ -89,7 +100,10 @@ def save_checkpoint(model: nn.Module, name: str, arch: str, out_dir: Path | str)
 
 @validate_params(name=Options(RECIPES, optional=True), data_dir=DATA_FOLDER)
 def info(name: str | None = None, *, data_dir: Path | None = None) -> dict:
-    """The training record of one model (or of all, ``name=None``) from ``zoo.json``."""
+    """The training record of one model (or of all, ``name=None``) from ``zoo.json``.
+
+    Taught in chapter 00, "Why efficiency".
+    """
     path = verified_path("zoo/zoo.json", data_dir=data_dir)
     try:
         record = json.loads(path.read_text())
@@ -104,7 +118,10 @@ def info(name: str | None = None, *, data_dir: Path | None = None) -> dict:
 
 @validate_params(record=Instance(dict, "a zoo record (the dict of zoo.json) or None", optional=True))
 def readme_table(record: dict | None = None) -> str:
-    """The README's table of pretrained models (Markdown), from ``zoo.json``."""
+    """The README's table of pretrained models (Markdown), from ``zoo.json``.
+
+    Behind chapter 00, "Why efficiency".
+    """
     record = info() if record is None else record
     models = record.get("models")
     if not isinstance(models, dict) or not all(isinstance(r, dict) and set(RECORD_KEYS) <= set(r)
@@ -121,7 +138,10 @@ def readme_table(record: dict | None = None) -> str:
 
 @validate_params(name=BASE_NAME, seed=Seed())
 def train_one(name: str, *, seed: int = 0) -> tuple[nn.Module, dict]:
-    """Train ``name`` by its recipe; return the chosen model and its record."""
+    """Train ``name`` by its recipe; return the chosen model and its record.
+
+    Behind chapter 00, "Why efficiency".
+    """
     recipe = RECIPES[name]
     train, val, test = (load_mnist(s, source="embedded") for s in ("train", "val", "test"))
     runs, best = [], None
@@ -153,6 +173,8 @@ def train_zoo(out_dir: Path | str = ZOO_DIR, model_names: list[str] | None = Non
     Writing into the shipped ``data/zoo`` also refreshes ``data/MANIFEST``.
     Files are written to a temporary name and renamed, so an interrupted run
     never leaves a half-written checkpoint.
+
+    Behind chapter 00, "Why efficiency".
     """
     out_dir = Path(out_dir)
     model_names = names() if model_names is None else model_names

@@ -21,9 +21,7 @@ from effdl import validation as V
 
 # Every module of the base, algorithm and experiment layers declares its public functions'
 # constraints, except these (still validating inline; each line goes when its module is converted).
-PENDING = {
-    "effdl.hardware.systolic",
-}
+PENDING: set[str] = set()
 LAYERS_IN_SCOPE = ("base", "algorithms", "experiments")
 
 
@@ -96,11 +94,12 @@ def _inner(x, n):
     return n
 
 
-def test_a_call_is_checked_once_at_the_public_boundary():
-    # the nested public call would refuse n=2 (min 5) but is not checked again
-    assert _demo(2, [1.0, 2.0]) == 2
+def test_a_nested_public_call_checks_its_own_arguments_and_names_itself():
     with pytest.raises(ValueError, match=r"^_inner: n must be an integer in \[5, inf\]; got 2\.$"):
-        _inner(torch.ones(2), 2)
+        _demo(2, [1.0, 2.0])                 # _demo's n is fine (>= 1); _inner refuses it, by its own name
+    assert _demo(7, [1.0, 2.0]) == 7
+    with pytest.raises(ValueError, match=r"^_demo: mode must be one of"):   # the outer label is restored
+        _demo(7, [1.0], "c")
 
 
 def test_checked_values_are_converted():

@@ -71,6 +71,8 @@ def huffman_code(counts: Mapping[int, int] | Any) -> dict[int, str]:
     dict {int: str}
         Codeword of each symbol with a positive count, as a string of '0'
         and '1'. Deterministic: equal counts are tie-broken by symbol.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     symbols, values = _as_counts(counts)
     keep = values > 0
@@ -80,7 +82,10 @@ def huffman_code(counts: Mapping[int, int] | Any) -> dict[int, str]:
 
 @validate_params(code=CODE)
 def code_lengths(code: Mapping[int, str]) -> dict[int, int]:
-    """``{symbol: len(codeword)}`` — all a canonical code needs to be stored."""
+    """``{symbol: len(codeword)}`` — all a canonical code needs to be stored.
+
+    Behind chapter 04, "Huffman coding and Deep Compression".
+    """
     return {s: len(w) for s, w in _as_code(code).items()}
 
 
@@ -92,13 +97,18 @@ def canonical_code(lengths: Mapping[int, int] | Any) -> dict[int, str]:
     has length ``lengths[i]``, 0 meaning no codeword). The lengths must obey
     Kraft's inequality. ``canonical_code(code_lengths(huffman_code(c)))``
     returns ``huffman_code(c)``.
+
+    Behind chapter 04, "Huffman coding and Deep Compression".
     """
     return _canonical(*_as_lengths(lengths))
 
 
 @validate_params(counts=COUNTS)
 def entropy_bits(counts: Mapping[int, int] | Any) -> float:
-    """Shannon entropy ``H = −Σ p log2 p`` of the count distribution, bits per symbol."""
+    """Shannon entropy ``H = −Σ p log2 p`` of the count distribution, bits per symbol.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
+    """
     _, values = _as_counts(counts)
     p = values[values > 0] / values.sum()
     return float(-(p * np.log2(p)).sum())
@@ -110,6 +120,8 @@ def mean_code_length(counts: Mapping[int, int] | Any, code: Mapping[int, str]) -
 
     Every symbol with a positive count must have a codeword. For a Huffman
     code, ``H <= mean_code_length < H + 1``.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     symbols, values = _as_counts(counts)
     code = _as_code(code)
@@ -160,6 +172,8 @@ def huffman_encode(symbols: Any, code: Mapping[int, str]) -> tuple[bytes, int]:
     (bytes, int)
         The packed stream (the last byte padded with zero bits) and the
         number of meaningful bits, ``Σ len(code[s])``.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     symbols = _int_array("symbols", symbols, "an array of integer symbols", ndim=None).ravel()
     code_syms, lengths, bits = _code_arrays(_as_code(code))
@@ -255,6 +269,8 @@ def huffman_decode(data: bytes, n_bits: int, code_or_lengths: Any, n_symbols: in
     Returns
     -------
     np.ndarray of int64, shape (n_symbols,)
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     data = bytes(data)
     if n_bits > 8 * len(data):

@@ -35,6 +35,8 @@ def relative_index_encode(weight: Any, index_bits: int) -> tuple[np.ndarray, np.
     n_fillers : int
         Number of filler zeros, ``Σ g // 2**index_bits`` over the gaps ``g``
         before the non-zeros.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     arr = _numeric_array("weight", weight).ravel()
     span = 1 << index_bits                           # a filler sits `span` positions on
@@ -61,6 +63,8 @@ def relative_index_decode(gaps: Any, values: Any, length: int) -> np.ndarray:
     length : int
         Length of the flat array (the stream does not record trailing zeros).
         Reshape the result (row-major) to recover a tensor.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     gaps = _int_array("gaps", gaps, "a 1-D array of non-negative integer gaps")
     values = _numeric_array("values", values)
@@ -87,6 +91,8 @@ def expected_fillers_per_nonzero(density: float, index_bits: int) -> float:
 
     >>> round(expected_fillers_per_nonzero(0.09, 4), 4)    # AlexNet fc6
     0.2839
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     # q = (1 − d)^(2^b) and 1 − q, through log1p/expm1: exact enough for a tiny density
     # (1 − 1e-17 is 1.0 in floating point, which would make 1 − q zero)
@@ -104,6 +110,8 @@ def pack_bits(values: Any, n_bits: int) -> bytes:
 
     >>> pack_bits([1, 2, 3], 4)
     b'\\x120'
+
+    Behind chapter 04, "Huffman coding and Deep Compression".
     """
     values = _int_array("values", values, "a 1-D array of non-negative integers")
     bits = n_bits
@@ -117,7 +125,10 @@ def pack_bits(values: Any, n_bits: int) -> bytes:
 
 @validate_params(data=BYTES, n_bits=N_BITS_PACKED, count=Interval(int, 0, None))
 def unpack_bits(data: bytes, n_bits: int, count: int) -> np.ndarray:
-    """Inverse of :func:`pack_bits`: ``count`` integers of ``n_bits`` bits each, as int64."""
+    """Inverse of :func:`pack_bits`: ``count`` integers of ``n_bits`` bits each, as int64.
+
+    Behind chapter 04, "Huffman coding and Deep Compression".
+    """
     bits = n_bits
     if count * bits > 8 * len(data):
         _fail(ValueError, "count", f"at most {8 * len(data) // bits} for {len(data)} bytes of "

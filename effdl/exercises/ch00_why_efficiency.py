@@ -16,7 +16,10 @@ from ._common import fail
 
 def check_conv_counts(fn, seed: int = 0) -> str:
     """Chapter 0: ``fn(in_ch, out_ch, kernel, out_h, out_w) -> (params, macs)`` of a stride-1
-    ``kernel × kernel`` convolution with a bias, producing an ``out_h × out_w`` output per channel."""
+    ``kernel × kernel`` convolution with a bias, producing an ``out_h × out_w`` output per channel.
+
+    Behind chapter 02, "Pruning".
+    """
     rng = np.random.default_rng(seed)
     cases = [(1, 6, 5, 28, 28), (3, 96, 11, 55, 55), (1, 1, 1, 1, 1)]
     cases += [tuple(int(v) for v in (rng.integers(1, 65), rng.integers(1, 129), rng.choice([1, 3, 5, 7]),
@@ -47,7 +50,10 @@ def check_conv_counts(fn, seed: int = 0) -> str:
 
 def check_energy_per_image(fn, seed: int = 0) -> str:
     """Chapter 0: ``fn(macs, weights, batch_size, weight_memory) -> µJ per image``: fp32 MACs
-    plus 32-bit weight reads from ``"dram"`` or ``"sram"``, each weight read once per batch."""
+    plus 32-bit weight reads from ``"dram"`` or ``"sram"``, each weight read once per batch.
+
+    Behind chapter 02, "Pruning".
+    """
     rng = np.random.default_rng(seed)
     cases = [(724e6, 61e6, 1, "dram"), (266_200, 266_610, 1, "sram")]
     cases += [(float(rng.integers(1, 10 ** 10)), float(rng.integers(1, 10 ** 8)), int(rng.integers(1, 513)),

@@ -17,7 +17,10 @@ from ._common import fail
 
 def check_decode_float(fn, seed: int = 0) -> str:
     """Chapter 1: ``fn(bits, exponent_bits, mantissa_bits) -> float``, the value of an IEEE-style
-    bit string (sign, biased exponent, mantissa; subnormals, ±0, ±inf and NaN included)."""
+    bit string (sign, biased exponent, mantissa; subnormals, ±0, ±inf and NaN included).
+
+    Behind chapter 02, "Pruning".
+    """
     rng = np.random.default_rng(seed)
 
     def reference(bits, e, m):
@@ -58,7 +61,10 @@ def check_decode_float(fn, seed: int = 0) -> str:
 
 def check_round_fixed(fn, seed: int = 0) -> str:
     """Chapter 1: ``fn(x, int_bits, frac_bits) -> array``: ``x`` rounded to signed fixed point
-    Q``int_bits``.``frac_bits``, to the nearest step (ties to even), saturating at the range's ends."""
+    Q``int_bits``.``frac_bits``, to the nearest step (ties to even), saturating at the range's ends.
+
+    Behind chapter 02, "Pruning".
+    """
     rng = np.random.default_rng(seed)
     for m, n in [(0, 7), (3, 4), (7, 0), (2, 10), (0, 1)] + [(int(rng.integers(0, 8)), int(rng.integers(1, 12)))
                                                             for _ in range(10)]:

@@ -14,7 +14,10 @@ from ._common import fail
 
 
 def check_magnitude_mask(fn, seed: int = 2024) -> str:
-    """Chapter 2: ``fn(weight, sparsity) -> bool mask`` pruning the smallest magnitudes."""
+    """Chapter 2: ``fn(weight, sparsity) -> bool mask`` pruning the smallest magnitudes.
+
+    Taught in chapter 02, "Pruning".
+    """
     gen = torch.Generator().manual_seed(seed)
     for shape, sparsity in [((40, 30), 0.5), ((7,), 0.3), ((20, 5, 3, 3), 0.92), ((50,), 0.0), ((50,), 1.0)]:
         w = torch.randn(shape, generator=gen)
@@ -48,7 +51,10 @@ def check_magnitude_mask(fn, seed: int = 2024) -> str:
 
 
 def check_threshold_mask(fn, seed: int = 7) -> str:
-    """Chapter 2: ``fn(weight, quality) -> bool mask`` keeping |w| > quality × std(w)."""
+    """Chapter 2: ``fn(weight, quality) -> bool mask`` keeping |w| > quality × std(w).
+
+    Taught in chapter 02, "Pruning".
+    """
     gen = torch.Generator().manual_seed(seed)
     for quality in (0.25, 0.7, 1.5):
         w = torch.randn(3000, generator=gen) * 0.05

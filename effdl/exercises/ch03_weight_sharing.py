@@ -14,7 +14,10 @@ from ._common import fail
 
 
 def check_centroid_gradient(fn, seed: int = 33) -> str:
-    """Chapter 3: ``fn(grad, index, n_clusters) -> (n_clusters,)`` gradients summed per cluster."""
+    """Chapter 3: ``fn(grad, index, n_clusters) -> (n_clusters,)`` gradients summed per cluster.
+
+    Taught in chapter 03, "Weight sharing and trained quantization".
+    """
     rng = np.random.default_rng(seed)
     for shape, k in [((4, 4), 4), ((30, 20), 16), ((500,), 3)]:
         grad = rng.normal(size=shape)
@@ -34,7 +37,10 @@ def check_centroid_gradient(fn, seed: int = 33) -> str:
 
 def check_nearest_centroid(fn, seed: int = 0) -> str:
     """Chapter 3: ``fn(weight, codebook) -> index`` of the nearest centroid for every weight
-    (``codebook`` ascending; a weight half-way between two centroids goes to the lower one)."""
+    (``codebook`` ascending; a weight half-way between two centroids goes to the lower one).
+
+    Taught in chapter 03, "Weight sharing and trained quantization".
+    """
     rng = np.random.default_rng(seed)
     for shape, k in [((4, 4), 4), ((30, 20), 16), ((500,), 3), ((6, 5, 3, 3), 32), ((7,), 1)]:
         codebook = np.sort(rng.normal(size=k))

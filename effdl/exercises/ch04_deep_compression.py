@@ -14,7 +14,10 @@ from ._common import fail
 
 
 def check_huffman_code(fn, seed: int = 404) -> str:
-    """Chapter 4: ``fn(counts: dict symbol -> count) -> dict symbol -> '0'/'1' string``, an optimal prefix code."""
+    """Chapter 4: ``fn(counts: dict symbol -> count) -> dict symbol -> '0'/'1' string``, an optimal prefix code.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
+    """
     rng = np.random.default_rng(seed)
     cases = [{0: 5, 1: 2, 2: 1, 3: 1}, {7: 1, 9: 1}]
     cases += [{int(s): int(c) for s, c in enumerate(rng.integers(1, 1000, size=n))} for n in (3, 16, 40)]
@@ -43,7 +46,10 @@ def check_huffman_code(fn, seed: int = 404) -> str:
 
 
 def check_relative_index(fn, seed: int = 505) -> str:
-    """Chapter 4: ``fn(weight_1d, index_bits) -> (gaps, values)`` with filler zeros, as Deep Compression."""
+    """Chapter 4: ``fn(weight_1d, index_bits) -> (gaps, values)`` with filler zeros, as Deep Compression.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
+    """
     rng = np.random.default_rng(seed)
     for n, density, bits in [(16, 0.3, 3), (200, 0.05, 3), (500, 0.02, 4), (64, 1.0, 2), (40, 0.0, 3), (300, 0.1, 1)]:
         w = np.where(rng.random(n) < density, rng.normal(size=n), 0.0)

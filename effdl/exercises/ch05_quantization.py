@@ -19,6 +19,8 @@ def check_fixed_point_frac_bits(fn, seed: int = 55) -> str:
 
     The answer is the largest number of fraction bits whose format still
     covers ``[min(x), max(x)]`` (it may be negative, or exceed the word).
+
+    Taught in chapter 05, "Quantization".
     """
     gen = torch.Generator().manual_seed(seed)
     for n_bits, spread in [(8, 1.0), (4, 0.05), (16, 300.0), (2, 0.7), (6, 1e4), (12, 1e-4)]:
@@ -47,6 +49,8 @@ def check_fake_quantize_ste(fn, seed: int = 5) -> str:
 
     Forward: ``(clamp(round(x / scale) + zero_point, qmin, qmax) − zero_point) · scale``.
     Backward: 1 for values inside the representable range, 0 for values that saturate.
+
+    Taught in chapter 05, "Quantization".
     """
     gen = torch.Generator().manual_seed(seed)
     for scale, zero_point, n_bits, signed in [(0.25, 0, 4, True), (0.1, 3, 4, False), (0.02, 128, 8, False),
@@ -79,7 +83,10 @@ def check_fake_quantize_ste(fn, seed: int = 5) -> str:
 
 
 def check_rounding_shift(fn, seed: int = 31) -> str:
-    """Chapter 5: ``fn(v, shift)``: ``round(v / 2**shift)``, ties to even, with integer operations only."""
+    """Chapter 5: ``fn(v, shift)``: ``round(v / 2**shift)``, ties to even, with integer operations only.
+
+    Taught in chapter 05, "Quantization".
+    """
     gen = torch.Generator().manual_seed(seed)
     for shift in (1, 3, 8, 20):
         v = torch.randint(-2 ** 40, 2 ** 40, (5000,), generator=gen)

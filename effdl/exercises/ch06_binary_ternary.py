@@ -14,7 +14,10 @@ from ._common import fail
 
 
 def check_twn_quantizer(fn, seed: int = 606) -> str:
-    """Chapter 6: ``fn(weight) -> tensor``, TWN's ternary weights (Δ = 0.7 · E|w|, one scale α)."""
+    """Chapter 6: ``fn(weight) -> tensor``, TWN's ternary weights (Δ = 0.7 · E|w|, one scale α).
+
+    Taught in chapter 06, "Binary and ternary nets".
+    """
     gen = torch.Generator().manual_seed(seed)
     for shape in [(50, 40), (20, 1, 5, 5), (9,)]:
         w = 0.1 * torch.randn(shape, generator=gen)
@@ -45,7 +48,10 @@ def check_twn_quantizer(fn, seed: int = 606) -> str:
 
 
 def check_ttq_gradients(fn, seed: int = 707) -> str:
-    """Chapter 6: ``fn(latent, grad, wp, wn, t) -> (grad_latent, grad_wp, grad_wn)``, TTQ's gradient rules."""
+    """Chapter 6: ``fn(latent, grad, wp, wn, t) -> (grad_latent, grad_wp, grad_wn)``, TTQ's gradient rules.
+
+    Taught in chapter 06, "Binary and ternary nets".
+    """
     gen = torch.Generator().manual_seed(seed)
     for shape, t in [((30, 20), 0.05), ((8, 4, 3, 3), 0.05), ((200,), 0.3)]:
         latent = torch.randn(shape, generator=gen)

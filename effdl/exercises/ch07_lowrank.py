@@ -16,7 +16,10 @@ from ._common import fail
 
 def check_truncated_svd(fn, seed: int = 7) -> str:
     """Chapter 7: ``fn(weight, rank) -> (first, second)`` of shapes (rank, in) and (out, rank)
-    whose product ``second @ first`` is the best rank-``rank`` approximation of ``weight``."""
+    whose product ``second @ first`` is the best rank-``rank`` approximation of ``weight``.
+
+    Behind chapter 02, "Pruning".
+    """
     gen = torch.Generator().manual_seed(seed)
     for in_f, out_f, rank in [(40, 30, 5), (64, 100, 17), (10, 10, 10), (25, 8, 1)]:
         layer = torch.nn.Linear(in_f, out_f)
@@ -47,7 +50,10 @@ def check_truncated_svd(fn, seed: int = 7) -> str:
 
 def check_tt_params(fn, seed: int = 0) -> str:
     """Chapter 7: ``fn(in_factors, out_factors, ranks) -> int``, the entries of a tensor train's
-    cores; ``ranks`` is the full tuple ``(1, r_1, …, r_{d−1}, 1)``."""
+    cores; ``ranks`` is the full tuple ``(1, r_1, …, r_{d−1}, 1)``.
+
+    Behind chapter 02, "Pruning".
+    """
     rng = np.random.default_rng(seed)
     cases = [((4, 7, 7, 4), (3, 5, 5, 4), (1, 8, 8, 8, 1)), ((784,), (300,), (1, 1))]
     for _ in range(30):

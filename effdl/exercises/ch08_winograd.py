@@ -85,7 +85,10 @@ def _count_mults(fn, *arrays):
 
 def check_winograd_f23(fn, seed: int = 0) -> str:
     """Chapter 8: ``fn(d, g) -> y``: the two outputs of a 3-tap correlation of the 4-vector ``d``
-    with ``g`` (``np.correlate(d, g, "valid")``) computed with Winograd's 4 multiplications."""
+    with ``g`` (``np.correlate(d, g, "valid")``) computed with Winograd's 4 multiplications.
+
+    Behind chapter 02, "Pruning".
+    """
     rng = np.random.default_rng(seed)
     for _ in range(20):
         d, g = rng.normal(size=4), rng.normal(size=3)
@@ -105,7 +108,10 @@ def check_winograd_f23(fn, seed: int = 0) -> str:
 
 def check_winograd_conv(fn, seed: int = 0) -> str:
     """Chapter 8: ``fn(x, g) -> y``, the valid 3×3 correlation of one channel ``x`` (H, W) with ``g``,
-    shape (H − 2, W − 2), computed tile by tile with F(2×2, 3×3) (edge tiles padded)."""
+    shape (H − 2, W − 2), computed tile by tile with F(2×2, 3×3) (edge tiles padded).
+
+    Behind chapter 02, "Pruning".
+    """
     # deferred: scipy.signal takes about 0.6 s to import, and every chapter imports effdl.exercises
     from scipy.signal import correlate2d
 

@@ -16,7 +16,10 @@ from ._common import fail
 
 def check_fc_intensity(fn, seed: int = 909) -> str:
     """Chapter 9: ``fn(n_in, n_out, batch_size, weight_bits) -> ops per weight byte`` of an FC layer
-    (a multiply-add counts as 2 operations; weights fetched once per batch)."""
+    (a multiply-add counts as 2 operations; weights fetched once per batch).
+
+    Taught in chapter 09, "The roofline and the TPU".
+    """
     rng = np.random.default_rng(seed)
     for _ in range(20):
         n_in, n_out = (int(v) for v in rng.integers(1, 5000, size=2))
@@ -40,7 +43,10 @@ def check_fc_intensity(fn, seed: int = 909) -> str:
 
 def check_fold_cycles(fn, seed: int = 990) -> str:
     """Chapter 9: ``fn(rows, cols, m, k, n) -> cycles`` of an (M×K)@(K×N) GEMM on a double-buffered
-    weight-stationary array with unlimited weight bandwidth (effdl.hardware.systolic's model)."""
+    weight-stationary array with unlimited weight bandwidth (effdl.hardware.systolic's model).
+
+    Taught in chapter 09, "The roofline and the TPU".
+    """
     rng = np.random.default_rng(seed)
     cases = [(4, 4, 5, 4, 4), (4, 4, 5, 6, 4), (2, 3, 1, 7, 8), (256, 256, 200, 9216, 4096)]
     cases += [tuple(int(v) for v in rng.integers(1, 300, size=5)) for _ in range(30)]

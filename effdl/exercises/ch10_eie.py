@@ -15,7 +15,10 @@ from ._common import fail
 
 def check_eie_storage(fn, seed: int = 10) -> str:
     """Chapter 10: ``fn(weight, n_pes, pe, index_bits) -> (values, relative_index, column_pointer)``,
-    PE ``pe``'s interleaved CSC arrays, each stored weight's value in ``values`` (0.0 for a filler)."""
+    PE ``pe``'s interleaved CSC arrays, each stored weight's value in ``values`` (0.0 for a filler).
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
+    """
     rng = np.random.default_rng(seed)
     w, _ = eie.dataflow_example()
     cases = [(w, 4, pe, 4) for pe in range(4)]
@@ -49,7 +52,10 @@ def check_eie_storage(fn, seed: int = 10) -> str:
 
 def check_eie_cycles(fn, seed: int = 11) -> str:
     """Chapter 10: ``fn(entries, queue_depth) -> int``, the cycles of EIE's matrix–vector phase
-    for ``entries`` (n_pes, K): the stored entries of each PE in the column of each broadcast."""
+    for ``entries`` (n_pes, K): the stored entries of each PE in the column of each broadcast.
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
+    """
     rng = np.random.default_rng(seed)
     for trial in range(30):
         n_pes, depth = int(rng.integers(1, 9)), int(rng.integers(1, 6))

@@ -16,7 +16,10 @@ from ._common import fail
 
 def check_split_ranges(fn, seed: int = 11) -> str:
     """Chapter 11: ``fn(n, world_size) -> [(start, stop), …]``, the outputs each process of a
-    model-parallel layer computes: contiguous, covering ``range(n)``, sizes differing by at most 1."""
+    model-parallel layer computes: contiguous, covering ``range(n)``, sizes differing by at most 1.
+
+    Taught in chapter 11, "Parallelization".
+    """
     rng = random.Random(seed)
     cases = [(10, 3), (300, 2), (7, 7), (50, 4), (5, 1)] + [(rng.randint(1, 500), rng.randint(1, 9)) for _ in range(40)]
     for n, w in cases:
@@ -38,7 +41,10 @@ def check_split_ranges(fn, seed: int = 11) -> str:
 
 def check_staleness(fn, seed: int = 12) -> str:
     """Chapter 11: ``fn(order) -> [staleness of each update]`` for an asynchronous parameter server,
-    ``order`` the worker id of each update in the order the server applied them."""
+    ``order`` the worker id of each update in the order the server applied them.
+
+    Taught in chapter 11, "Parallelization".
+    """
     rng = random.Random(seed)
     for trial in range(60):
         n_workers = rng.randint(1, 5)

@@ -18,7 +18,10 @@ from ._common import fail
 
 def check_underflow_fraction(fn, seed: int = 14) -> str:
     """Chapter 12: ``fn(grads, scale) -> float``, the fraction of non-zero gradient values that become
-    zero when ``scale · g`` is stored in fp16."""
+    zero when ``scale · g`` is stored in fp16.
+
+    Taught in chapter 12, "Mixed precision".
+    """
     gen = torch.Generator().manual_seed(seed)
     for trial in range(12):
         g = torch.randn(2000, generator=gen) * 10.0 ** torch.randint(-12, 0, (2000,), generator=gen).float()
@@ -35,7 +38,10 @@ def check_underflow_fraction(fn, seed: int = 14) -> str:
 
 def check_loss_scale_update(fn, seed: int = 13) -> str:
     """Chapter 12: ``fn(scale, good_steps, found_inf) -> (scale, good_steps)``, one step of dynamic loss
-    scaling with torch.amp.GradScaler's defaults (×2 after 2000 good steps, ×0.5 on inf/NaN)."""
+    scaling with torch.amp.GradScaler's defaults (×2 after 2000 good steps, ×0.5 on inf/NaN).
+
+    Taught in chapter 12, "Mixed precision".
+    """
     rng = random.Random(seed)
     for trial in range(20):
         ref = LossScaler(2.0 ** rng.randint(0, 24))

@@ -18,7 +18,10 @@ from ._common import fail
 
 def check_distillation_loss(fn, seed: int = 1313) -> str:
     """Chapter 13: ``fn(student_logits, teacher_logits, labels, temperature, alpha) -> scalar tensor``,
-    Hinton et al.'s ``α · T² · KL(softmax(t/T) ‖ softmax(s/T)) + (1 − α) · CE(s, y)`` (batch mean)."""
+    Hinton et al.'s ``α · T² · KL(softmax(t/T) ‖ softmax(s/T)) + (1 − α) · CE(s, y)`` (batch mean).
+
+    Taught in chapter 13, "Distillation and DSD".
+    """
     gen = torch.Generator().manual_seed(seed)
     for trial in range(12):
         batch, k = int(torch.randint(1, 40, (1,), generator=gen)), int(torch.randint(2, 12, (1,), generator=gen))
@@ -57,7 +60,10 @@ def check_distillation_loss(fn, seed: int = 1313) -> str:
 def check_dsd_masks(fn, seed: int = 17) -> str:
     """Chapter 13: ``fn(model, sparsity, skip_first) -> {name: bool mask}``, DSD's sparse-phase masks:
     per layer, the ``round(sparsity · numel)`` smallest-|w| weights of every prunable weight
-    (``effdl.pruning.prunable_parameters``), the first one left out when ``skip_first``."""
+    (``effdl.pruning.prunable_parameters``), the first one left out when ``skip_first``.
+
+    Taught in chapter 13, "Distillation and DSD".
+    """
     gen = torch.Generator().manual_seed(seed)
     for trial in range(8):
         layers, width = [], int(torch.randint(2, 5, (1,), generator=gen))

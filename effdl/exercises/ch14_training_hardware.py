@@ -17,7 +17,10 @@ from ._common import fail
 
 
 def check_training_days(fn, seed: int = 1400) -> str:
-    """Chapter 14: ``fn(total_flops, peak_tflops, utilization) -> days`` to train on one chip."""
+    """Chapter 14: ``fn(total_flops, peak_tflops, utilization) -> days`` to train on one chip.
+
+    Taught in chapter 14, "Hardware for training".
+    """
     gen = torch.Generator().manual_seed(seed)
     for _ in range(20):
         flops = 10.0 ** float(torch.empty(1).uniform_(15, 23, generator=gen))
@@ -42,7 +45,10 @@ def check_training_days(fn, seed: int = 1400) -> str:
 
 
 def check_tensor_core_fp32_mma(fn, seed: int = 1401) -> str:
-    """Chapter 14: ``fn(a, b, c) -> d``, one 4×4×4 Tensor Core step: fp16 inputs, exact products, fp32 sums."""
+    """Chapter 14: ``fn(a, b, c) -> d``, one 4×4×4 Tensor Core step: fp16 inputs, exact products, fp32 sums.
+
+    Taught in chapter 14, "Hardware for training".
+    """
     gen = torch.Generator().manual_seed(seed)
 
     def call(a, b, c):

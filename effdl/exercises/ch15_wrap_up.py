@@ -16,7 +16,10 @@ from ._common import fail
 
 
 def check_accuracy_stderr(fn, seed: int = 1515) -> str:
-    """Chapter 15: ``fn(accuracy, n_images) -> float``, the binomial standard error in percentage points."""
+    """Chapter 15: ``fn(accuracy, n_images) -> float``, the binomial standard error in percentage points.
+
+    Taught in chapter 15, "Wrap-up: what reproduced".
+    """
     gen = torch.Generator().manual_seed(seed)
     for _ in range(6):
         acc = float(torch.empty(1).uniform_(50.0, 99.5, generator=gen))
@@ -42,7 +45,10 @@ def check_accuracy_stderr(fn, seed: int = 1515) -> str:
 
 
 def check_geomean_speedup(fn, seed: int = 1516) -> str:
-    """Chapter 15: ``fn(baseline_times, new_times) -> float``, the geometric mean of baseline/new over layers."""
+    """Chapter 15: ``fn(baseline_times, new_times) -> float``, the geometric mean of baseline/new over layers.
+
+    Taught in chapter 15, "Wrap-up: what reproduced".
+    """
     gen = torch.Generator().manual_seed(seed)
     for n in (1, 3, 9):
         base = (torch.rand(n, generator=gen) * 1000 + 1).tolist()

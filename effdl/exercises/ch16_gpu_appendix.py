@@ -17,7 +17,10 @@ from ._common import fail
 
 
 def check_matmul_intensity(fn, seed: int = 1601) -> str:
-    """Chapter 16: ``fn(m, k, n, bytes_per_element) -> FLOP per DRAM byte`` of ``(m×k) @ (k×n)``."""
+    """Chapter 16: ``fn(m, k, n, bytes_per_element) -> FLOP per DRAM byte`` of ``(m×k) @ (k×n)``.
+
+    Taught in chapter 16, "Appendix: measured on a GPU".
+    """
     gen = torch.Generator().manual_seed(seed)
     for _ in range(20):
         m, k, n = (int(v) for v in torch.randint(1, 20000, (3,), generator=gen))
@@ -33,7 +36,10 @@ def check_matmul_intensity(fn, seed: int = 1601) -> str:
 
 
 def check_two_four_mask(fn, seed: int = 1600) -> str:
-    """Chapter 16: ``fn(weight) -> bool mask`` keeping exactly 2 of every 4 consecutive weights by magnitude."""
+    """Chapter 16: ``fn(weight) -> bool mask`` keeping exactly 2 of every 4 consecutive weights by magnitude.
+
+    Taught in chapter 16, "Appendix: measured on a GPU".
+    """
     gen = torch.Generator().manual_seed(seed)
     for shape in [(8, 16), (3, 4, 8), (12,), (1, 4)]:
         w = torch.randn(shape, generator=gen)

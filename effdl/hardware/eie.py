@@ -121,6 +121,8 @@ class EIEConfig:
     sram_width_bits : int, default 64
         Width of one weight SRAM read; it holds ``sram_width_bits // (weight_bits
         + index_bits)`` entries (8 for the paper's 64-bit SRAM and 8-bit entries).
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
     """
 
     n_pes: int = 64
@@ -159,6 +161,8 @@ class EIELayer:
     fillers included) and ``column_pointer[p]`` (int64, ``cols + 1``) are PE
     ``p``'s arrays; ``codebook`` (float64) maps a virtual weight to its value,
     ``codebook[0] == 0``. Build one with :func:`encode` or :func:`random_layer`.
+
+    Behind chapter 10, "EIE: the efficient inference engine".
     """
 
     shape: tuple[int, int]
@@ -332,6 +336,8 @@ def encode(weight: Any, config: EIEConfig | None = None, *, seed: int = 0) -> EI
     Returns
     -------
     EIELayer
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
     """
 
     config = EIEConfig() if config is None else config
@@ -375,6 +381,8 @@ def dataflow_example() -> tuple[np.ndarray, np.ndarray]:
     The sparsity pattern is the lecture's (non-zeros w0,0 w0,1 w0,3 w1,2 w2,1
     w2,3 w4,2 w4,3 w5,0 w6,3 w7,1); the values, ``a1 = 2`` and ``a3 = 1`` are
     ours, picked so that one output goes negative and ReLU matters.
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
     """
     w = np.zeros((8, 4))
     for (i, j), v in {(0, 0): 1.0, (0, 1): -0.5, (0, 3): 1.5, (1, 2): 0.5, (2, 1): 1.0, (2, 3): -1.0,
@@ -392,6 +400,8 @@ def random_layer(rows: int, cols: int, weight_density: float, config: EIEConfig 
     the nearest of 15 (``2**weight_bits − 1``) centroids that
     :func:`effdl.sharing.kmeans_1d` fits to 65,536 of them. Builds no dense
     matrix, so the paper's VGG-6 (4096 × 25088, 4.1 M non-zeros) takes about a second.
+
+    Behind chapter 10, "EIE: the efficient inference engine".
     """
 
     config = EIEConfig() if config is None else config
@@ -426,7 +436,10 @@ def _sample_without_replacement(rng: np.random.Generator, total: int, k: int) ->
 
 @validate_params(cols=PositiveInt(), act_density=DENSITY, seed=Seed())
 def random_activations(cols: int, act_density: float, *, seed: int = 0) -> np.ndarray:
-    """A post-ReLU activation vector: ``max(1, round(act_density · cols))`` positive entries |N(0, 1)|."""
+    """A post-ReLU activation vector: ``max(1, round(act_density · cols))`` positive entries |N(0, 1)|.
+
+    Behind chapter 10, "EIE: the efficient inference engine".
+    """
     rng = np.random.default_rng(seed)
     a = np.zeros(cols)
     where = rng.permutation(cols)[:max(1, round(act_density * cols))]
@@ -444,6 +457,8 @@ class PECycle:
     ``weight``/``psum`` NaN when they do not apply. ``psum`` is the row's
     accumulator after the cycle; ``queue`` the queue occupancy at the end of
     the cycle (after the broadcast).
+
+    Behind chapter 10, "EIE: the efficient inference engine".
     """
 
     state: str
@@ -457,7 +472,10 @@ class PECycle:
 
 @dataclass(frozen=True)
 class Cycle:
-    """One cycle: the broadcast (column and value, or None), whether it was blocked, every PE."""
+    """One cycle: the broadcast (column and value, or None), whether it was blocked, every PE.
+
+    Behind chapter 10, "EIE: the efficient inference engine".
+    """
 
     t: int
     broadcast: int | None
@@ -479,6 +497,8 @@ class Result:
     ``layer``, ``activations`` (cols,) and ``bias`` (rows,; zeros when none
     was given) are the workload simulated, so that a view needs nothing but
     the result.
+
+    Behind chapter 10, "EIE: the efficient inference engine".
     """
 
     config: EIEConfig
@@ -572,6 +592,8 @@ def simulate(config: EIEConfig, layer: EIELayer, activations: Any, *, bias: Any 
     Returns
     -------
     Result
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
     """
     a, b0 = _check_workload(config, layer, activations, bias)
     nz = np.flatnonzero(a)
@@ -725,7 +747,10 @@ REGISTER_FILE_PJ = 1.0
 
 @validate_params(config=CONFIG)
 def action_energy_pj(config: EIEConfig | None = None) -> dict[str, float]:
-    """Energy of one of each counted action (pJ) for ``config``'s SRAM width."""
+    """Energy of one of each counted action (pJ) for ``config``'s SRAM width.
+
+    Behind chapter 10, "EIE: the efficient inference engine".
+    """
     config = EIEConfig() if config is None else config
     sram32 = _energy.operation_energy("sram_read_32b")
     mac = _energy.operation_energy("int32_mult") * (16 / 32) ** 2 + _energy.operation_energy("int16_add")
@@ -752,6 +777,8 @@ def energy(result: Result) -> dict:
 
     Returns ``{"breakdown_uj": {action: µJ}, "total_uj": float, "pj_per_mac": float}``
     (``pj_per_mac`` per useful MAC). Everything stays on chip: no DRAM term.
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
     """
     per = action_energy_pj(result.config)
     breakdown = {k: result.actions.get(k, 0) * pj * 1e-6 for k, pj in per.items()}   # 1 pJ = 1e-6 µJ
@@ -766,6 +793,8 @@ def dense_energy(rows: int, cols: int) -> dict:
 
     :func:`effdl.hardware.energy.inference_energy` with ``rows · cols`` MACs
     and weight reads (640 pJ per 32-bit DRAM read, 4.6 pJ per fp32 MAC).
+
+    Behind chapter 10, "EIE: the efficient inference engine".
     """
     return _energy.inference_energy(rows * cols, rows * cols, arithmetic="fp32", weight_memory="dram")
 
@@ -773,7 +802,10 @@ def dense_energy(rows: int, cols: int) -> dict:
 # --------------------------------------------------------------- benchmarks
 @dataclass(frozen=True)
 class BenchmarkLayer:
-    """One of the paper's nine benchmark layers (Table III) with its baseline times (Table IV, µs)."""
+    """One of the paper's nine benchmark layers (Table III) with its baseline times (Table IV, µs).
+
+    Behind chapter 10, "EIE: the efficient inference engine".
+    """
 
     name: str
     inputs: int
@@ -809,6 +841,8 @@ def benchmark_layer(name: str, config: EIEConfig | None = None, *, seed: int = 0
     """A random layer and activation vector with the size and densities of the paper's layer ``name``.
 
     Returns ``(EIELayer, activations)``; the weight is ``(outputs, inputs)``.
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
     """
     config = EIEConfig() if config is None else config
     spec = _BY_NAME[name]
@@ -819,7 +853,10 @@ def benchmark_layer(name: str, config: EIEConfig | None = None, *, seed: int = 0
 
 @validate_params(name=Options(lambda: _BY_NAME), result=Instance(Result, "an effdl.hardware.eie.Result"))
 def benchmark_row(name: str, result: Result) -> dict:
-    """The table row of one simulated benchmark layer: sizes, cycles, µs, energy, speedups."""
+    """The table row of one simulated benchmark layer: sizes, cycles, µs, energy, speedups.
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
+    """
     spec = _BY_NAME[name]
     return {"name": name, "rows": spec.outputs, "cols": spec.inputs, "weight_density": spec.weight_density,
             "act_density": spec.act_density, "cycles": result.cycles, "latency_us": result.latency_us,
@@ -830,7 +867,10 @@ def benchmark_row(name: str, result: Result) -> dict:
 
 @validate_params(config=CONFIG, seed=Seed())
 def benchmark(config: EIEConfig | None = None, *, seed: int = 0) -> list[dict]:
-    """Simulate the nine benchmark layers (:data:`BENCHMARK_LAYERS`); one :func:`benchmark_row` each."""
+    """Simulate the nine benchmark layers (:data:`BENCHMARK_LAYERS`); one :func:`benchmark_row` each.
+
+    Behind chapter 10, "EIE: the efficient inference engine".
+    """
     config = EIEConfig() if config is None else config
     rows = []
     for spec in BENCHMARK_LAYERS:
@@ -841,7 +881,10 @@ def benchmark(config: EIEConfig | None = None, *, seed: int = 0) -> list[dict]:
 
 @validate_params(rows=Instance(list, "a list of benchmark rows"))
 def geomean_speedups(rows: list[dict]) -> dict[str, float]:
-    """Geometric mean over ``rows`` of the speedup against each baseline (CPU/GPU, dense/sparse)."""
+    """Geometric mean over ``rows`` of the speedup against each baseline (CPU/GPU, dense/sparse).
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
+    """
     if not rows:
         _fail(ValueError, "rows", "a non-empty list of benchmark rows", rows)
     return {b: float(np.exp(np.mean(np.log([r[f"speedup_{b}"] for r in rows])))) for b in BASELINES}
@@ -849,7 +892,10 @@ def geomean_speedups(rows: list[dict]) -> dict[str, float]:
 
 @validate_params(config=CONFIG, seed=Seed())
 def eie_report(config: EIEConfig | None = None, *, seed: int = 0) -> dict:
-    """``effdl reproduce eie``: the nine layers at 64 PEs / 800 MHz, and the geometric-mean speedups."""
+    """``effdl reproduce eie``: the nine layers at 64 PEs / 800 MHz, and the geometric-mean speedups.
+
+    Behind chapter 10, "EIE: the efficient inference engine".
+    """
     config = EIEConfig() if config is None else config
     rows = benchmark(config, seed=seed)
     keys = ("rows", "cols", "weight_density", "act_density", "cycles", "latency_us", "load_balance", "energy_uj")

@@ -21,7 +21,10 @@ from effdl.validation import Interval, Options, validate_params
 
 @dataclass(frozen=True)
 class Operation:
-    """One row of the energy table: energy in pJ, area in µm² (None: not given)."""
+    """One row of the energy table: energy in pJ, area in µm² (None: not given).
+
+    Behind chapter 00, "Why efficiency".
+    """
 
     name: str
     description: str
@@ -69,6 +72,8 @@ def operation_energy(op: str) -> float:
 
     >>> operation_energy("fp32_add")
     0.9
+
+    Taught in chapter 00, "Why efficiency".
     """
     return ENERGY_TABLE[op].energy_pj
 
@@ -79,6 +84,8 @@ def operation_area(op: str) -> float | None:
 
     >>> operation_area("int8_mult")
     282
+
+    Taught in chapter 01, "Number representations".
     """
     return ENERGY_TABLE[op].area_um2
 
@@ -90,6 +97,8 @@ def energy_table() -> list[dict]:
     Each row: ``name``, ``description``, ``energy_pj``, ``area_um2``, and the
     name's parts: ``family`` ("int", "fp", "sram", "dram"), ``bits`` (operand
     or word width) and ``op`` ("add", "mult", "read").
+
+    Taught in chapter 00, "Why efficiency".
     """
     rows = []
     for o in _TABLE:
@@ -110,6 +119,8 @@ def mac_energy(arithmetic: str) -> float:
 
     ``"int8"`` is an 8-bit mult plus an 8-bit add (0.23 pJ); a real int8 unit
     accumulates in 32 bits, which would make it 0.2 + 0.1 = 0.3 pJ.
+
+    Behind chapter 00, "Why efficiency".
     """
     return ENERGY_TABLE[f"{arithmetic}_mult"].energy_pj + ENERGY_TABLE[f"{arithmetic}_add"].energy_pj
 
@@ -164,6 +175,8 @@ def inference_energy(macs: Any, weight_reads: Any, *, arithmetic: str = "fp32",
     >>> e = inference_energy(724e6, 61e6)
     >>> round(e["compute_uj"]), round(e["memory_uj"]), round(e["memory_fraction"], 3)
     (3330, 39040, 0.921)
+
+    Taught in chapter 00, "Why efficiency".
     """
     mac_pj = mac_energy(arithmetic)
     weight_read_pj = ENERGY_TABLE[WEIGHT_MEMORY[weight_memory]].energy_pj * n_bits_weight / 32

@@ -53,7 +53,10 @@ SIDE = PositiveInt(optional=True)          # k or n of a product; None: the same
 # ------------------------------------------------------------------ helpers
 @validate_params()
 def cuda_available() -> bool:
-    """True when torch sees a CUDA device."""
+    """True when torch sees a CUDA device.
+
+    Taught in chapter 16, "Appendix: measured on a GPU".
+    """
     return torch.cuda.is_available()
 
 
@@ -95,7 +98,10 @@ def _shape(m: int, k: int | None, n: int | None) -> tuple[int, int, int]:
 
 @validate_params()
 def device_name() -> str:
-    """The CUDA device's name (``RuntimeError`` without one)."""
+    """The CUDA device's name (``RuntimeError`` without one).
+
+    Behind chapter 16, "Appendix: measured on a GPU".
+    """
     _require_cuda("device_name")
     return torch.cuda.get_device_name(0)
 
@@ -103,7 +109,10 @@ def device_name() -> str:
 # ----------------------------------------------------------- memory and matmul
 @validate_params(n_bytes=Interval(int, 1 << 10, None), repeats=REPEATS, warmup=WARMUP)
 def copy_bandwidth(*, n_bytes: int = 1 << 30, repeats: int = 10, warmup: int = 3) -> dict:
-    """Device-to-device copy of ``n_bytes``: GB/s counting the bytes read *and* written (2 × n_bytes)."""
+    """Device-to-device copy of ``n_bytes``: GB/s counting the bytes read *and* written (2 × n_bytes).
+
+    Behind chapter 16, "Appendix: measured on a GPU".
+    """
     _require_cuda("copy_bandwidth")
     src = torch.empty(n_bytes, dtype=torch.uint8, device="cuda")
     dst = torch.empty_like(src)
@@ -119,6 +128,8 @@ def matmul_throughput(dtype: str = "bf16", *, n: int = 8192, repeats: int = 10) 
     ``repeats`` after a warm-up, synchronised), the same function chapter 12
     uses on the CPU; "tf32" is an fp32 matmul with TF32 Tensor Cores
     allowed, "fp32" one with them forbidden.
+
+    Behind chapter 16, "Appendix: measured on a GPU".
     """
     _require_cuda("matmul_throughput")
     with _tf32(dtype == "tf32"):
@@ -135,6 +146,8 @@ def int8_matmul(*, m: int = 8192, k: int | None = None, n: int | None = None, re
     ``exact`` checks a 64×64 corner of the int32 result against the same
     product computed in float64 (exact for these sizes). ``torch._int_mm``
     needs m > 16 and k, n multiples of 8.
+
+    Behind chapter 16, "Appendix: measured on a GPU".
     """
     m, k, n = _shape(m, k, n)
     if m <= 16 or k % 8 or n % 8:
@@ -168,6 +181,8 @@ def two_four_mask(weight: torch.Tensor) -> torch.Tensor:
     >>> w = torch.tensor([[0.1, -3.0, 2.0, 0.5, 4.0, 0.0, -0.2, 1.0]])
     >>> two_four_mask(w).int().tolist()
     [[0, 1, 1, 0, 1, 0, 0, 1]]
+
+    Taught in chapter 16, "Appendix: measured on a GPU".
     """
     if weight.dim() < 1 or weight.shape[-1] % 4:
         raise ValueError(f"two_four_mask: weight must have a non-empty last dimension that is a multiple of 4; "
@@ -188,6 +203,8 @@ def sparse_matmul(*, m: int = 8192, k: int | None = None, n: int | None = None, 
     ``speedup`` = dense time ÷ sparse time, so > 1 means sparse is faster.
     ``max_abs_error`` compares the two results (both multiply the same
     pruned A). Sizes must be multiples of 64.
+
+    Behind chapter 16, "Appendix: measured on a GPU".
     """
     m, k, n = _shape(m, k, n)
     if m % 64 or k % 64 or n % 64:
@@ -210,7 +227,10 @@ def sparse_matmul(*, m: int = 8192, k: int | None = None, n: int | None = None, 
 # ------------------------------------------------------------- training step
 @validate_params(n_classes=Interval(int, 2, None))
 def small_cnn(n_classes: int = 10) -> nn.Module:
-    """A small CIFAR-sized CNN (3×32×32 input): three conv-BN-ReLU-pool stages and a linear layer."""
+    """A small CIFAR-sized CNN (3×32×32 input): three conv-BN-ReLU-pool stages and a linear layer.
+
+    Behind chapter 16, "Appendix: measured on a GPU".
+    """
     layers, c_in = [], 3
     for c_out in (64, 128, 256):
         layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
@@ -230,6 +250,8 @@ def make_train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: st
     ``torch.amp.GradScaler`` (skipping the step on inf/NaN gradients, as
     Micikevicius et al. prescribe). ``tf32`` differs from ``fp32`` only by
     the TF32 switch the caller sets. The closure returns the loss.
+
+    Behind chapter 16, "Appendix: measured on a GPU".
     """
     device = x.device.type
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -261,6 +283,8 @@ def training_step_times(*, batch_size: int = 256, image_size: int = 32, steps: i
     (``torch.autocast`` fp16 with ``torch.amp.GradScaler``). Every mode
     starts from the same weights and data. Returns ``{"step_ms": {mode: ms},
     "speedup": {mode: fp32 ms ÷ mode ms}, ...}``.
+
+    Behind chapter 16, "Appendix: measured on a GPU".
     """
     _require_cuda("training_step_times")
     g = torch.Generator(device="cuda").manual_seed(seed)
@@ -289,6 +313,8 @@ def gpu_report(*, quick: bool = False) -> dict:
     ``quick=True`` uses smaller sizes (4096³ matmuls, 256 MiB copies, 4096³
     sparse) for a smoke test of a minute or less; the default: 8192³ matmuls
     and 2:4 sparse products at 16384³, 8192³ and 16384×4096×4096.
+
+    Taught in chapter 16, "Appendix: measured on a GPU".
     """
 
     _require_cuda("gpu_report")
@@ -315,6 +341,8 @@ def report_rows(report: dict | None = None, chip: str = "H200 SXM") -> list[dict
     "peak"}``, ``peak`` being ``chip``'s datasheet figure where the datasheet has one (None otherwise).
 
     With ``report=None`` (no GPU here): the datasheet's rows alone, ``value`` None.
+
+    Taught in chapter 16, "Appendix: measured on a GPU".
     """
     peaks = _peak_rows(chip)
     if report is None:

@@ -67,6 +67,8 @@ class Intensity(Constraint):
     """Operational intensity in ops per byte: a number or an array of them, each finite and > 0.
 
     ``check`` returns a float NumPy array (0-d for a number).
+
+    Behind chapter 09, "The roofline and the TPU".
     """
 
     def describe(self):
@@ -117,6 +119,8 @@ def attainable(intensity, peak: float, bandwidth: float):
 
     >>> attainable(10.0, peak=92e12, bandwidth=34e9) / 1e9   # GOPS, memory-bound
     340.0
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     arr = np.asarray(intensity, dtype=float)          # (an array already, unless called from a checked caller)
     out = np.minimum(peak, bandwidth * arr)
@@ -125,14 +129,20 @@ def attainable(intensity, peak: float, bandwidth: float):
 
 @validate_params(peak=RATE, bandwidth=RATE)
 def ridge_point(peak: float, bandwidth: float) -> float:
-    """The intensity (ops/byte) where the memory roof meets the compute roof: peak ÷ bandwidth."""
+    """The intensity (ops/byte) where the memory roof meets the compute roof: peak ÷ bandwidth.
+
+    Behind chapter 09, "The roofline and the TPU".
+    """
     return peak / bandwidth
 
 
 @dataclass(frozen=True)
 class Roofline:
     """A roofline: ``peak`` in ops/s, ``bandwidth`` in bytes/s, and the intensity convention
-    its x-axis uses (``"weight"`` or ``"dram"``)."""
+    its x-axis uses (``"weight"`` or ``"dram"``).
+
+    Taught in chapter 09, "The roofline and the TPU".
+    """
 
     name: str
     peak: float
@@ -182,6 +192,8 @@ class Work:
     ``ops`` count a multiply-add as 2; ``weight_bytes`` are fetched once per
     batch; ``activation_bytes`` are the inputs read and outputs written, once
     each, for the whole batch.
+
+    Behind chapter 09, "The roofline and the TPU".
     """
 
     name: str
@@ -219,6 +231,8 @@ def fc_work(n_in: int, n_out: int, batch_size: int = 1, *, n_bits_weight: int = 
     >>> w = fc_work(1000, 1000, batch_size=1)
     >>> w.intensity("weight"), round(w.intensity("dram"), 3)   # int8: 2 ops per weight byte at batch 1
     (2.0, 1.996)
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     b, wb, ab = batch_size, n_bits_weight / 8, n_bits_act / 8
     return Work(name, 2.0 * b * n_in * n_out, n_in * n_out * wb, b * (n_in + n_out) * ab, b)
@@ -247,6 +261,8 @@ def conv_work(in_channels: int, out_channels: int, kernel_size, in_size, batch_s
 
     >>> round(conv_work(64, 64, 3, 56, padding=1).intensity("weight"))   # each weight used 56·56 times
     6272
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     c_in, c_out, b, s, p, g = in_channels, out_channels, batch_size, stride, padding, groups
     kh, kw = _pair("kernel_size", kernel_size)
@@ -276,6 +292,8 @@ def lstm_cell_work(n_in: int, hidden: int, batch_size: int = 1, *, n_bits_weight
 
     >>> lstm_cell_work(1024, 1024, batch_size=64).intensity("weight")
     128.0
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     b, wb, ab = batch_size, n_bits_weight / 8, n_bits_act / 8
     weights = 4 * hidden * (n_in + hidden)
@@ -289,6 +307,8 @@ def network_work(spec, batch_size: int = 1, *, n_bits_weight: int = 8, n_bits_ac
 
     ``spec`` is an architecture name (``"alexnet"``, ``"vgg16"``, …), an
     ``Architecture`` or a layer spec.
+
+    Behind chapter 09, "The roofline and the TPU".
     """
     if isinstance(spec, str):
         spec = get_architecture(spec)
@@ -305,6 +325,8 @@ class TPUApp:
 
     ``table1_intensity`` is Table 1's "ops per weight byte" (a multiply-add
     as 1 op) at the deployed ``batch_size``; weights are 8-bit.
+
+    Behind chapter 09, "The roofline and the TPU".
     """
 
     name: str
@@ -355,7 +377,10 @@ CHIPS = ListOf(CHIP)
 
 @validate_params(name=APP)
 def get_app(name: str) -> TPUApp:
-    """One of ``TPU_APPS`` by name (``"MLP0"`` … ``"CNN1"``)."""
+    """One of ``TPU_APPS`` by name (``"MLP0"`` … ``"CNN1"``).
+
+    Behind chapter 09, "The roofline and the TPU".
+    """
     return name if isinstance(name, TPUApp) else TPU_APPS[name]
 
 
@@ -367,6 +392,8 @@ def place_apps(chips=PAPER_CHIPS, batch_size: int | None = None) -> list[dict]:
     byte), and per chip ``attainable_tops`` and ``bound`` ("memory" or
     "compute"). ``batch_size`` None uses each app's deployed batch; an int
     moves every app to that batch.
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     roofs = [Roofline.from_chip(c) for c in chips]
     rows = []
@@ -386,6 +413,8 @@ def batch_time(work: Work, roofline: Roofline) -> float:
 
     A lower bound on the time of one batch: it assumes compute and transfers
     overlap perfectly and nothing else (host, queueing) takes time.
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     return max(work.ops / roofline.peak, work.bytes(roofline.convention) / roofline.bandwidth)
 
@@ -396,6 +425,8 @@ def batch_sweep(app: str | TPUApp = "MLP0", chips=PAPER_CHIPS, batch_sizes=None)
 
     Returns ``{"batch_sizes": (n,), "intensity": (n,), "chips": {name: {"attainable_tops",
     "latency_ms", "throughput_ips"}}}`` (arrays), the latency being :func:`batch_time`.
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     a = get_app(app)
     if batch_sizes is None:
@@ -418,6 +449,8 @@ def apps_sweep(batch_sizes, chip: str | Chip = "TPU") -> dict:
     Returns ``{"chip", "roofline", "ridge", "peak_tops", "bandwidth_gbs", "batch_sizes": (n,),
     "apps": {name: {"intensity": (n,), "attainable_tops": (n,), "deployed_batch",
     "deployed_intensity", "deployed_attainable_tops"}}}``.
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     roof = Roofline.from_chip(chip)
     sizes = np.asarray(batch_sizes)
@@ -436,6 +469,8 @@ def max_batch_under_latency(app: str | TPUApp, chip: str | Chip, limit_ms: float
     """The largest batch whose modelled batch time (:func:`batch_time`) stays within ``limit_ms``.
 
     Returns 0 if even batch 1 is too slow. Searches up to ``max_batch``.
+
+    Behind chapter 09, "The roofline and the TPU".
     """
     a, roof = get_app(app), Roofline.from_chip(chip)
     limit = limit_ms / 1e3
@@ -467,6 +502,8 @@ def table4_comparison() -> list[dict]:
     Adds ``bound_ms`` (:func:`batch_time` of one batch), ``bound_ips``
     (batch ÷ bound_ms) and ``fraction_of_bound`` (measured IPS ÷ bound IPS):
     how close each chip came to its roof.
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     app = TPU_APPS["MLP0"]
     rows = []
@@ -481,7 +518,10 @@ def table4_comparison() -> list[dict]:
 @dataclass(frozen=True)
 class KernelTiming:
     """A kernel timed on this machine: ``ops`` (2 per multiply-add), ``bytes`` it must move at
-    least once (DRAM convention), best ``seconds`` of the repeats."""
+    least once (DRAM convention), best ``seconds`` of the repeats.
+
+    Behind chapter 09, "The roofline and the TPU".
+    """
 
     name: str
     ops: float
@@ -500,7 +540,10 @@ class KernelTiming:
 
 @dataclass(frozen=True)
 class MachineRoofline:
-    """This machine's measured roofline (DRAM convention) and the kernels placed on it."""
+    """This machine's measured roofline (DRAM convention) and the kernels placed on it.
+
+    Behind chapter 09, "The roofline and the TPU".
+    """
 
     device: str
     peak: float                 # ops/s, best large fp32 matmul
@@ -567,6 +610,8 @@ def measure_machine(device: str = "cpu", *, budget_s: float = 1.2, kernels: bool
     Every measurement is the best of several runs, the measurements taking
     turns for ``budget_s`` seconds (at least two rounds; set-up comes on
     top, about half a second on a CPU). ``device`` is ``"cpu"`` or ``"cuda"``.
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("measure_machine: device must be available: torch.cuda.is_available() is False here; "
@@ -626,6 +671,8 @@ def roofline_report(*, measure: bool = True) -> dict:
     AlexNet's fc6 at MLP0's batch of 200 in the closed-form cycle model, and
     this machine's measured peak and bandwidth (``measure=False`` skips the
     measurement and reports zeros).
+
+    Behind chapter 09, "The roofline and the TPU".
     """
     chips = {}
     for name in PAPER_CHIPS:

@@ -43,6 +43,8 @@ class Chip:
     ``peaks`` pairs a precision with its peak rate in TOPS (2 ops per
     multiply-add); ``default_precision`` is the one the TPU paper's roofline
     comparison uses for the chip (its fastest listed precision).
+
+    Behind chapter 09, "The roofline and the TPU".
     """
 
     name: str
@@ -170,7 +172,10 @@ CLOUD_TPU_V2_POD_SIZE = 64
 
 
 class ChipName(Constraint):
-    """A :class:`Chip`, or the name of one (case-insensitive, or an alias such as "GPU"); ``check`` returns the Chip."""
+    """A :class:`Chip`, or the name of one (case-insensitive, or an alias such as "GPU"); ``check`` returns the Chip.
+
+    Behind chapter 09, "The roofline and the TPU".
+    """
 
     def describe(self):
         return f"a chip name, one of {list(_ALL)}, or a Chip"
@@ -200,6 +205,8 @@ def get_chip(name: str) -> Chip:
 
     >>> get_chip("k80").bandwidth_gbs
     160.0
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     return check_part("get_chip", CHIP, "name", name)          # a name still, when called from a checked caller
 
@@ -207,7 +214,10 @@ def get_chip(name: str) -> Chip:
 @validate_params()
 def chip_table() -> list[dict]:
     """All chips as rows for display: name, kind, year, clock, peak at the default precision, bandwidth,
-    ridge (ops/byte), TDP, TOPS/W and the source."""
+    ridge (ops/byte), TDP, TOPS/W and the source.
+
+    Taught in chapter 09, "The roofline and the TPU".
+    """
     rows = []
     for c in _CHIPS:
         rows.append({"name": c.name, "display_name": c.display_name, "kind": c.kind, "year": c.year,
@@ -231,6 +241,8 @@ def training_chip_table() -> list[dict]:
 
     >>> [r["name"] for r in training_chip_table()]
     ['K40', 'M40', 'P100', 'KNL', 'V100', 'Cloud TPU v2']
+
+    Taught in chapter 14, "Hardware for training".
     """
     rows = []
     for c in TRAINING_CHIPS.values():
@@ -252,6 +264,8 @@ def pod_pflops(n_devices: int = CLOUD_TPU_V2_POD_SIZE, chip: str | Chip = "Cloud
 
     >>> round(pod_pflops(64, "Cloud TPU v2"), 2)      # the lecture states 11.5 PFLOPS for the 64-TPU pod
     11.52
+
+    Taught in chapter 14, "Hardware for training".
     """
     return n_devices * get_chip(chip).peak_tops(precision) / 1000.0
 
@@ -266,6 +280,8 @@ def training_flops(macs_per_example: float, n_examples: float, epochs: float = 1
 
     >>> f"{training_flops(1e9, 1e6):.1e}"     # a 1-GMAC model on a million examples, one epoch
     '6.0e+15'
+
+    Taught in chapter 14, "Hardware for training".
     """
     return 6.0 * macs_per_example * n_examples * epochs
 
@@ -277,5 +293,7 @@ def training_time_s(total_flops: float, peak_tflops: float, utilization: float =
 
     >>> training_time_s(6e15, 120.0, 0.5)   # on a V100's Tensor Cores at half their peak
     100.0
+
+    Taught in chapter 14, "Hardware for training".
     """
     return total_flops / (peak_tflops * 1e12 * utilization)

@@ -53,7 +53,10 @@ PATH = Instance((str, Path), "a path (str or pathlib.Path)")
 
 @dataclass(frozen=True)
 class Series:
-    """One trend: ``years`` (n,) and ``values`` (n,), sorted by year, in ``unit``."""
+    """One trend: ``years`` (n,) and ``values`` (n,), sorted by year, in ``unit``.
+
+    Behind chapter 14, "Hardware for training".
+    """
 
     name: str
     unit: str
@@ -87,6 +90,8 @@ def load_trends(*, data_dir: Path | str | None = None) -> dict[str, Series]:
     malformed: a wrong header, an unknown series or unit, a year outside
     1970–2030, a value that is not a finite positive number, or a series
     with no points.
+
+    Taught in chapter 14, "Hardware for training".
     """
     path = verified_path(TRENDS_FILE, data_dir=None if data_dir is None else Path(data_dir))
     return parse_trends(path.read_text(), source=str(path))
@@ -94,7 +99,10 @@ def load_trends(*, data_dir: Path | str | None = None) -> dict[str, Series]:
 
 @validate_params(text=Instance(str, "the CSV text (a str)"), source=Instance(str, "a string"))
 def parse_trends(text: str, *, source: str = "<text>") -> dict[str, Series]:
-    """Parse and validate the CSV ``text`` (see :func:`load_trends`); ``source`` names it in errors."""
+    """Parse and validate the CSV ``text`` (see :func:`load_trends`); ``source`` names it in errors.
+
+    Behind chapter 14, "Hardware for training".
+    """
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or rows[0] != HEADER:
         raise DataError(f"{source}: the header must be {','.join(HEADER)}; got {rows[0] if rows else 'nothing'!r}.")
@@ -137,6 +145,8 @@ def growth_per_year(series: Series, start: float, end: float) -> float:
 
     Fits log2(value) = a + b · year to the points of the window and returns
     2^b (1.41 means +41 % a year, a doubling every two years).
+
+    Taught in chapter 14, "Hardware for training".
     """
     _check_window("growth_per_year", start, end)
     w = series.window(start, end)
@@ -149,7 +159,10 @@ def growth_per_year(series: Series, start: float, end: float) -> float:
 
 @validate_params(series=SERIES_ARG, start=YEAR, end=YEAR)
 def doubling_time(series: Series, start: float, end: float) -> float:
-    """Years for ``series`` to double over the window (``math.inf`` if it does not grow)."""
+    """Years for ``series`` to double over the window (``math.inf`` if it does not grow).
+
+    Taught in chapter 14, "Hardware for training".
+    """
     _check_window("doubling_time", start, end)
     g = growth_per_year(series, start, end)
     return math.log(2) / math.log(g) if g > 1 else math.inf
@@ -162,6 +175,8 @@ def convert_rupp(folder: Path | str) -> str:
     Each ``.dat`` line is ``year value`` (optionally ``# comment``); lines
     starting with ``#`` separate the original data from later additions and
     are skipped. Values are copied as written, not reformatted.
+
+    Behind chapter 14, "Hardware for training".
     """
     folder = Path(folder)
     out = io.StringIO()
@@ -181,5 +196,8 @@ def convert_rupp(folder: Path | str) -> str:
 
 @validate_params(name=Options(SERIES))
 def series_label(name: str) -> str:
-    """The axis label of series ``name`` (with its unit)."""
+    """The axis label of series ``name`` (with its unit).
+
+    Behind chapter 14, "Hardware for training".
+    """
     return SERIES[name][1]

@@ -43,7 +43,10 @@ STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lo
 @validate_params(stage=Options(tuple(STAGES)),
                  out_dir=Instance((str, os.PathLike), "a folder path", optional=True))
 def run(stage: str, out_dir: Path | str | None = None) -> dict:
-    """Run precompute ``stage`` into ``out_dir`` (default ``data/zoo``) and return its record."""
+    """Run precompute ``stage`` into ``out_dir`` (default ``data/zoo``) and return its record.
+
+    Taught in chapter 07, "Low-rank approximation".
+    """
 
     out_dir = Path(out_dir) if out_dir is not None else ZOO_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -62,7 +65,10 @@ def run(stage: str, out_dir: Path | str | None = None) -> dict:
 @validate_params(stage=Options(tuple(STAGES)),
                  data_dir=Instance((str, os.PathLike), "a folder path", optional=True))
 def load_record(stage: str, *, data_dir: Path | None = None) -> dict:
-    """The JSON record of a precomputed stage, after checking its hash."""
+    """The JSON record of a precomputed stage, after checking its hash.
+
+    Taught in chapter 05, "Quantization".
+    """
 
     return json.loads(verified_path(f"zoo/{stage}.json", data_dir=data_dir).read_text())
 
@@ -82,6 +88,8 @@ def rerun_check(recorded: dict[str, float], live: dict[str, float], *, n_images:
     ({'a': 1.5, 'b': 0.89}, 0.6, True)
     >>> rerun_check({"a": 94.0}, {"a": 92.0})["matches_record"]
     False
+
+    Behind chapter 05, "Quantization".
     """
     if set(live) != set(recorded):
         raise ValueError(f"rerun_check: live must have the record's keys {sorted(recorded)}; got {sorted(live)}.")

@@ -64,6 +64,8 @@ def greedy_bits(pruned, dense, start: dict, lr: float, splits, work: Path, *, fl
     ≥ ``floor`` and its val cross-entropy ≤ ``max_loss``.
 
     Returns the chosen widths and every trial made.
+
+    Behind chapter 04, "Huffman coding and Deep Compression".
     """
     sizes = {n: int((p != 0).sum()) for n, p in pruned.named_parameters() if n in start}
     bits, trials = dict(start), []
@@ -109,6 +111,10 @@ def _arch(arch: str, splits, out_dir: Path) -> dict:
 
 @validate_params(out_dir=Instance((str, os.PathLike), "a folder path"))
 def run(out_dir) -> dict:
+    """Choose the fine-tuning rate and then each layer's width on validation; write both files to ``out_dir``.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
+    """
     splits = tuple(load_mnist(s, source="embedded") for s in ("train", "val", "test"))
     record = {"seed": SEED, "lrs": LRS, "epochs": EPOCHS,
               "selection": ("lr: best val accuracy of the file at the paper's widths; widths: greedy, largest "
@@ -142,6 +148,8 @@ def compression_report(*, out_dir: Path | str | None = None) -> dict:
     :data:`REBUILD_BYTES_TOLERANCE`. ``same_as_shipped`` says whether it is
     byte-identical (it is on the CPU that wrote the record; other kernels may
     round a centroid differently).
+
+    Behind chapter 04, "Huffman coding and Deep Compression".
     """
 
 

@@ -67,6 +67,8 @@ def choose(rows: list) -> dict:
     Each row has ``config`` and ``eval_epochs``/``val_mean``; ties go to the
     earlier epoch, then to the earlier row (grid order). Returns the row's
     config with ``epochs`` replaced by the chosen epoch, and ``val_acc``.
+
+    Behind chapter 13, "Distillation and DSD".
     """
     best = None
     for i, row in enumerate(rows):
@@ -85,6 +87,8 @@ def run(out_dir) -> dict:
     """Search the grid on validation, then train the chosen runs and test them once.
 
     ``out_dir`` is unused (no checkpoints), kept for the common interface.
+
+    Taught in chapter 13, "Distillation and DSD".
     """
     with threads(1):                  # one thread: the same arithmetic order on every machine
         return _run(out_dir)
@@ -156,7 +160,10 @@ def _run(out_dir) -> dict:
 @validate_params(name=Options(TEACHERS))
 def build_teacher(name: str = "lenet5") -> nn.Module:
     """A teacher from the zoo, in eval mode: ``"lenet5"``, ``"ensemble_logits"`` or ``"ensemble_probs"``
-    (the ensembles average the zoo's LeNet-5 and LeNet-300-100)."""
+    (the ensembles average the zoo's LeNet-5 and LeNet-300-100).
+
+    Taught in chapter 13, "Distillation and DSD".
+    """
     if name == "lenet5":
         return zoo.load("lenet5")
     return Ensemble([zoo.load("lenet5"), zoo.load("lenet300")], combine=name.split("_")[1]).eval()
@@ -178,6 +185,8 @@ def run_condition(condition: str, config: dict, seed: int, splits: dict, *, teac
     "soft" with one seed see the same images from the same start.
     ``config`` holds ``lr``, ``epochs`` (and ``teacher``, ``temperature``,
     ``alpha`` for "soft").
+
+    Taught in chapter 13, "Distillation and DSD".
     """
     train = splits["train"] if condition == "full" else subset(splits["train"], fraction, seed=seed)
     teacher = None
@@ -199,6 +208,8 @@ def run_experiment(chosen: dict, seeds, *, fraction: float = DATA_FRACTION) -> d
 
     Returns ``{"teacher_acc": float, "runs": {condition: {seed: test %}}, "summary": {condition:
     {"mean", "std"}}}`` (std over seeds, 0 for one seed).
+
+    Behind chapter 13, "Distillation and DSD".
     """
     splits = experiment_splits()
     teachers = {chosen["soft"]["teacher"]: build_teacher(chosen["soft"]["teacher"])}
@@ -224,6 +235,8 @@ def distillation_report() -> dict:
     and compares each condition's mean over the seeds with the record's
     (:func:`effdl.precompute.rerun_check`): equal on the CPU that wrote the
     record, within the stated tolerance on another.
+
+    Behind chapter 13, "Distillation and DSD".
     """
     record = load_record("distillation")
     chosen, seeds, fraction = record["chosen"], record["seeds"], record["data_fraction"]

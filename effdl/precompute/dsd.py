@@ -183,7 +183,10 @@ def _selection_gain(rows, recipe) -> dict:
 
 @validate_params(run=Instance(DSDResult, "a DSDResult"))
 def demo_record(run: DSDResult) -> dict:
-    """The per-epoch statistics of a :data:`DEMO` run, as the record keeps them."""
+    """The per-epoch statistics of a :data:`DEMO` run, as the record keeps them.
+
+    Behind chapter 13, "Distillation and DSD".
+    """
     return {"recipe": DEMO, "phases": [list(p) for p in run.phases],
             "pruned": {n: int((~m).sum()) for n, m in run.masks.items()},
             "sizes": {n: m.numel() for n, m in run.masks.items()},
@@ -193,7 +196,10 @@ def demo_record(run: DSDResult) -> dict:
 
 @validate_params(run=Instance(DSDResult, "a DSDResult"), demo=Instance(dict, "the record's demo block"))
 def demo_matches(run: DSDResult, demo: dict) -> bool:
-    """Whether a live :data:`DEMO` run matches the record's ``demo`` (see :data:`DEMO_ZERO_TOLERANCE`)."""
+    """Whether a live :data:`DEMO` run matches the record's ``demo`` (see :data:`DEMO_ZERO_TOLERANCE`).
+
+    Taught in chapter 13, "Distillation and DSD".
+    """
     live = demo_record(run)
     if live["phases"] != demo["phases"] or live["pruned"] != demo["pruned"]:
         return False
@@ -212,13 +218,19 @@ def demo_matches(run: DSDResult, demo: dict) -> bool:
 
 @validate_params(train=Instance(Split, "an effdl.data.Split"), val=Instance(Split, "an effdl.data.Split"))
 def demo_run(train, val) -> DSDResult:
-    """The :data:`DEMO` run on ``train`` / ``val`` (on the caller's threads)."""
+    """The :data:`DEMO` run on ``train`` / ``val`` (on the caller's threads).
+
+    Taught in chapter 13, "Distillation and DSD".
+    """
     return dsd_train(train=train, val=val, device="cpu", **DEMO)
 
 
 @validate_params(out_dir=Instance((str, os.PathLike), "a folder path"))
 def run(out_dir) -> dict:
-    """Select on validation, evaluate on test; ``out_dir`` is unused (no checkpoints)."""
+    """Select on validation, evaluate on test; ``out_dir`` is unused (no checkpoints).
+
+    Taught in chapter 13, "Distillation and DSD".
+    """
     with threads(1):                  # one thread: the same arithmetic order on every machine
         return _run(out_dir)
 
@@ -252,6 +264,8 @@ def run_recipe(recipe: dict, seeds, *, test: bool = True) -> dict[str, list[DSDR
 
     Returns ``{"baseline": [result per seed], "dsd": [...]}``; with ``test``
     each final model is evaluated once on the test split.
+
+    Behind chapter 13, "Distillation and DSD".
     """
 
     train, val = load_mnist("train", source="embedded"), load_mnist("val", source="embedded")
@@ -276,6 +290,8 @@ def dsd_report(*, seeds: int | None = None) -> dict:
     mean over the same seeds (:func:`effdl.precompute.rerun_check`): on the
     CPU that wrote the record the numbers are equal; on another one the last
     digit may move, within the stated tolerance.
+
+    Behind chapter 13, "Distillation and DSD".
     """
 
     record = load_record("dsd")

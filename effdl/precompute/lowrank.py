@@ -70,7 +70,10 @@ TT_EPOCHS = 20
 # ------------------------------------------------------------------ choices
 @validate_params(runs=ListOf(Instance(dict, "a run dict")), key=Instance(str, "a key of the runs"))
 def best_run(runs: Sequence[dict], key: str = "val") -> dict:
-    """The run with the highest ``run[key]``; the first one wins a tie (grids list the cheaper first)."""
+    """The run with the highest ``run[key]``; the first one wins a tie (grids list the cheaper first).
+
+    Behind chapter 07, "Low-rank approximation".
+    """
     return max(runs, key=lambda r: r[key])   # max keeps the first of equal keys
 
 
@@ -95,6 +98,8 @@ def choose_rank(rows: Sequence[dict], dense_val: float, *, min_ratio: float = MI
     ({'rank': 20, 'param_ratio': 10.7, 'val_ft': 94.4}, True)
     >>> choose_rank(rows, 95.2)[1]
     False
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     small = sorted((r for r in rows if r["param_ratio"] >= min_ratio), key=lambda r: r["rank"])
     if not small:
@@ -109,7 +114,10 @@ def choose_rank(rows: Sequence[dict], dense_val: float, *, min_ratio: float = MI
 @validate_params(model=Module(), names=ListOf(Instance(str, "a conv layer name")),
                  out_hw=ListOf(ListOf(PositiveInt())))
 def conv_macs(model: nn.Module, names: Sequence[str] = CONV_LAYERS, out_hw=CONV_OUT_HW) -> int:
-    """MACs per image of the conv layers ``names`` of ``model``, dense or decomposed (bias excluded)."""
+    """MACs per image of the conv layers ``names`` of ``model``, dense or decomposed (bias excluded).
+
+    Behind chapter 07, "Low-rank approximation".
+    """
     total = 0
     for name, (h, w) in zip(names, out_hw):
         for m in model.get_submodule(name).modules():
@@ -122,7 +130,10 @@ def conv_macs(model: nn.Module, names: Sequence[str] = CONV_LAYERS, out_hw=CONV_
                  seed=Seed())
 def conv_spectra(model: nn.Module, images: torch.Tensor, names: Sequence[str] = CONV_LAYERS,
                  *, seed: int = SEED) -> list[torch.Tensor]:
-    """Response-energy spectra (eigenvalues, descending) of each conv, on ``images`` (model inputs)."""
+    """Response-energy spectra (eigenvalues, descending) of each conv, on ``images`` (model inputs).
+
+    Taught in chapter 07, "Low-rank approximation".
+    """
     return [lowrank.response_spectrum(model.get_submodule(n), lowrank.layer_inputs(model, n, images), seed=seed)
             for n in names]
 
@@ -136,6 +147,8 @@ def decompose_convs(model: nn.Module, ranks: Sequence[int], images: torch.Tensor
     Every layer is fitted to its responses on ``images`` as they reach it in
     the *original* model (Zhang et al.'s linear reconstruction, layer by
     layer, without their asymmetric correction).
+
+    Behind chapter 07, "Low-rank approximation".
     """
     if len(ranks) != len(names):
         raise ValueError(f"decompose_convs: ranks must have one entry per conv in {list(names)}; got {ranks!r}.")
@@ -150,7 +163,10 @@ def decompose_convs(model: nn.Module, ranks: Sequence[int], images: torch.Tensor
 
 @validate_params(rank=PositiveInt(), seed=Seed())
 def tt_model(rank: int, *, seed: int = SEED) -> nn.Module:
-    """A freshly initialised LeNet-300-100 whose fc1 is a TTLinear (in TT_IN, out TT_OUT, ``rank``)."""
+    """A freshly initialised LeNet-300-100 whose fc1 is a TTLinear (in TT_IN, out TT_OUT, ``rank``).
+
+    Taught in chapter 07, "Low-rank approximation".
+    """
     model = build_model("lenet300", seed=seed)
     model.fc1 = lowrank.TTLinear(TT_IN, TT_OUT, rank, generator=torch.Generator().manual_seed(seed))
     return model
@@ -170,6 +186,8 @@ def forward_ms(module: nn.Module, batch_size: int, *, repeats: int = 7, threads:
     a multi-threaded kernel waits for its slowest thread at every operation
     (small layers like LeNet's gain little from more threads anyway).
     ``None`` leaves torch's setting alone.
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     x = torch.randn(batch_size, module.in_features, generator=torch.Generator().manual_seed(seed))
     was_training = module.training
@@ -300,7 +318,10 @@ def _tt(splits) -> dict:
 
 @validate_params(out_dir=Instance((str, os.PathLike), "a folder path"))
 def run(out_dir) -> dict:
-    """Run the three experiments; ``out_dir`` is unused (no checkpoints), kept for the common interface."""
+    """Run the three experiments; ``out_dir`` is unused (no checkpoints), kept for the common interface.
+
+    Taught in chapter 07, "Low-rank approximation".
+    """
     splits = _splits()
     return {"seed": SEED, "data": "embedded MNIST subset: train 3,500 · val 500 · test 1,000",
             "selection": "hyperparameters and epochs chosen on the validation split; test evaluated once per "
@@ -327,6 +348,8 @@ def lowrank_report(record: dict | None = None) -> dict:
     Parameter and MAC counts are exact; the dense fc1 and the TT layer are
     timed live (:func:`forward_ms`: one thread, best of several runs, ms per
     forward call). ``record`` defaults to ``load_record("lowrank")``.
+
+    Behind chapter 07, "Low-rank approximation".
     """
     if record is None:
         record = load_record("lowrank")

@@ -37,7 +37,10 @@ RECIPE = {"arch": "lenet300", "epochs": 10, "lr": 0.03, "momentum": 0.9, "batch_
 
 @validate_params(out_dir=Instance((str, os.PathLike), "a folder path"))
 def run(out_dir) -> dict:
-    """Train every (mode, seed); ``out_dir`` is unused (no checkpoints), kept for the common interface."""
+    """Train every (mode, seed); ``out_dir`` is unused (no checkpoints), kept for the common interface.
+
+    Taught in chapter 12, "Mixed precision".
+    """
     with threads(1):                  # one thread: the same arithmetic order on every machine
         return _run(out_dir)
 
@@ -78,6 +81,8 @@ def underflow_report(*, arch: str = "lenet300", n_batches: int = 32, seed: int =
     (``growth_interval=1``, instead of 2000) so that it finds its level
     within these few batches; the underflow counts only the steps it did not
     skip.
+
+    Behind chapter 12, "Mixed precision".
     """
     grads = weight_gradients(zoo.load(arch), load_mnist("train", source="embedded"), n_batches=n_batches, seed=seed)
     run = scaled_underflow(grads, LossScaler(2.0 ** 16, growth_interval=1))
@@ -95,6 +100,8 @@ def mixed_precision_report() -> dict:
     one thread as the record did, and compares it with the record's seed 0
     (:func:`effdl.precompute.rerun_check`). The fp16 underflow of the zoo
     LeNet-300-100's gradients is measured live (a count, not a training result).
+
+    Behind chapter 12, "Mixed precision".
     """
     record = load_record("mixed_precision")
     with threads(1):  # the record's setting (and small layers run faster on one thread)

@@ -85,6 +85,10 @@ def _curves(splits, lr: float) -> dict:
 
 @validate_params(out_dir=Instance((str, os.PathLike), "a folder path"))
 def run(out_dir) -> dict:
+    """Prune both LeNets by the chosen schedules (chosen on validation) into ``out_dir``; the curves of chapter 2.
+
+    Taught in chapter 02, "Pruning".
+    """
     splits = tuple(load_mnist(s, source="embedded") for s in ("train", "val", "test"))
     record = {"seed": SEED, "epochs_per_step": EPOCHS_PER_STEP, "lr_factors": LR_FACTORS,
               "selection": "best validation accuracy at the final sparsity; test evaluated once"}

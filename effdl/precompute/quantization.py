@@ -84,6 +84,8 @@ def run(out_dir) -> dict:
     jobs a two-thread kernel waits for its slower thread at every operation —
     measured here, one fine-tuning epoch took 25× longer with two threads
     than with one while other jobs ran.
+
+    Behind chapter 05, "Quantization".
     """
     splits = _splits()
     with threads(THREADS):
@@ -110,6 +112,8 @@ def curves(sweep: dict, *, split: str = "test") -> dict:
     ...                    "ft_val_acc": 96.0}, {"bits": 16, "mode": "w", "test_acc": 97.0, "val_acc": 97.5}]}
     >>> curves(sweep)["w"]
     {'bits': [4, 16], 'ptq': [90.0, 97.0], 'ft_bits': [4], 'ft': [95.0]}
+
+    Taught in chapter 05, "Quantization".
     """
     out: dict = {}
     for row in sorted(sweep["rows"], key=lambda r: r["bits"]):
@@ -125,7 +129,10 @@ def curves(sweep: dict, *, split: str = "test") -> dict:
 @validate_params(sweep=Instance(dict, "one model's sweep from the quantization record"),
                  n_bits=Interval(int, 1, 32), mode=Options(MODES))
 def find_row(sweep: dict, n_bits: int, mode: str) -> dict:
-    """The row of ``sweep`` for ``n_bits`` and ``mode`` (ValueError if the sweep has none)."""
+    """The row of ``sweep`` for ``n_bits`` and ``mode`` (ValueError if the sweep has none).
+
+    Taught in chapter 05, "Quantization".
+    """
     for row in sweep["rows"]:
         if row["bits"] == n_bits and row["mode"] == mode:
             return row
@@ -145,6 +152,8 @@ def rebuild(arch: str, n_bits: int, mode: str, *, record: dict | None = None, fi
     has the weights whose validation accuracy the record chose.
     ``splits`` (train, val, test) default to the embedded MNIST subset;
     ``record`` to ``load_record("quantization")``.
+
+    Taught in chapter 05, "Quantization".
     """
     if record is None:
         record = load_record("quantization")
@@ -184,6 +193,8 @@ def quantization_report() -> dict:
       calibrated on the same images.
 
     Deterministic: no training and no randomness.
+
+    Behind chapter 05, "Quantization".
     """
     train, val, test = (load_mnist(s, source="embedded") for s in ("train", "val", "test"))
     model = zoo.load("lenet5")

@@ -135,7 +135,10 @@ def _sgd_probe(splits) -> list[dict]:
 
 @validate_params(out_dir=Instance((str, os.PathLike), "a folder path"))
 def run(out_dir) -> dict:
-    """Train and save the binary / TWN / TTQ models of both LeNets; return the record."""
+    """Train and save the binary / TWN / TTQ models of both LeNets; return the record.
+
+    Taught in chapter 06, "Binary and ternary nets".
+    """
     splits = _splits()
     _, val, test = splits
     record = {"seed": SEED, "data": "embedded MNIST subset: train 3,500 · val 500 · test 1,000",
@@ -170,6 +173,8 @@ def ternary_report(record: dict | None = None) -> dict:
     the bytes of the TTQ model (2-bit weights, fp32 biases and scales). The
     record (default ``load_record("ternary")``) adds how each was chosen and
     the paper-policy control.
+
+    Behind chapter 06, "Binary and ternary nets".
     """
     if record is None:
         record = load_record("ternary")

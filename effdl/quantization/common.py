@@ -46,6 +46,8 @@ def qrange(n_bits: int, signed: bool) -> tuple[int, int]:
 
     >>> qrange(8, True), qrange(8, False), qrange(2, True)
     ((-128, 127), (0, 255), (-2, 1))
+
+    Taught in chapter 05, "Quantization".
     """
     return _qrange(n_bits, signed)
 

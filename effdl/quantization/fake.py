@@ -40,6 +40,8 @@ class QuantConfig:
     ``percentile`` clips activation ranges to ``[P(100 − p), P(p)]`` of the
     calibration data instead of min/max; ``w_clip`` chooses weight ranges
     (``"minmax"`` or ``"mse"``, see :func:`weight_qparams`).
+
+    Behind chapter 05, "Quantization".
     """
 
     n_bits_weight: int | None = 8
@@ -129,7 +131,10 @@ class _FakeQuantMixin:
 
 
 class FakeQuantLinear(_FakeQuantMixin, nn.Linear):
-    """``nn.Linear`` whose input, weight and bias are fake-quantized (see :func:`quantize_model`)."""
+    """``nn.Linear`` whose input, weight and bias are fake-quantized (see :func:`quantize_model`).
+
+    Behind chapter 05, "Quantization".
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, w, b = self._operands(x)
@@ -137,7 +142,10 @@ class FakeQuantLinear(_FakeQuantMixin, nn.Linear):
 
 
 class FakeQuantConv2d(_FakeQuantMixin, nn.Conv2d):
-    """``nn.Conv2d`` whose input, weight and bias are fake-quantized (see :func:`quantize_model`)."""
+    """``nn.Conv2d`` whose input, weight and bias are fake-quantized (see :func:`quantize_model`).
+
+    Behind chapter 05, "Quantization".
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, w, b = self._operands(x)
@@ -166,6 +174,8 @@ class QuantizedModel(nn.Module):
     :class:`QuantConfig`. In eval mode the output is float64 (exact
     arithmetic, equal to :class:`IntegerLeNet`'s); in training mode float32
     with straight-through gradients.
+
+    Behind chapter 05, "Quantization".
     """
 
     def __init__(self, model: nn.Module, config: QuantConfig):
@@ -253,6 +263,8 @@ def quantize_model(model: nn.Module, n_bits_weight: int | None = 8, n_bits_act: 
     Returns
     -------
     QuantizedModel in eval mode.
+
+    Taught in chapter 05, "Quantization".
     """
     config = QuantConfig(n_bits_weight, n_bits_act, per_channel, w_symmetric, a_symmetric, power_of_two, percentile,
                          w_clip)
@@ -370,6 +382,8 @@ def finetune_quantized(qmodel: QuantizedModel, train: Split, val: Split, *, epoc
     the weights of its best epoch on ``val`` (epoch 0 — no fine-tuning —
     included), so fine-tuning never lowers the validation accuracy.
     Activation ranges stay as calibrated; weight scales follow the weights.
+
+    Behind chapter 05, "Quantization".
     """
     return fit(qmodel, train, epochs=epochs, lr=lr, batch_size=batch_size, val=val, keep_best=True, seed=seed,
                show_progress=show_progress)

@@ -41,6 +41,8 @@ def fixed_point_multiplier(m: float, n_bits: int = 31) -> tuple[int, int]:
     (1073741824, 32)
     >>> fixed_point_multiplier(0.1)
     (1717986918, 34)
+
+    Behind chapter 05, "Quantization".
     """
     frac, exp = math.frexp(m)                        # m = frac · 2^exp, frac in [0.5, 1)
     m0 = round(math.ldexp(frac, n_bits))             # in [2^(n_bits−1), 2^n_bits]
@@ -87,6 +89,8 @@ def requantize(acc: torch.Tensor, multiplier: Any, shift: Any, zero_point: int, 
 
     >>> requantize(torch.tensor([5, 6, 7, -9]), 2 ** 30, 32, 0, 8, signed=True)   # acc / 4, half to even
     tensor([ 1,  2,  2, -2])
+
+    Behind chapter 05, "Quantization".
     """
     qmin, qmax = _qrange(n_bits, signed)
     if not qmin <= zero_point <= qmax:
@@ -119,6 +123,8 @@ class IntegerLayer:
     ``out_zero_point``, ``out_qmin``, ``out_qmax``; the last layer has
     ``out_scale`` (per channel) to dequantize the logits instead.
     ``acc_bound`` is a proven bound on ``|accumulator|``.
+
+    Behind chapter 05, "Quantization".
     """
 
     name: str
@@ -165,6 +171,8 @@ def int8_gemm_exact() -> bool:
     not fit — so large sums come out wrong (seen here with
     ``ONEDNN_MAX_CPU_ISA=AVX2``). The probe multiplies the worst case (every
     operand at ±127 / −128) and random operands and compares with int64.
+
+    Behind chapter 05, "Quantization".
     """
     if not hasattr(torch, "_int_mm"):
         return False
@@ -218,6 +226,8 @@ class IntegerLeNet(nn.Module):
 
     The forward returns float64 logits (CPU) so that :func:`effdl.train.evaluate`
     works; :meth:`trace` returns every intermediate integer tensor.
+
+    Taught in chapter 05, "Quantization".
     """
 
     def __init__(self, qmodel: QuantizedModel, *, backend: str = "auto"):
@@ -434,6 +444,8 @@ def compare_integer(qmodel: QuantizedModel, split: Split, *, backend: str = "aut
     "max_abs_logit_diff", "int_acc", "fake_quant_acc", "accumulator_bits",
     "backend"}`` (accuracies in percent). The fake-quantized model runs in
     eval mode on the CPU (float64).
+
+    Taught in chapter 05, "Quantization".
     """
     int_model = IntegerLeNet(qmodel, backend=backend)
     was_training = qmodel.training
@@ -479,6 +491,8 @@ def torch_ao_int8(model: nn.Module, calib: Any, *, n_batches: int | None = 4, ba
     ``torch.ao.quantization`` deprecated in favour of torchao; its warnings
     are silenced here. It sets ``torch.backends.quantized.engine`` to
     ``backend`` (the converted model's packed weights need it).
+
+    Taught in chapter 05, "Quantization".
     """
     engines = [e for e in ("x86", "fbgemm", "qnnpack", "onednn") if e in torch.backends.quantized.supported_engines]
     if backend not in engines:

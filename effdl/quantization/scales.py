@@ -33,6 +33,8 @@ class FixedPoint:
 
     >>> FixedPoint(8, 9, True).name, FixedPoint(8, 9, True).max
     ('q-2.9', 0.248046875)
+
+    Behind chapter 05, "Quantization".
     """
 
     n_bits: int
@@ -142,6 +144,8 @@ def choose_scale(min_val: Any, max_val: Any, n_bits: int, *, symmetric: bool = T
     (0.015625, 0)
     >>> choose_scale(-0.5, 2.0, 8, symmetric=False)      # 2.5 / 255, and 0.0 ↦ 51
     (0.00980392156862745, 51)
+
+    Taught in chapter 05, "Quantization".
     """
     scalar = isinstance(min_val, float) and isinstance(max_val, float)   # numbers were converted to float
     lo = torch.as_tensor(min_val, dtype=torch.float64) if isinstance(min_val, float) else min_val.double()
@@ -182,6 +186,8 @@ def choose_fixed_point(data: Any, n_bits: int, *, signed: bool | None = None,
     ('q-1.8', 0.00390625, -0.5)
     >>> choose_fixed_point(torch.tensor([0.0, 5.0]), 8).name   # unsigned: 3 integer, 5 fraction bits
     'uq3.5'
+
+    Taught in chapter 05, "Quantization".
     """
     stats = data if isinstance(data, TensorStats) else tensor_stats(
         data, () if percentile is None else (100.0 - percentile, percentile))
@@ -215,6 +221,8 @@ def weight_qparams(weight: torch.Tensor, n_bits: int, *, per_channel: bool = Tru
     channel (dim 0), shapes (out,); else 0-d tensors.
 
     Returns ``(float64 scale, int64 zero_point)``.
+
+    Behind chapter 05, "Quantization".
     """
     return _weight_qparams(_as_float(weight), n_bits, per_channel, symmetric, power_of_two, clip)
 
@@ -323,6 +331,8 @@ def quantize(x: Any, scale: Any, zero_point: Any = 0, n_bits: int = 8, *, signed
 
     >>> quantize(torch.tensor([-1.0, 0.26, 0.5, 9.0]), 0.5, 0, 4)
     tensor([-2,  1,  1,  7], dtype=torch.int8)
+
+    Taught in chapter 05, "Quantization".
     """
     x = _as_float(x)
     _refuse_nan("quantize", "x", x)
@@ -339,6 +349,8 @@ def dequantize(q: torch.Tensor, scale: Any, zero_point: Any = 0, *, axis: int | 
 
     >>> dequantize(torch.tensor([-2, 1, 7], dtype=torch.int8), 0.5)
     tensor([-1.0000,  0.5000,  3.5000])
+
+    Taught in chapter 05, "Quantization".
     """
     if not dtype.is_floating_point:
         _fail(TypeError, "dtype", "a floating-point torch.dtype", dtype)
@@ -387,6 +399,8 @@ def fake_quantize(x: torch.Tensor, scale: Any, zero_point: Any = 0, n_bits: int 
     >>> y.sum().backward()
     >>> y.detach(), x.grad
     (tensor([0.2500, 1.0000, 1.7500]), tensor([1., 1., 0.]))
+
+    Behind chapter 05, "Quantization".
     """
     _refuse_nan("fake_quantize", "x", x)
     qmin, qmax = _qrange(n_bits, signed)

@@ -27,6 +27,8 @@ class TensorStats:
 
     ``percentiles`` maps a percentile in [0, 100] to its value (linear
     interpolation, numpy's default).
+
+    Behind chapter 05, "Quantization".
     """
 
     numel: int
@@ -89,6 +91,8 @@ def tensor_stats(x: Any, percentiles: Iterable[float] = DEFAULT_PERCENTILES) -> 
     >>> s = tensor_stats(torch.arange(101.0), percentiles=(1, 99))
     >>> s.min, s.max, s.percentiles
     (0.0, 100.0, {1.0: 1.0, 99.0: 99.0})
+
+    Taught in chapter 05, "Quantization".
     """
     return _stats_core(_as_float(x), tuple(percentiles))
 
@@ -101,6 +105,8 @@ def iter_batches(data: Any, n_batches: int | None, batch_size: int, name: str = 
     ``n_batches``: at most that many (None: all); ``batch_size``: when ``data``
     is a Split or a tensor. Each batch is checked as it is read (floating
     point, non-empty, finite); errors name ``name``.
+
+    Behind chapter 05, "Quantization".
     """
     return _iter_batches(data, n_batches, batch_size, name, "iter_batches")
 
@@ -180,6 +186,8 @@ def collect_activation_stats(model: nn.Module, data: Any, n_batches: int | None 
     dict
         ``{layer name: {"input": TensorStats, "output": TensorStats}}`` in
         module order.
+
+    Taught in chapter 05, "Quantization".
     """
     percentiles = tuple(percentiles)
     layers = _quant_layers(model)

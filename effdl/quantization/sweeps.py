@@ -60,6 +60,8 @@ def sweep_bits(model: nn.Module, train: Split, val: Split, test: Split, *, bit_w
         "w_clip", "val_acc", "test_acc"[, "ft_lr", "ft_epoch", "ft_val_acc",
         "ft_test_acc"]}, …]}``; :func:`bits_table` turns it into the
         ``{"8": {"w": …, "a": …, "wa": …}, …}`` table.
+
+    Behind chapter 05, "Quantization".
     """
     if finetune and not lr_grid:
         raise ValueError("sweep_bits: lr_grid must hold at least one learning rate when finetune is set; got [].")
@@ -109,7 +111,10 @@ def sweep_bits(model: nn.Module, train: Split, val: Split, test: Split, *, bit_w
 @validate_params(sweep=Instance(dict, "a sweep_bits result"),
                  key=Options(("test_acc", "val_acc", "ft_test_acc", "ft_val_acc")))
 def bits_table(sweep: dict, key: str = "test_acc") -> dict:
-    """``{"8": {"w": acc, "a": acc, "wa": acc}, …}`` from a :func:`sweep_bits` result (``key``: which accuracy)."""
+    """``{"8": {"w": acc, "a": acc, "wa": acc}, …}`` from a :func:`sweep_bits` result (``key``: which accuracy).
+
+    Behind chapter 05, "Quantization".
+    """
     rows = check_part("bits_table", ListOf(Instance(dict, "a row (dict)"), nonempty=False), "sweep['rows']",
                       sweep.get("rows"))
     for i, row in enumerate(rows):

@@ -60,6 +60,8 @@ def soft_targets(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     ``T = 1`` is the ordinary softmax; a larger ``T`` gives a softer
     distribution (→ uniform as T → ∞), a smaller one a harder one (→ one-hot
     as T → 0). Any shape (..., classes).
+
+    Taught in chapter 13, "Distillation and DSD".
     """
     if logits.ndim == 0:
         raise ValueError(f"soft_targets: logits must have a last (class) dimension; got shape {tuple(logits.shape)}.")
@@ -88,6 +90,8 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     -------
     A scalar tensor: the KL is averaged over the batch (``batchmean``), the
     cross-entropy too.
+
+    Taught in chapter 13, "Distillation and DSD".
     """
     if student_logits.shape[1] < 2:
         raise ValueError("distillation_loss: student_logits must have shape (batch ≥ 1, classes ≥ 2); "
@@ -135,6 +139,8 @@ def subset(split: Split, fraction: float, *, seed: int = 0) -> Split:
     >>> small = subset(load_mnist("train", source="embedded"), 0.03, seed=0)
     >>> len(small), sorted(set(torch.bincount(small.y).tolist()))
     (105, [10, 11])
+
+    Taught in chapter 13, "Distillation and DSD".
     """
     idx = _stratified_indices(split.y, fraction, seed)
     if len(idx) == 0:
@@ -166,6 +172,8 @@ class Ensemble(nn.Module):
     the log of the mean of their probabilities (arithmetic mean of the
     predictive distributions, as in Hinton et al.), so that ``softmax`` of the
     result is that mean and ``softmax(result / T)`` softens it further.
+
+    Behind chapter 13, "Distillation and DSD".
     """
 
     def __init__(self, members, combine: str = "logits"):
@@ -185,7 +193,10 @@ N_CLASSES = Interval(int, 2, None)
 
 
 class Student(nn.Module):
-    """The student: one hidden layer, ``in_features``-``hidden``-``n_classes`` with ReLU."""
+    """The student: one hidden layer, ``in_features``-``hidden``-``n_classes`` with ReLU.
+
+    Behind chapter 13, "Distillation and DSD".
+    """
 
     def __init__(self, hidden: int = STUDENT_HIDDEN, *, in_features: int = 784, n_classes: int = 10):
         super().__init__()
@@ -200,7 +211,10 @@ class Student(nn.Module):
 @validate_params(hidden=PositiveInt(), seed=Seed(), in_features=PositiveInt(), n_classes=N_CLASSES)
 def build_student(hidden: int = STUDENT_HIDDEN, *, seed: int = 0, in_features: int = 784,
                   n_classes: int = 10) -> Student:
-    """A freshly initialised :class:`Student`; ``seed`` fixes its weights (global RNG untouched)."""
+    """A freshly initialised :class:`Student`; ``seed`` fixes its weights (global RNG untouched).
+
+    Taught in chapter 13, "Distillation and DSD".
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return Student(hidden, in_features=in_features, n_classes=n_classes)
@@ -209,7 +223,10 @@ def build_student(hidden: int = STUDENT_HIDDEN, *, seed: int = 0, in_features: i
 @validate_params(teacher=Module(), split=SPLIT, batch_size=PositiveInt())
 @torch.no_grad()
 def teacher_logits(teacher: nn.Module, split: Split, *, batch_size: int = 1000) -> torch.Tensor:
-    """The teacher's logits (N, classes) on every image of ``split`` (eval mode; its mode is restored)."""
+    """The teacher's logits (N, classes) on every image of ``split`` (eval mode; its mode is restored).
+
+    Taught in chapter 13, "Distillation and DSD".
+    """
     was_training = teacher.training
     teacher.eval()
     out = torch.cat([teacher(x) for x in split.x.split(batch_size)])
@@ -220,7 +237,10 @@ def teacher_logits(teacher: nn.Module, split: Split, *, batch_size: int = 1000) 
 @dataclass
 class StudentHistory:
     """What :func:`train_student` saw: the training loss per epoch and the validation accuracy (%)
-    at ``eval_epochs`` (epoch 0 = the initial weights)."""
+    at ``eval_epochs`` (epoch 0 = the initial weights).
+
+    Behind chapter 13, "Distillation and DSD".
+    """
 
     train_loss: list = field(default_factory=list)
     eval_epochs: list = field(default_factory=list)
@@ -245,6 +265,8 @@ def train_student(train_split: Split, *, teacher: nn.Module | None = None, tempe
     hyperparameter, chosen on the validation split by the caller.
     With ``val``, the validation accuracy is recorded every ``eval_every``
     epochs (and at epoch 0).
+
+    Behind chapter 13, "Distillation and DSD".
     """
     n_classes = 10
     if teacher is not None:
@@ -291,6 +313,8 @@ def dark_knowledge(teacher: nn.Module, split: Split, indices, *, temperature: fl
     (n,), ``hard`` (n, classes) one-hot, ``soft_1`` the teacher's
     probabilities at T = 1 and ``soft_t`` at ``temperature``; plus
     ``indices`` and ``temperature``. Nothing is trained or changed.
+
+    Taught in chapter 13, "Distillation and DSD".
     """
     in_split = Interval(int, 0, len(split) - 1)                     # an image of this split
     indices = [check_part("dark_knowledge", in_split, f"indices[{k}]", i) for k, i in enumerate(indices)]
@@ -306,7 +330,10 @@ def dark_knowledge(teacher: nn.Module, split: Split, indices, *, temperature: fl
 # ============================================================== the 3 %-of-data experiment
 @validate_params()
 def experiment_splits() -> dict:
-    """The embedded MNIST train, val and test splits the experiment uses."""
+    """The embedded MNIST train, val and test splits the experiment uses.
+
+    Behind chapter 13, "Distillation and DSD".
+    """
     return {s: load_mnist(s, source="embedded") for s in ("train", "val", "test")}
 
 

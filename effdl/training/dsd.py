@@ -57,6 +57,8 @@ class DSDResult:
     that are exactly zero and ``pruned_abs_ratio`` their mean |w| divided by
     the kept weights' mean |w| (both None before pruning and for the
     baseline). ``masks`` are phase S's keep-masks (empty for the baseline).
+
+    Behind chapter 13, "Distillation and DSD".
     """
 
     method: str
@@ -194,6 +196,8 @@ def dsd_compare(arch: str, train: Split, val: Split, *, sparsity: float, dense_e
     methods (same initial weights, batches and learning rate), so it is run
     once and copied; each result equals what :func:`dsd_train` and
     :func:`baseline_train` return on their own (the tests check it).
+
+    Behind chapter 13, "Distillation and DSD".
     """
     cfg = _cfg(dense_epochs, sparse_epochs, redense_epochs, lr, redense_lr_factor, seed, momentum, weight_decay,
                batch_size)
@@ -241,6 +245,8 @@ def dsd_train(arch: str, train: Split, val: Split, *, sparsity: float, dense_epo
     Returns
     -------
     DSDResult with ``method="dsd"``.
+
+    Behind chapter 13, "Distillation and DSD".
     """
     cfg = _cfg(dense_epochs, sparse_epochs, redense_epochs, lr, redense_lr_factor, seed, momentum, weight_decay,
                batch_size)
@@ -268,6 +274,8 @@ def baseline_train(arch: str, train: Split, val: Split, *, dense_epochs: int, sp
     Arguments as :func:`dsd_train` (without ``sparsity`` and ``skip_first``).
     Returns a :class:`DSDResult` with ``method="baseline"``; its ``phases``
     name the epochs that correspond to DSD's phases.
+
+    Behind chapter 13, "Distillation and DSD".
     """
     cfg = _cfg(dense_epochs, sparse_epochs, redense_epochs, lr, redense_lr_factor, seed, momentum, weight_decay,
                batch_size)
@@ -285,6 +293,8 @@ def verdict(baseline: list[float], dsd: list[float]) -> dict:
     much; else "no clear difference" (one seed has no spread: "one seed").
     Also the paired per-seed differences (same seed = same initial weights
     and phase D) and a paired t-test's two-sided p-value.
+
+    Taught in chapter 13, "Distillation and DSD".
     """
     if len(baseline) != len(dsd):
         raise ValueError(f"verdict: dsd must have one value per seed of baseline ({len(baseline)}); got {len(dsd)}.")

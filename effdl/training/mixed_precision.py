@@ -68,6 +68,8 @@ def to_fp16(x: torch.Tensor) -> torch.Tensor:
 
     Magnitudes below half the smallest subnormal (2^-25) become 0; beyond
     65504 (+ half an ulp) they become ±inf, as on fp16 hardware.
+
+    Taught in chapter 12, "Mixed precision".
     """
     return x.to(torch.float16).to(x.dtype if x.is_floating_point() else torch.float32)
 
@@ -86,7 +88,10 @@ class _RoundFP16(torch.autograd.Function):
 
 @validate_params(x=ANY_TENSOR)
 def fp16_storage(x: torch.Tensor) -> torch.Tensor:
-    """Round ``x`` to fp16 in the forward pass and its gradient to fp16 in the backward pass."""
+    """Round ``x`` to fp16 in the forward pass and its gradient to fp16 in the backward pass.
+
+    Behind chapter 12, "Mixed precision".
+    """
     return _RoundFP16.apply(x)
 
 
@@ -98,6 +103,8 @@ def emulate_fp16(model: nn.Module) -> list:
     round the gradient flowing back through them. Weights are not touched:
     keep them fp16-representable yourself (:func:`train_mixed` does).
     Returns the hook handles; call ``h.remove()`` on each to undo.
+
+    Behind chapter 12, "Mixed precision".
     """
     handles = []
     for module in model.modules():
@@ -110,7 +117,10 @@ def emulate_fp16(model: nn.Module) -> list:
 # ========================================================= gradient ranges
 @validate_params(grads=GRADS, scale=SCALE)
 def underflow_fraction(grads, scale: float = 1.0) -> float:
-    """Fraction of the non-zero values of ``grads`` that become 0 when ``scale · g`` is stored in fp16."""
+    """Fraction of the non-zero values of ``grads`` that become 0 when ``scale · g`` is stored in fp16.
+
+    Taught in chapter 12, "Mixed precision".
+    """
     g = _flat_grads("underflow_fraction", grads)
     nonzero = g[g != 0]
     if nonzero.numel() == 0:
@@ -120,14 +130,20 @@ def underflow_fraction(grads, scale: float = 1.0) -> float:
 
 @validate_params(grads=GRADS, scale=SCALE)
 def overflow_fraction(grads, scale: float = 1.0) -> float:
-    """Fraction of the values of ``grads`` that become ±inf when ``scale · g`` is stored in fp16."""
+    """Fraction of the values of ``grads`` that become ±inf when ``scale · g`` is stored in fp16.
+
+    Taught in chapter 12, "Mixed precision".
+    """
     g = _flat_grads("overflow_fraction", grads)
     return float(torch.isinf((g * scale).half()).double().mean())
 
 
 @validate_params(grads=GRADS)
 def max_safe_scale(grads) -> float:
-    """The largest power of two ``S`` with ``S · max|g|`` still finite in fp16 — where dynamic scaling settles."""
+    """The largest power of two ``S`` with ``S · max|g|`` still finite in fp16 — where dynamic scaling settles.
+
+    Behind chapter 12, "Mixed precision".
+    """
     g = _flat_grads("max_safe_scale", grads).abs().max()
     if g == 0:
         raise ValueError("max_safe_scale: grads must not be all zero; got max |g| = 0.0.")
@@ -158,6 +174,8 @@ def weight_gradients(model: nn.Module, split, *, n_batches: int = 8, batch_size:
     every parameter (``activations=False``) or to every Linear/Conv2d output
     (``activations=True``) — the values an fp16 backward pass would have to
     store. The model is left unchanged.
+
+    Taught in chapter 12, "Mixed precision".
     """
     check_part("weight_gradients", Interval(int, 1, len(split)), "batch_size", batch_size)   # at most the split
     model = copy.deepcopy(model).cpu().float().train()
@@ -199,6 +217,8 @@ class LossScaler:
     ...     s.update(found_inf)
     >>> s.scale, s.skipped
     (8.0, 1)
+
+    Taught in chapter 12, "Mixed precision".
     """
 
     def __init__(self, init_scale: float = 2.0 ** 16, *, growth_factor: float = 2.0, backoff_factor: float = 0.5,
@@ -255,6 +275,8 @@ def scaled_underflow(grads: list[torch.Tensor], scaler: LossScaler) -> dict:
     the gradients the optimizer uses), the underflow without scaling, the
     scales of the steps used (and the largest), the scale the scaler would
     try next and the number of skipped steps.
+
+    Taught in chapter 12, "Mixed precision".
     """
     steps = [_flat_grads("scaled_underflow", g, f"grads[{i}]") for i, g in enumerate(grads)]   # one per step
     n_nonzero = sum(int((g != 0).sum()) for g in steps)
@@ -280,7 +302,10 @@ def scaled_underflow(grads: list[torch.Tensor], scaler: LossScaler) -> dict:
 # ================================================ training in (emulated) fp16
 @dataclass
 class MixedResult:
-    """A :func:`train_mixed` run. ``model`` is the trained model (fp16-valued weights for fp16 modes)."""
+    """A :func:`train_mixed` run. ``model`` is the trained model (fp16-valued weights for fp16 modes).
+
+    Behind chapter 12, "Mixed precision".
+    """
 
     mode: str
     model: nn.Module
@@ -334,6 +359,8 @@ def train_mixed(mode: str = "fp16_master", *, arch: str = "lenet300", loss_scale
         own precision), validation accuracy and mean training loss per epoch,
         the loss scale per step and, for ``"fp16_pure"``, the fraction of
         non-zero updates lost to rounding per epoch.
+
+    Behind chapter 12, "Mixed precision".
     """
     train = load_mnist("train", source="embedded") if train is None else train
     val = load_mnist("val", source="embedded") if val is None else val
@@ -411,7 +438,10 @@ def train_mixed(mode: str = "fp16_master", *, arch: str = "lenet300", loss_scale
 
 @validate_params(weights=Tensor(dtype=None, convert=False), updates=Tensor(dtype=None, convert=False))
 def lost_updates(weights: torch.Tensor, updates: torch.Tensor) -> float:
-    """Fraction of the non-zero ``updates`` that leave their fp16 weight unchanged: fp16(w + u) == w."""
+    """Fraction of the non-zero ``updates`` that leave their fp16 weight unchanged: fp16(w + u) == w.
+
+    Taught in chapter 12, "Mixed precision".
+    """
     if weights.shape != updates.shape:
         raise ValueError(f"lost_updates: updates must have the weights' shape {tuple(weights.shape)}; "
                          f"got {tuple(updates.shape)}.")
@@ -435,6 +465,8 @@ def tensor_core_mma(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, *, accumu
     after the other in fp32 (``accumulate="fp32"``) or with a rounding to fp16
     after every addition (``"fp16"``, and ``C`` is rounded to fp16 first).
     Returns ``D`` (4, 4) as fp32 holding fp32- or fp16-representable values.
+
+    Taught in chapter 12, "Mixed precision".
     """
     for name, t in (("a", a), ("b", b), ("c", c)):
         if t.shape != (4, 4):
@@ -451,6 +483,8 @@ def tensor_core_matmul(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None 
     Every output element adds its K products in order, each product exact,
     each addition rounded to the accumulator's format — the order a chain of
     4-deep MMAs walking along K produces. ``A`` (M, K), ``B`` (K, N), ``C`` (M, N).
+
+    Behind chapter 12, "Mixed precision".
     """
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"tensor_core_matmul: a and b must be (M, K) and (K, N) matrices; "
@@ -476,6 +510,8 @@ def accumulation_error(k: int, *, accumulate: str = "fp32", m: int = 16, n: int 
 
     ``D_exact`` is the fp64 product of the *same* fp16-rounded inputs, so the
     error measured is that of the accumulation alone.
+
+    Taught in chapter 12, "Mixed precision".
     """
     g = torch.Generator().manual_seed(seed)
     a, b = to_fp16(torch.randn(m, k, generator=g)), to_fp16(torch.randn(k, n, generator=g))
@@ -497,6 +533,8 @@ def matmul_gflops(dtype: str = "fp32", *, n: int = 256, repeats: int = 3, device
     ``threads`` sets torch's CPU threads for the measurement (restored
     after; None keeps the current setting): on a busy 2-core machine two
     threads can be many times slower than one.
+
+    Taught in chapter 12, "Mixed precision".
     """
     if threads is not None:
         with scoped_threads(threads):
@@ -524,6 +562,8 @@ def cpu_low_precision_flags() -> list[str]:
 
     ``avx512_bf16`` and ``amx_bf16`` make bf16 matmuls fast, ``avx512_fp16``
     and ``amx_fp16`` fp16 ones; without them the formats are emulated.
+
+    Taught in chapter 12, "Mixed precision".
     """
     path = Path("/proc/cpuinfo")
     if not path.is_file():
@@ -540,6 +580,8 @@ def autocast_compare(*, dtype: str = "fp16", epochs: int = 2, batch_size: int = 
 
     Raises ``RuntimeError`` when there is no CUDA device (chapters check
     ``torch.cuda.is_available()`` first and skip).
+
+    Taught in chapter 12, "Mixed precision".
     """
     if not torch.cuda.is_available():
         raise RuntimeError("autocast_compare needs a CUDA device; none is available here.")

@@ -3,7 +3,7 @@
 ``style`` holds what several chapters share (palette, text width, the figure
 factory, Markdown tables, widget images, offline animations, and the few plots
 several chapters draw); every other module belongs to one chapter (or a run of
-chapters) of ``book.yml``:
+chapters) of ``book.yml`` (chapter 9 has two, one per algorithm module it draws):
 
 ========================  ==============================================
 ``overview``              0  Why efficiency
@@ -14,7 +14,8 @@ chapters) of ``book.yml``:
 ``quantization``          5  Quantization (bit-width widget)
 ``ternary``               6  Binary and ternary nets
 ``lowrank``               7  Low-rank approximation
-``roofline``              9  The roofline and the TPU (animations, batch-size widget)
+``roofline``              9  The roofline and the TPU (batch-size animation and widget)
+``systolic``              9  Systolic arrays: three dataflows (animations, dataflow widget)
 ``eie``                   10 EIE (dataflow animation, density widget)
 ``training``              11–13 Parallelization, mixed precision, distillation and DSD
 ``training_hardware``     14, 16 Hardware for training, measured on a GPU
@@ -29,7 +30,7 @@ and call ``viz.<module>.<function>``: the modules share their names with the
 algorithms they draw.
 """
 from . import (coding, eie, lowrank, numbers, overview, pruning, quantization, roofline, sharing, style, summary,
-               ternary, training, training_hardware)
+               systolic, ternary, training, training_hardware)
 
 __all__ = ["coding", "eie", "lowrank", "numbers", "overview", "pruning", "quantization", "roofline", "sharing",
-           "style", "summary", "ternary", "training", "training_hardware"]
+           "style", "summary", "systolic", "ternary", "training", "training_hardware"]

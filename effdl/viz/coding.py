@@ -15,6 +15,8 @@ def symbol_histograms(panels: list[tuple[str, np.ndarray, dict]], *, title: str)
     """Counts of each symbol of a stream, with the Huffman codeword length on a second axis.
 
     ``panels``: [(label, stream (n,) int, code {symbol: codeword}), …], one subplot each.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     fig, axes = new_figure(3.2, ncols=len(panels))
     axes = np.atleast_1d(axes)
@@ -39,6 +41,8 @@ def index_width_sweep(rows: list[dict], *, title: str, chosen: int | None = None
 
     ``rows``: [{"index_bits", "fixed", "huffman", "fillers"}, …] with the two costs in
     bits per non-zero and ``fillers`` as filler entries per non-zero.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     fig, (ax, ax2) = new_figure(3.2, ncols=2)
     bits = [r["index_bits"] for r in rows]
@@ -72,6 +76,8 @@ def byte_breakdown(breakdowns: dict[str, dict], *, title: str):
     """Where the bytes of compressed files go: one stacked bar per layer of each file.
 
     ``breakdowns``: {file label: :func:`effdl.compression.size_breakdown` result}.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     labels, stacks = [], []
     for file_label, b in breakdowns.items():
@@ -101,6 +107,8 @@ def stage_sizes(stages: dict[str, dict[str, tuple[int, float]]], *, title: str):
     """Size after each Deep Compression stage (log scale) with the ratio and accuracy on each bar.
 
     ``stages``: {model: {stage: (bytes, accuracy %)}} with stages in pipeline order.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
     """
     models = list(stages)
     fig, axes = new_figure(3.4, ncols=len(models))
@@ -123,7 +131,10 @@ def stage_sizes(stages: dict[str, dict[str, tuple[int, float]]], *, title: str):
 
 
 def speedups(values: dict[str, dict[str, float]], *, title: str):
-    """Measured speed-up (dense time ÷ sparse time) per layer and backend, with the break-even line."""
+    """Measured speed-up (dense time ÷ sparse time) per layer and backend, with the break-even line.
+
+    Taught in chapter 04, "Huffman coding and Deep Compression".
+    """
     fig = grouped_bars(values, ylabel="speed-up over dense (×)", title=title, log=True)
     ax = fig.axes[0]
     ax.axhline(1.0, color="black", lw=0.8)

@@ -61,6 +61,8 @@ def storage_figure(layer: eie.EIELayer, pe: int = 0):
     Left: the decoded weights, rows coloured by their PE (row ``i`` → PE
     ``i mod N``). Right: PE ``pe``'s virtual weights (with the weight each
     stands for), relative row indexes and column pointers.
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
     """
     pe = int(pe)
     rows, cols = layer.shape
@@ -104,6 +106,8 @@ def dataflow_animation(result: eie.Result, *, dpi: int = 70, interval: int = 140
     and queue. The last frame applies ReLU. ``result`` must come from
     ``simulate(..., method="step")``; the layer, the activations and the bias
     the partial sums start from are those it carries.
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
     """
     if result.trace is None:
         raise ValueError("result must come from simulate(..., method='step'); got a result without a trace.")
@@ -194,6 +198,8 @@ def density_state(weight_density: float = 0.09, act_density: float = 0.35, n_pes
     ``ideal_cycles``, per-PE ``busy``/``stall``/``idle`` arrays, ``energy_uj``
     (EIE, with ``energy_breakdown_uj``) and ``dense_energy_uj`` (every fp32
     weight from DRAM), and ``macs`` (useful multiply-accumulates).
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
     """
     config = eie.EIEConfig(n_pes=n_pes, queue_depth=queue_depth)
     layer = eie.random_layer(rows, cols, weight_density, config, seed=seed)
@@ -216,7 +222,10 @@ _ENERGY_GROUPS = {"arithmetic": ("macs", "filler_macs"),
 
 def density_figure(state: dict):
     """A :func:`density_state`: each PE's busy, stalled and idle cycles (left) and the energy
-    against a dense layer's (right). Also the widget's static rendering."""
+    against a dense layer's (right). Also the widget's static rendering.
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
+    """
     s = state
     fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 3.4), constrained_layout=True,
                                       gridspec_kw={"width_ratios": [1.9, 1]})
@@ -248,7 +257,10 @@ def density_figure(state: dict):
 
 def density_widget(weight_density: float = 0.09, act_density: float = 0.35, n_pes: int = 64,
                    queue_depth: int = 8, **kwargs):
-    """Sliders for the weight and activation densities, the PEs and the queue depth."""
+    """Sliders for the weight and activation densities, the PEs and the queue depth.
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
+    """
     density_state(weight_density, act_density, n_pes, queue_depth, **kwargs)   # validate first
     wd = widgets.FloatSlider(value=weight_density, min=0.01, max=1.0, step=0.01, description="weights",
                              readout_format=".0%", continuous_update=False)
@@ -273,6 +285,8 @@ def speedup_figure(rows: list[dict], *, title: str):
     """Speedup of the simulated EIE over the paper's four baselines, per layer (log scale).
 
     ``rows``: :func:`effdl.hardware.eie.benchmark_row` dicts.
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
     """
     fig, ax = plt.subplots(figsize=(WIDTH, 3.4), constrained_layout=True)
     names = [r["name"] for r in rows] + ["geo. mean"]
@@ -300,6 +314,8 @@ def sweep_figure(curves: dict[str, list[tuple[float, float]]], *, xlabel: str, y
     """One line per layer of a sweep (x on a log-2 axis), e.g. load balance vs queue depth.
 
     ``curves``: ``{layer: [(x, y), …]}``; ``ideal`` adds the line y = x (linear speedup).
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
     """
     fig, ax = plt.subplots(figsize=(WIDTH, 3.6), constrained_layout=True)
     styles = ["-", "--", ":"]

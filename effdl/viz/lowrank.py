@@ -19,6 +19,8 @@ def energy_spectra(spectra: dict[str, np.ndarray], *, title: str, what: str = "�
     weight matrix, or eigenvalues of a layer's response covariance. Left: each
     energy as a fraction of the total (log scale); right: the cumulative
     fraction kept by the top r, the quantity rank selection trades off.
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     fig, (ax_s, ax_c) = new_figure(3.3, ncols=2)
     palette = [COLORS["compute"], COLORS["memory"], COLORS["exponent"], COLORS["integer"]]
@@ -48,6 +50,8 @@ def accuracy_vs_rank(curves: dict[str, tuple[list, list]], *, dense_acc: float,
 
     ``curves``: {label: (ranks, accuracies in %)}; ``param_ratio``: {rank:
     dense ÷ factorized parameters of the layer}, printed under the ticks.
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     fig, ax = new_figure(3.6)
     styles = [(COLORS["memory"], "s"), (COLORS["compute"], "o"), (COLORS["exponent"], "^")]
@@ -73,6 +77,8 @@ def conv_decomposition(c: int, d: int, k: int, rank: int, *, out_hw: int | None 
 
     Boxes are feature maps (height ∝ channels); arrows carry the filter banks,
     labelled with their shapes and, if ``out_hw`` is given, MACs per image.
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     fig, (ax_a, ax_b) = plt.subplots(2, 1, figsize=(WIDTH, 3.6), constrained_layout=True)
     hw = 1 if out_hw is None else out_hw * out_hw
@@ -115,6 +121,8 @@ def speedup_vs_accuracy(rows: list[dict], *, dense_acc: float, title: str):
     ``rows``: dicts with ``method`` (a label), ``speedup``, ``acc_no_ft`` and
     ``acc_ft`` (test accuracy %, before and after fine-tuning). Hollow
     markers: before fine-tuning; filled: after.
+
+    Taught in chapter 07, "Low-rank approximation".
     """
     fig, ax = new_figure(3.6)
     palette = [COLORS["memory"], COLORS["compute"], COLORS["exponent"]]

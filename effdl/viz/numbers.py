@@ -23,6 +23,8 @@ def bit_layouts(rows: list[dict]):
     """The bit fields of several formats as coloured boxes, one row per format.
 
     ``rows``: ``effdl.numerics.format_table()`` rows.
+
+    Taught in chapter 01, "Number representations".
     """
     fig, ax = new_figure(0.45 * len(rows) + 0.9)
     for i, r in enumerate(rows[::-1]):
@@ -47,7 +49,10 @@ def bit_layouts(rows: list[dict]):
 
 
 def energy_area_vs_bits(table: list[dict]):
-    """Energy and area of adders and multipliers against operand width (log scales)."""
+    """Energy and area of adders and multipliers against operand width (log scales).
+
+    Taught in chapter 01, "Number representations".
+    """
     fig, (ax_e, ax_a) = new_figure(3.2, ncols=2)
     for family in ("int", "fp"):
         for op, marker in (("add", "o"), ("mult", "s")):
@@ -77,6 +82,8 @@ def bit_width_state(value: float, format_name: str, int_bits: int = 3, frac_bits
     ``format_name`` is one of ``BIT_WIDTH_FORMATS``; ``"fixed point"`` uses
     signed Q``int_bits``.``frac_bits``. Returns ``{"format": format_row,
     "bits": BitFields}`` (:func:`effdl.numerics.format_row`, :func:`effdl.numerics.bit_fields`).
+
+    Taught in chapter 01, "Number representations".
     """
     if format_name == "fixed point":
         fmt = numerics.FixedPointFormat(int_bits, frac_bits)
@@ -87,7 +94,10 @@ def bit_width_state(value: float, format_name: str, int_bits: int = 3, frac_bits
 
 def bit_width_figure(state: dict):
     """One value in one format (a :func:`bit_width_state`): its bits coloured by field, what is stored,
-    the error and the range. Also the widget's static rendering."""
+    the error and the range. Also the widget's static rendering.
+
+    Taught in chapter 01, "Number representations".
+    """
     bf, fmt_row = state["bits"], state["format"]
     fig, ax = new_figure(1.9)
     x = 0
@@ -116,6 +126,8 @@ def bit_width_widget(value: float = 0.1, format_name: str = "fp16", int_bits: in
 
     The picture is an ``ipywidgets.Image`` whose bytes are replaced on every
     change: no display messages, so the cell's stored output is only the widget.
+
+    Taught in chapter 01, "Number representations".
     """
     bit_width_state(value, format_name, int_bits, frac_bits)  # validate before building controls
     fmt = widgets.Dropdown(options=BIT_WIDTH_FORMATS, value=format_name, description="format")

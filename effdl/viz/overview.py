@@ -13,6 +13,8 @@ def model_growth(rows: list[dict]):
     """Parameters (and fp32 megabytes) of architectures against their year.
 
     ``rows``: dicts with ``name``, ``year``, ``params`` (from ``effdl.architectures``).
+
+    Taught in chapter 00, "Why efficiency".
     """
     fig, ax = new_figure(3.8)
     years = np.array([r["year"] for r in rows], dtype=float)
@@ -35,6 +37,8 @@ def energy_per_operation(table: list[dict]):
     """Horizontal bars of energy per operation (pJ, log scale), relative to a 32-bit int add.
 
     ``table``: rows with ``description`` and ``energy_pj`` (``effdl.hardware.energy.energy_table``).
+
+    Taught in chapter 00, "Why efficiency".
     """
     rows = sorted(table, key=lambda r: r["energy_pj"])
     fig, ax = new_figure(3.8)
@@ -58,6 +62,8 @@ def energy_breakdown(breakdowns: dict[str, dict[str, dict]]):
 
     ``breakdowns``: ``{model: {setting: effdl.hardware.energy.inference_energy(...)}}``;
     one panel per model, one stacked bar per setting (linear scale within a panel).
+
+    Taught in chapter 00, "Why efficiency".
     """
     fig, axes = new_figure(3.4, ncols=len(breakdowns))
     axes = np.atleast_1d(axes)

@@ -22,6 +22,8 @@ def pruning_curves(curves: dict):
     """Accuracy against fraction of weights pruned: prune only, prune + retrain, iterative.
 
     ``curves``: the ``"curves"`` record of ``effdl precompute pruning``.
+
+    Taught in chapter 02, "Pruning".
     """
     fig, ax = new_figure(3.6)
     x = 100 * np.asarray(curves["sparsity"])
@@ -44,6 +46,8 @@ def sensitivity_curves(curves: dict[str, list[tuple[float, float]]], *, title: s
     """Accuracy against sparsity, one line per layer pruned alone.
 
     ``curves``: {layer: [(sparsity, accuracy %), …]}, e.g. :func:`effdl.pruning.sensitivity`'s result.
+
+    Taught in chapter 02, "Pruning".
     """
     fig, ax = new_figure(3.4)
     for name, pts in curves.items():
@@ -60,6 +64,8 @@ def prediction_grid(images: np.ndarray, labels: np.ndarray, predictions: dict[st
     """Digits with their label and each model's prediction; a changed prediction is red.
 
     ``images``: (n, 28, 28); ``predictions``: {model name: (n,) predicted labels}.
+
+    Taught in chapter 02, "Pruning".
     """
     n = len(images)
     fig, axes = plt.subplots(1, n, figsize=(WIDTH, 1.9), constrained_layout=True)
@@ -77,7 +83,10 @@ def prediction_grid(images: np.ndarray, labels: np.ndarray, predictions: dict[st
 
 def sparsity_state(model, sparsity: float, split, layer: str = "fc1.weight") -> dict:
     """What the sparsity widget shows: ``model`` pruned globally to ``sparsity`` (a copy,
-    no retraining), its accuracy on ``split``, its non-zero parameters, and one layer's weights."""
+    no retraining), its accuracy on ``split``, its non-zero parameters, and one layer's weights.
+
+    Taught in chapter 02, "Pruning".
+    """
     pruned = pruned_copy(model, sparsity=sparsity, scope="global")
     weights = prunable_parameters(pruned)
     if layer not in weights:
@@ -94,6 +103,8 @@ def sparsity_figure(state: dict, curve: dict | None = None):
 
     ``state``: :func:`sparsity_state`; ``curve``: the precomputed curves record
     (``effdl precompute pruning``). Also the widget's static rendering.
+
+    Taught in chapter 02, "Pruning".
     """
     fig, (ax_h, ax_a) = new_figure(3.0, ncols=2)
     w = state["weights"]
@@ -123,7 +134,10 @@ def sparsity_figure(state: dict, curve: dict | None = None):
 
 def sparsity_widget(model, split, curve: dict | None = None, *, sparsity: float = 0.9,
                     layer: str = "fc1.weight"):
-    """A global-sparsity slider and a layer menu: accuracy, parameters left and the histogram."""
+    """A global-sparsity slider and a layer menu: accuracy, parameters left and the histogram.
+
+    Taught in chapter 02, "Pruning".
+    """
     sparsity_state(model, sparsity, split, layer)  # validate before building controls
     slider = widgets.FloatSlider(value=sparsity, min=0.0, max=0.99, step=0.01, description="pruned",
                                  readout_format=".0%", continuous_update=False)

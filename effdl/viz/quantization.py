@@ -95,6 +95,8 @@ def quant_state(model: nn.Module, n_bits_weight: int | None, n_bits_act: int | N
         ``w_format`` / ``a_format`` (fixed-point names such as ``"q-1.8"``;
         per channel the distinct formats, narrowest range first) and
         ``w_clipped`` / ``a_clipped`` (fraction of values that saturate).
+
+    Taught in chapter 05, "Quantization".
     """
     check_type("model", model, nn.Module, "a torch.nn.Module")
     n_bits_weight = _check_bits("n_bits_weight", n_bits_weight)
@@ -175,6 +177,8 @@ def quant_figure(state: dict):
 
     Quantization levels are drawn as thin vertical lines (up to 64 of
     them; above, the representable range is shaded).
+
+    Taught in chapter 05, "Quantization".
     """
     check_type("state", state, dict, "a quant_state result")
     fig, (ax_w, ax_a) = new_figure(3.1, ncols=2)
@@ -206,6 +210,8 @@ def quant_widget(model: nn.Module, split: Split, calib: Any, *, n_bits_weight: i
     Each change re-quantizes ``model`` (:func:`quant_state`) and redraws
     :func:`quant_figure` into an ``ipywidgets.Image``: no printed output, so
     a stored notebook cell compares equal under nbval.
+
+    Taught in chapter 05, "Quantization".
     """
     quant_state(model, n_bits_weight, n_bits_act, split, calib, layer, per_channel=per_channel)   # validate first
     allowed = WIDGET_BITS + [None]
@@ -246,6 +252,8 @@ def bits_sweep_figure(curves: dict, *, float_acc: float, title: str, float_ft_ac
     sweep; ``float_acc`` is drawn as a dotted line, ``float_ft_acc`` (the
     float model fine-tuned like the quantized ones) as a dash-dotted one.
     Bit widths are placed evenly (2, 3, …, 8, 16), as categories.
+
+    Taught in chapter 05, "Quantization".
     """
     check_type("curves", curves, dict, "curves() of a quantization sweep")
     fig, ax = new_figure(3.6)
@@ -281,6 +289,8 @@ def ste_figure(n_bits: int = 3, scale: float = 0.25, zero_point: int = 0, *, sig
     autograd computes it with the straight-through estimator (1 inside the
     representable range, 0 where the value saturates) next to the true
     derivative of rounding (0 almost everywhere).
+
+    Taught in chapter 05, "Quantization".
     """
     qmin, qmax = Q.qrange(n_bits, signed)
     lo, hi = (qmin - zero_point) * scale, (qmax - zero_point) * scale

@@ -21,6 +21,8 @@ def accuracy_vs_size(series: dict[str, list[tuple[float, float]]], *, reference:
     """Accuracy against compressed size (% of dense fp32), one line per method.
 
     ``series``: {method: [(size percent, accuracy percent), …]}; ``reference``: dense accuracy.
+
+    Taught in chapter 03, "Weight sharing and trained quantization".
     """
     fig, ax = new_figure(3.6)
     palette = [COLORS["memory"], COLORS["compute"], COLORS["exponent"]]
@@ -51,6 +53,8 @@ def sharing_state(model, n_bits_conv: int, n_bits_fc: int, split, layer: str) ->
     Returns a dict with ``n_bits_conv``, ``n_bits_fc``, ``accuracy`` (percent),
     ``layer``, ``n_bits`` (that layer's width), ``weights`` (shared, 1-D),
     ``original`` (1-D) and ``codebook`` (without the reserved zero).
+
+    Taught in chapter 03, "Weight sharing and trained quantization".
     """
     names = list(prunable_parameters(model))
     if layer not in names:
@@ -66,7 +70,10 @@ def sharing_state(model, n_bits_conv: int, n_bits_fc: int, split, layer: str) ->
 
 def sharing_figure(state: dict):
     """A :func:`sharing_state`: the layer's original and shared weights, the codebook marked
-    (also the widget's static rendering)."""
+    (also the widget's static rendering).
+
+    Taught in chapter 03, "Weight sharing and trained quantization".
+    """
     shared = f"shared, {state['n_bits']} bits"
     return weight_histograms(
         [("original", state["original"]), (shared, state["weights"])], markers={shared: state["codebook"]},
@@ -75,7 +82,10 @@ def sharing_figure(state: dict):
 
 
 def sharing_widget(model, split, *, n_bits_conv: int = 4, n_bits_fc: int = 2, layer: str = "fc1.weight"):
-    """Sliders for the conv and fc index widths; the accuracy and a layer's shared weights."""
+    """Sliders for the conv and fc index widths; the accuracy and a layer's shared weights.
+
+    Taught in chapter 03, "Weight sharing and trained quantization".
+    """
     sharing_state(model, n_bits_conv, n_bits_fc, split, layer)  # validate before building controls
     conv = widgets.IntSlider(value=n_bits_conv, min=1, max=8, description="conv bits", continuous_update=False)
     fc = widgets.IntSlider(value=n_bits_fc, min=1, max=8, description="fc bits", continuous_update=False)

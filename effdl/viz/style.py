@@ -24,26 +24,38 @@ WIDTH = 7.5  # inches: the book's text width
 
 def readable(value: float) -> str:
     """A number for a label: 4 significant digits past a million, thousands separators
-    from 100, 3 significant digits below."""
+    from 100, 3 significant digits below.
+
+    Taught in chapter 00, "Why efficiency".
+    """
     if abs(value) >= 1e6:
         return f"{value:.4g}"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def new_figure(height: float = 3.6, ncols: int = 1, **kwargs):
-    """``(fig, axes)``: one row of ``ncols`` axes at book width, ``height`` inches tall."""
+    """``(fig, axes)``: one row of ``ncols`` axes at book width, ``height`` inches tall.
+
+    Behind chapter 00, "Why efficiency".
+    """
     return plt.subplots(1, ncols, figsize=(WIDTH, height), constrained_layout=True, **kwargs)
 
 
 def closed(fig):
     """``fig``, closed: a cell ending with the call shows it once (by its repr), not twice
-    (repr and the inline backend's flush)."""
+    (repr and the inline backend's flush).
+
+    Taught in chapter 09, "The roofline and the TPU".
+    """
     plt.close(fig)
     return fig
 
 
 def figure_png(fig, dpi: int = 100) -> bytes:
-    """PNG bytes of a figure (closed afterwards), for an ``ipywidgets.Image``."""
+    """PNG bytes of a figure (closed afterwards), for an ``ipywidgets.Image``.
+
+    Behind chapter 00, "Why efficiency".
+    """
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
@@ -56,6 +68,8 @@ def markdown_table(rows: list[dict], columns: dict[str, str],
 
     ``columns`` maps a row key to its header; ``formats`` maps a key to a
     format spec (``",d"``, ``".3g"``) or a callable; ``None`` shows as "–".
+
+    Taught in chapter 00, "Why efficiency".
     """
     formats = formats or {}
 
@@ -81,7 +95,10 @@ _ICONS = {"fa fa-minus": "−", "fa fa-fast-backward": "⏮", "fa fa-step-backwa
 def jshtml(anim, *, default_mode: str = "loop"):
     """The animation as a self-contained, offline ``IPython.display.HTML``: ``anim.to_jshtml()``
     without the Font Awesome stylesheet from a CDN (which the offline HTML book must not load);
-    the control buttons show Unicode symbols instead."""
+    the control buttons show Unicode symbols instead.
+
+    Taught in chapter 09, "The roofline and the TPU".
+    """
     html = anim.to_jshtml(default_mode=default_mode)
     html = re.sub(r'<link rel="stylesheet"\s+href="https?://[^"]*font-awesome[^"]*">', "", html)
     html = re.sub(r'<i class="(fa [^"]+)"></i>', lambda m: _ICONS.get(m.group(1), "·"), html)
@@ -91,7 +108,10 @@ def jshtml(anim, *, default_mode: str = "loop"):
 
 # ---------------------------------------------------------------- plots several chapters draw
 def grouped_bars(values: dict[str, dict[str, float]], *, ylabel: str, title: str, log: bool = False):
-    """One group of bars per outer key, one bar per inner key (e.g. layer → method → ms)."""
+    """One group of bars per outer key, one bar per inner key (e.g. layer → method → ms).
+
+    Taught in chapter 07, "Low-rank approximation".
+    """
     fig, ax = new_figure(3.4)
     groups = list(values)
     series = list(dict.fromkeys(k for v in values.values() for k in v))
@@ -117,6 +137,8 @@ def metric_vs_bits(rows: list[dict], key: str, *, ylabel: str, title: str, log: 
 
     ``reference``: an optional (label, value) drawn as a horizontal line, e.g.
     the fp32 accuracy.
+
+    Taught in chapter 01, "Number representations".
     """
     fig, ax = new_figure(3.4)
     families = list(dict.fromkeys(r["family"] for r in rows))
@@ -141,6 +163,8 @@ def weight_histograms(panels: list[tuple[str, np.ndarray]], *, bins: int = 81, t
 
     ``panels``: (label, 1-D array of weights); the x range is shared.
     ``markers``: {panel label: values} drawn as thin vertical lines (e.g. a codebook).
+
+    Taught in chapter 02, "Pruning".
     """
     fig, axes = new_figure(2.9, ncols=len(panels), sharex=True)
     axes = np.atleast_1d(axes)
@@ -160,7 +184,10 @@ def weight_histograms(panels: list[tuple[str, np.ndarray]], *, bins: int = 81, t
 
 
 def matrices(panels: list[tuple[str, np.ndarray]], *, title: str, fmt: str = ".2f"):
-    """Small matrices side by side as annotated heat maps (one shared colour scale per panel)."""
+    """Small matrices side by side as annotated heat maps (one shared colour scale per panel).
+
+    Taught in chapter 03, "Weight sharing and trained quantization".
+    """
     fig, axes = new_figure(2.6, ncols=len(panels))
     for ax, (label, m) in zip(np.atleast_1d(axes), panels):
         m = np.asarray(m, dtype=float)

@@ -20,6 +20,8 @@ def claims_overview(rows: list[dict]):
     A green marker is a claim whose criterion holds, an orange one a claim whose criterion fails. The grey
     band marks ±10 % and the dashed line a 0.5-point drop, the most common criteria; each row's own
     criterion is in the table.
+
+    Taught in chapter 15, "Wrap-up: what reproduced".
     """
     ratios = [r for r in rows if r["unit"] == "×" and r["paper"]]
     points = [r for r in rows if "accuracy change" in r["what"] and r["paper"] is not None]

@@ -21,6 +21,8 @@ def ternary_evolution(history: dict, layers: list[str], *, title: str, steps_per
     negative / zero / positive weights below, against training steps.
 
     ``history``: :meth:`effdl.ternary.WeightHistory.as_dict`; ``steps_per_epoch`` adds epoch ticks.
+
+    Taught in chapter 06, "Binary and ternary nets".
     """
     fig, axes = plt.subplots(2, len(layers), figsize=(WIDTH, 4.6), constrained_layout=True, sharex=True,
                              squeeze=False)
@@ -54,6 +56,8 @@ def weight_thresholds(weights: np.ndarray, thresholds: dict[str, float], *, titl
     """Histogram of a layer's weights with each method's ±Δ marked and the share it zeroes in the legend.
 
     ``thresholds``: {label: Δ}; weights with |w| ≤ Δ become 0 under that rule.
+
+    Taught in chapter 06, "Binary and ternary nets".
     """
     fig, ax = new_figure(3.0)
     w = np.asarray(weights, dtype=float).ravel()
@@ -78,6 +82,8 @@ def kernel_images(panels: list[tuple[str, np.ndarray]], *, title: str, ncols: in
 
     ``panels``: (label, (n, k, k) array); each panel has its own symmetric colour scale
     (blue negative, white zero, red positive) so that a ternary panel shows exactly three colours.
+
+    Taught in chapter 06, "Binary and ternary nets".
     """
     n = max(len(k) for _, k in panels)
     rows = -(-n // ncols)
@@ -103,6 +109,8 @@ def accuracy_vs_bytes(rows: list[dict], *, title: str):
     """Test accuracy against stored size (kB, log scale): one marker per (model, method).
 
     ``rows``: dicts with ``model``, ``method`` (fp32 / binary / twn / ttq), ``kbytes`` and ``acc``.
+
+    Taught in chapter 06, "Binary and ternary nets".
     """
     fig, ax = new_figure(3.6)
     markers, labels = {}, {}

@@ -24,6 +24,8 @@ def split_ownership(fc_out: int, conv_out: int, world_size: int, ranges):
     """Which process holds which outputs: FC rows and conv output maps, coloured by rank.
 
     ``ranges(n, world_size)`` is :func:`effdl.training.parallel.split_ranges`.
+
+    Taught in chapter 11, "Parallelization".
     """
     fig, axes = new_figure(2.4, 2)
     for ax, n, what in ((axes[0], fc_out, "fc1 output activations (rows of W)"),
@@ -41,7 +43,10 @@ def split_ownership(fc_out: int, conv_out: int, world_size: int, ranges):
 
 
 def staleness(runs: dict):
-    """Staleness of each parameter-server update, one panel per run; ``runs``: title → (workers, staleness)."""
+    """Staleness of each parameter-server update, one panel per run; ``runs``: title → (workers, staleness).
+
+    Taught in chapter 11, "Parallelization".
+    """
     fig, axes = new_figure(3.0, len(runs), sharey=True)
     axes = np.atleast_1d(axes)
     for ax, (title, (workers, stale)) in zip(axes, runs.items()):
@@ -58,7 +63,10 @@ def staleness(runs: dict):
 
 
 def traffic(n_params: int, workers, bytes_fn):
-    """Bytes per step through the parameter server's link vs through each process in ring all-reduce."""
+    """Bytes per step through the parameter server's link vs through each process in ring all-reduce.
+
+    Taught in chapter 11, "Parallelization".
+    """
     workers = list(workers)
     rows = [bytes_fn(n_params, n) for n in workers]
     fig, ax = new_figure(3.0)
@@ -75,7 +83,10 @@ def traffic(n_params: int, workers, bytes_fn):
 
 
 def pipeline_timeline(events: list, n_stages: int, *, bubble: float | None = None):
-    """Gantt chart of a pipelined step: when each stage computed which micro-batch (forward, backward)."""
+    """Gantt chart of a pipelined step: when each stage computed which micro-batch (forward, backward).
+
+    Taught in chapter 11, "Parallelization".
+    """
     fig, ax = new_figure(0.7 + 0.55 * n_stages)
     for stage, phase, m, start, end in events:
         color = RANK_COLORS[m % 8]
@@ -96,7 +107,10 @@ def pipeline_timeline(events: list, n_stages: int, *, bubble: float | None = Non
 
 
 def epoch_times(times: dict):
-    """Seconds per epoch against processes; ``times``: label → {world_size: seconds}."""
+    """Seconds per epoch against processes; ``times``: label → {world_size: seconds}.
+
+    Taught in chapter 11, "Parallelization".
+    """
     fig, ax = new_figure(3.2)
     labels = list(times)
     sizes = sorted({w for t in times.values() for w in t})
@@ -121,7 +135,10 @@ def _fp16_regions(ax):
 
 
 def gradient_histograms(panels: dict, *, scale: float | None = None):
-    """Histograms of log2|g| (non-zero values) with fp16's ranges shaded; ``panels``: title → values."""
+    """Histograms of log2|g| (non-zero values) with fp16's ranges shaded; ``panels``: title → values.
+
+    Taught in chapter 12, "Mixed precision".
+    """
     fig, axes = new_figure(3.0, len(panels), sharey=False)
     axes = np.atleast_1d(axes)
     bins = np.arange(-60, 18, 1.0)
@@ -142,7 +159,10 @@ def gradient_histograms(panels: dict, *, scale: float | None = None):
 
 
 def scale_sweep(log2_scales, underflow: dict, overflow: dict, *, chosen: float | None = None):
-    """Underflow and overflow fractions against the loss scale, per model."""
+    """Underflow and overflow fractions against the loss scale, per model.
+
+    Taught in chapter 12, "Mixed precision".
+    """
     fig, ax = new_figure(3.2)
     for i, name in enumerate(underflow):
         ax.plot(log2_scales, np.array(underflow[name]) * 100, "-", color=RANK_COLORS[i], label=f"{name}: underflow")
@@ -163,7 +183,10 @@ def scale_sweep(log2_scales, underflow: dict, overflow: dict, *, chosen: float |
 
 
 def scaler_trace(scales, skipped=None, *, title: str = "Dynamic loss scale during training"):
-    """The loss scale at each step (log2), skipped steps marked."""
+    """The loss scale at each step (log2), skipped steps marked.
+
+    Taught in chapter 12, "Mixed precision".
+    """
     fig, ax = new_figure(2.8)
     steps = np.arange(len(scales))
     ax.step(steps, np.log2(scales), where="post", color=COLORS["compute"])
@@ -181,7 +204,10 @@ def scaler_trace(scales, skipped=None, *, title: str = "Dynamic loss scale durin
 
 
 def precision_curves(runs: dict, *, lost: list | None = None, title: str = ""):
-    """Validation accuracy per epoch for each precision (mean over seeds), and pure fp16's lost updates."""
+    """Validation accuracy per epoch for each precision (mean over seeds), and pure fp16's lost updates.
+
+    Taught in chapter 12, "Mixed precision".
+    """
     fig, axes = new_figure(3.2, 2 if lost is not None else 1)
     axes = np.atleast_1d(axes)
     for mode, curves in runs.items():
@@ -205,7 +231,10 @@ def precision_curves(runs: dict, *, lost: list | None = None, title: str = ""):
 
 
 def lost_update_curve(ratios, fractions):
-    """Fraction of updates lost against the update's size relative to its weight."""
+    """Fraction of updates lost against the update's size relative to its weight.
+
+    Taught in chapter 12, "Mixed precision".
+    """
     fig, ax = new_figure(3.0)
     ax.semilogx(ratios, np.asarray(fractions) * 100, "o-", ms=3, color=COLORS["memory"])
     ax.axvline(FP16.eps / 2, color="black", lw=0.8, ls=":")
@@ -218,7 +247,10 @@ def lost_update_curve(ratios, fractions):
 
 
 def accumulation_errors(ks, errors: dict):
-    """Relative error of a K-deep dot product against K, per accumulator format (log-log)."""
+    """Relative error of a K-deep dot product against K, per accumulator format (log-log).
+
+    Taught in chapter 12, "Mixed precision".
+    """
     fig, ax = new_figure(3.0)
     for i, (label, errs) in enumerate(errors.items()):
         ax.loglog(ks, errs, "o-", ms=4, color=RANK_COLORS[i], label=label)
@@ -231,7 +263,10 @@ def accumulation_errors(ks, errors: dict):
 
 
 def matmul_speed(gflops: dict, *, title: str):
-    """Bars of measured GFLOP/s per dtype."""
+    """Bars of measured GFLOP/s per dtype.
+
+    Taught in chapter 12, "Mixed precision".
+    """
     fig, ax = new_figure(2.8)
     names = list(gflops)
     ax.bar(names, [gflops[n] for n in names], color=[RANK_COLORS[i] for i in range(len(names))])
@@ -250,7 +285,10 @@ DISTILL_COLORS = {"teacher": "#999999", "full": "#0072B2", "hard": "#D55E00", "s
 
 
 def softmax_temperatures(probs: dict, *, label: int | None = None, title: str = ""):
-    """One image's class probabilities at several temperatures (log scale); ``probs``: T → (classes,)."""
+    """One image's class probabilities at several temperatures (log scale); ``probs``: T → (classes,).
+
+    Taught in chapter 13, "Distillation and DSD".
+    """
     fig, ax = new_figure(3.0)
     for i, (t, p) in enumerate(probs.items()):
         p = np.asarray(p, dtype=float)
@@ -270,6 +308,8 @@ def dark_knowledge_figure(data: dict):
     """Per image: the hard one-hot target vs the teacher's probabilities at T = 1 and at T (log scale).
 
     ``data`` is :func:`effdl.training.distillation.dark_knowledge`'s result.
+
+    Taught in chapter 13, "Distillation and DSD".
     """
     n = len(data["labels"])
     fig, axes = plt.subplots(n, 2, figsize=(WIDTH, 1.9 * n), constrained_layout=True,
@@ -300,7 +340,10 @@ def dark_knowledge_figure(data: dict):
 
 def distillation_results(summary: dict, paper: dict):
     """Test accuracy of teacher, full-data student, 3 % hard and 3 % soft (mean ± std over seeds),
-    next to the paper's speech numbers. ``summary``: key → {"mean", "std"} or a float; ``paper``: label → %."""
+    next to the paper's speech numbers. ``summary``: key → {"mean", "std"} or a float; ``paper``: label → %.
+
+    Taught in chapter 13, "Distillation and DSD".
+    """
     fig, axes = new_figure(3.3, 2, gridspec_kw={"width_ratios": [4, 3]})
     names = [("teacher", "teacher"), ("full", "student,\nall data"), ("hard", "student, 3 %\nhard targets"),
              ("soft", "student, 3 %\nsoft targets")]
@@ -330,6 +373,8 @@ def student_curves(curves: dict, *, chosen: dict | None = None):
     """Validation accuracy against epochs (mean ± std over seeds) per condition; the chosen epoch marked.
 
     ``curves``: condition → {"eval_epochs", "val_mean", "val_std"}; ``chosen``: condition → epoch.
+
+    Taught in chapter 13, "Distillation and DSD".
     """
     fig, ax = new_figure(3.2)
     labels = {"full": "all data, hard labels", "hard": "3 %, hard targets", "soft": "3 %, soft targets"}
@@ -367,6 +412,8 @@ def dsd_curves(curves: dict, phases, *, losses: dict | None = None, test_acc: di
     mean ± std bars). The accuracy axis starts a little below the lowest
     mean after the first quarter of phase D, so that the late phases are
     readable.
+
+    Taught in chapter 13, "Distillation and DSD".
     """
     ncols = 1 + (losses is not None) + (test_acc is not None)
     fig, axes = new_figure(3.3, ncols, **({"width_ratios": [2, 2, 1][:ncols]} if ncols == 3 else {}))

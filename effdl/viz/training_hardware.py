@@ -25,6 +25,8 @@ def chip_generations(rows: list[dict], *, measured_tflops: float | None = None, 
 
     ``rows``: :func:`effdl.hardware.specs.training_chip_table`. ``measured_tflops``
     draws a dashed line at a throughput measured on this machine.
+
+    Taught in chapter 14, "Hardware for training".
     """
     fig, (left, right) = new_figure(3.8, 2, gridspec_kw={"width_ratios": [3, 2]})
     for r in rows:
@@ -68,6 +70,8 @@ def moore_trends(trends: dict, *, split_year: float = 2005.0, source: str = ""):
     """The five microprocessor trends against the year on a log axis, with a line at ``split_year``.
 
     ``trends``: :func:`effdl.hardware.trends.load_trends`.
+
+    Taught in chapter 14, "Hardware for training".
     """
     fig, ax = new_figure(4.2)
     for name, s in trends.items():
@@ -88,7 +92,10 @@ def moore_trends(trends: dict, *, split_year: float = 2005.0, source: str = ""):
 
 
 def step_times(step_ms: dict[str, dict[str, float]], *, title: str):
-    """Milliseconds per training step per precision mode, one bar group per mode, one bar per device."""
+    """Milliseconds per training step per precision mode, one bar group per mode, one bar per device.
+
+    Taught in chapter 16, "Appendix: measured on a GPU".
+    """
     modes = list(dict.fromkeys(m for v in step_ms.values() for m in v))
     values = {m: {dev: step_ms[dev].get(m, np.nan) for dev in step_ms} for m in modes}
     fig = grouped_bars(values, ylabel="time per training step (ms)", title=title)
@@ -100,6 +107,8 @@ def measured_against_peaks(peaks: dict[str, float], measured: dict[str, float], 
     """Horizontal bars on a log axis: cited peaks (grey-blue) and rates measured here (orange), one per row.
 
     ``peaks`` and ``measured`` map a label to a rate in ``unit``.
+
+    Taught in chapter 14, "Hardware for training".
     """
     labels = list(peaks) + list(measured)
     values = list(peaks.values()) + list(measured.values())
@@ -122,6 +131,8 @@ def format_throughput(tflops: dict[str, dict[str, float]], *, title: str):
     """Matmul throughput per number format (one bar group per format, one bar per device), log axis.
 
     ``tflops``: device label → {format: TFLOP/s (or TOPS for int8)}.
+
+    Taught in chapter 16, "Appendix: measured on a GPU".
     """
     formats = list(dict.fromkeys(f for v in tflops.values() for f in v))
     values = {f: {dev: tflops[dev].get(f, np.nan) for dev in tflops} for f in formats}
@@ -138,6 +149,8 @@ def matmul_roofline(roof, points: list[tuple[str, float]], *, title: str):
 
     ``points``: (label, intensity in FLOP per DRAM byte); each is drawn at the
     roofline's attainable rate for its intensity.
+
+    Taught in chapter 16, "Appendix: measured on a GPU".
     """
     fig, ax = new_figure(3.8)
     draw_roofline(ax, roof, x_range=(0.1, 1e5), scale=1e12, color=COLORS["compute"],

@@ -25,7 +25,10 @@ _STATE_VALUE = Tensor(dtype=None, convert=False, nonempty=False)       # finite,
 
 @validate_params(n_train=PositiveInt(optional=True))
 def train_split(n_train: int | None = None):
-    """The embedded MNIST training split, cut to its first ``n_train`` examples when given."""
+    """The embedded MNIST training split, cut to its first ``n_train`` examples when given.
+
+    Behind chapter 11, "Parallelization".
+    """
     train = load_mnist("train", source="embedded")
     if n_train is not None:
         train = type(train)(train.name, train.source, train.x[:n_train], train.y[:n_train])
@@ -40,6 +43,8 @@ def global_batches(n_examples: int, global_batch: int, steps: int, seed: int = 0
     and takes its own slice, so all see one common, seeded order; the last
     incomplete batch of an epoch is dropped so that every step has the same
     size. Epoch ``e`` uses ``torch.randperm`` seeded with ``seed + e``.
+
+    Behind chapter 11, "Parallelization".
     """
     check_part("global_batches", Interval(int, 1, n_examples), "global_batch", global_batch)   # at most one epoch
     return _global_batches(n_examples, global_batch, steps, seed)     # checked now, drawn lazily
@@ -58,7 +63,10 @@ def _global_batches(n_examples: int, global_batch: int, steps: int, seed: int):
 
 @validate_params(a=STATE_DICT, b=STATE_DICT)
 def max_abs_diff(a: dict, b: dict) -> float:
-    """Largest absolute difference between two state dicts with the same keys and shapes."""
+    """Largest absolute difference between two state dicts with the same keys and shapes.
+
+    Taught in chapter 11, "Parallelization".
+    """
     if a.keys() != b.keys():
         raise ValueError(f"max_abs_diff: a and b must have the same keys; got {sorted(a)} and {sorted(b)}.")
     if not a:

@@ -39,6 +39,8 @@ class TrainResult:
     (or the only process's) loss at each step; ``seconds`` the wall-clock
     time of the timed steps, measured inside the workers; ``extra`` anything
     specific to the scheme (staleness, bytes, per-epoch times).
+
+    Behind chapter 11, "Parallelization".
     """
 
     world_size: int
@@ -65,6 +67,8 @@ def large_batch_train(batch_size: int, *, steps: int = 5, lr: float = 0.05, mome
     ``data_parallel_train(W, batch_size=B, …)`` must end with the same weights
     as ``large_batch_train(W * B, …)``: the mean of the W per-process mean
     gradients is the mean gradient of the W·B examples.
+
+    Taught in chapter 11, "Parallelization".
     """
     _check_fits("large_batch_train", 1, batch_size)
     train = train_split()
@@ -132,6 +136,8 @@ def data_parallel_train(world_size: int, *, batch_size: int = 32, steps: int = 5
     TrainResult
         Rank 0's final weights and losses; ``seconds`` is the wall-clock time
         of the ``steps`` timed steps between two barriers.
+
+    Taught in chapter 11, "Parallelization".
     """
     _check_fits("data_parallel_train", world_size, batch_size, n_train)
     cfg = dict(batch_size=batch_size, steps=steps, lr=lr, momentum=momentum, seed=seed, arch=arch,
@@ -144,7 +150,10 @@ def data_parallel_train(world_size: int, *, batch_size: int = 32, steps: int = 5
                  timeout_s=TIMEOUT_S)
 def ddp_equivalence(world_size: int = 2, *, batch_size: int = 16, steps: int = 5, seed: int = 0,
                     timeout_s: float = 120.0) -> float:
-    """Max |Δweight| between DDP on ``world_size`` processes × ``batch_size`` and one process × the total."""
+    """Max |Δweight| between DDP on ``world_size`` processes × ``batch_size`` and one process × the total.
+
+    Behind chapter 11, "Parallelization".
+    """
     _check_fits("ddp_equivalence", world_size, batch_size)
     ddp = data_parallel_train(world_size, batch_size=batch_size, steps=steps, seed=seed, timeout_s=timeout_s)
     ref = large_batch_train(world_size * batch_size, steps=steps, seed=seed)
@@ -164,6 +173,8 @@ def time_per_epoch(world_sizes: Sequence[int] = (1, 2), *, arch: str = "lenet300
     warm-up steps, so process start-up is not counted. Each process has one
     thread: on a 2-core machine more than 2 processes share cores, and other
     programs running at the same time slow every process down.
+
+    Taught in chapter 11, "Parallelization".
     """
     n = n_train if n_train is not None else len(train_split())
     steps = n // global_batch
@@ -201,6 +212,8 @@ def time_allreduce(n_values: int, world_size: int = 2, *, repeats: int = 10, tim
     """Seconds for one all-reduce (sum) of ``n_values`` fp32 values among ``world_size`` processes.
 
     Best of ``repeats``, each started from a barrier; the slowest rank's time is returned.
+
+    Taught in chapter 11, "Parallelization".
     """
     return max(launch(_allreduce_worker, world_size, (n_values, repeats), timeout_s=timeout_s))
 
@@ -225,6 +238,8 @@ def torchrun_main(argv: Sequence[str] | None = None) -> int:
     ``init_process_group`` reads them. Each process then runs the same
     ``_ddp_worker`` as :func:`data_parallel_train` on one thread, and rank 0
     checks the result against one process with the whole batch.
+
+    Behind chapter 11, "Parallelization".
     """
     parser = argparse.ArgumentParser(prog="torchrun … -m effdl.training.parallel",
                                      description="DDP training of LeNet-300-100 under torchrun")

@@ -48,7 +48,10 @@ _PRELOAD = ["torch", "torch.distributed", "torch._dynamo", "torch.nn.parallel", 
 
 
 class WorkerError(RuntimeError):
-    """A worker process raised or died; the message names its rank and carries its traceback."""
+    """A worker process raised or died; the message names its rank and carries its traceback.
+
+    Behind chapter 11, "Parallelization".
+    """
 
 
 class WorkerFunction(Constraint):
@@ -57,6 +60,8 @@ class WorkerFunction(Constraint):
     Spawned (and forkserver) workers do not share the caller's memory: ``fn`` reaches them pickled
     *by reference* (module and name) and is imported again there, so a lambda, a nested function or
     a method of an instance cannot be sent.
+
+    Behind chapter 11, "Parallelization".
     """
 
     def describe(self):
@@ -85,20 +90,29 @@ def _importable(fn) -> bool:
 
 @validate_params(world_size=PositiveInt())
 def default_backend(world_size: int = 1) -> str:
-    """``"nccl"`` when there is one CUDA device per process, else ``"gloo"`` (CPU)."""
+    """``"nccl"`` when there is one CUDA device per process, else ``"gloo"`` (CPU).
+
+    Behind chapter 11, "Parallelization".
+    """
     usable = torch.cuda.is_available() and dist.is_nccl_available() and torch.cuda.device_count() >= world_size
     return "nccl" if usable else "gloo"
 
 
 @validate_params()
 def default_start_method() -> str:
-    """``"forkserver"`` where the platform has it (fast repeated launches), else ``"spawn"``."""
+    """``"forkserver"`` where the platform has it (fast repeated launches), else ``"spawn"``.
+
+    Behind chapter 11, "Parallelization".
+    """
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 @validate_params(rank=Interval(int, 0, None))
 def worker_device(rank: int) -> torch.device:
-    """The device a worker computes on: its own GPU under NCCL, else the CPU."""
+    """The device a worker computes on: its own GPU under NCCL, else the CPU.
+
+    Behind chapter 11, "Parallelization".
+    """
     if dist.is_initialized() and dist.get_backend() == "nccl":
         return torch.device("cuda", rank % torch.cuda.device_count())
     return torch.device("cpu")
@@ -106,7 +120,10 @@ def worker_device(rank: int) -> torch.device:
 
 @validate_params(rank=Interval(int, 0, None), world_size=PositiveInt())
 def hello(rank: int, world_size: int) -> dict:
-    """The smallest worker: all-reduce (sum) each rank's number and report what this process sees."""
+    """The smallest worker: all-reduce (sum) each rank's number and report what this process sees.
+
+    Taught in chapter 11, "Parallelization".
+    """
     t = torch.tensor([float(rank)])
     dist.all_reduce(t)                                    # every process ends with 0 + 1 + … + (world_size − 1)
     return {"rank": rank, "world_size": world_size, "backend": dist.get_backend(), "pid": os.getpid(),
@@ -156,6 +173,8 @@ def launch(fn: Callable, world_size: int, args: tuple = (), *, timeout_s: float 
         A worker raised (its traceback is in the message) or died.
     TimeoutError
         The run did not finish within ``timeout_s``.
+
+    Taught in chapter 11, "Parallelization".
     """
     args = tuple(args)
     backend = default_backend(world_size) if backend is None else backend

@@ -44,6 +44,8 @@ def split_ranges(n: int, world_size: int) -> list[tuple[int, int]]:
 
     >>> split_ranges(10, 3)
     [(0, 4), (4, 7), (7, 10)]
+
+    Taught in chapter 11, "Parallelization".
     """
     return _chunks(n, world_size)
 
@@ -74,6 +76,8 @@ def split_layer(layer: nn.Module, world_size: int, rank: int) -> nn.Module:
     convolution with output channels ``start:stop``. Concatenating every
     rank's output along dimension 1 gives the layer's output. Needs at least
     one output per rank.
+
+    Behind chapter 11, "Parallelization".
     """
     n_out = _n_outputs("split_layer", layer, world_size)
     check_part("split_layer", Interval(int, 0, world_size - 1), "rank", rank)
@@ -102,6 +106,8 @@ def all_gather_dim1(local: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
 
     ``sizes[r]`` is rank r's size along dimension 1; gloo's all-gather needs
     equal shapes, so pieces are padded to the largest and trimmed after.
+
+    Behind chapter 11, "Parallelization".
     """
     if not dist.is_initialized():
         raise RuntimeError("all_gather_dim1 runs inside a process group (a worker of launch); none is initialised.")
@@ -135,7 +141,10 @@ def _model_parallel_worker(rank: int, world_size: int, kind: str, layer_args: tu
 
 @dataclass
 class ModelParallelResult:
-    """Output and gradients of a layer computed across processes, with the single-process reference."""
+    """Output and gradients of a layer computed across processes, with the single-process reference.
+
+    Behind chapter 11, "Parallelization".
+    """
 
     output: torch.Tensor
     grad_input: torch.Tensor
@@ -163,6 +172,8 @@ def model_parallel_forward(layer: nn.Module, x: torch.Tensor, world_size: int, *
     x : Tensor (batch, in) or (batch, C, H, W)
     grad_output : Tensor shaped like the output, optional
         The upstream gradient dL/dy; default a seeded random one.
+
+    Taught in chapter 11, "Parallelization".
     """
     _n_outputs("model_parallel_forward", layer, world_size)
     if isinstance(layer, nn.Conv2d) and layer.groups != 1:
@@ -204,6 +215,8 @@ def pipeline_stages(model: nn.Module, n_stages: int) -> list[nn.Sequential]:
 
     The stages share the model's parameters (no copy); running them one
     after the other is ``model``'s forward.
+
+    Behind chapter 11, "Parallelization".
     """
     units = [nn.Sequential(nn.Flatten(), model.fc1, nn.ReLU()), nn.Sequential(model.fc2, nn.ReLU()),
              nn.Sequential(model.fc3)]
@@ -266,6 +279,8 @@ class PipelineResult:
     ``events`` are ``(stage, phase, micro_batch, start_s, end_s)``: compute
     intervals measured in the workers on the machine's monotonic clock,
     counted from the first start.
+
+    Behind chapter 11, "Parallelization".
     """
 
     loss: float
@@ -285,6 +300,8 @@ def pipeline_train_step(n_stages: int, *, batch_size: int = 64, micro_batches: i
     forward, gradients flow back the same way and accumulate over
     micro-batches. The result is checked against one process computing the
     batch's mean loss and gradients (``max_abs_diff``).
+
+    Taught in chapter 11, "Parallelization".
     """
     check_part("pipeline_train_step", Interval(int, 1, len(train_split())), "batch_size", batch_size)
     check_part("pipeline_train_step", Interval(int, 1, batch_size), "micro_batches", micro_batches)
@@ -313,5 +330,7 @@ def pipeline_bubble(n_stages: int, micro_batches: int) -> float:
 
     Each of K stages is busy for M of the M + K − 1 time slots of the forward
     pass (and again of the backward pass); the rest is the "bubble".
+
+    Taught in chapter 11, "Parallelization".
     """
     return (n_stages - 1) / (micro_batches + n_stages - 1)

@@ -128,6 +128,8 @@ def parameter_server_train(n_workers: int, *, mode: str = "sync", batch_size: in
     receives and sends ``n_workers`` full copies of the weights
     (``extra["server_bytes_per_step"]``), while ring all-reduce moves
     ``2 (n-1)/n`` copies through each process.
+
+    Taught in chapter 11, "Parallelization".
     """
     if delays is None:
         delays = [0.0] * n_workers
@@ -159,6 +161,8 @@ def staleness_of(order: Sequence[int]) -> list[int]:
 
     >>> staleness_of([1, 2, 1, 1, 2])
     [0, 1, 1, 0, 2]
+
+    Behind chapter 11, "Parallelization".
     """
     last, out = {}, []
     for k, w in enumerate(order):
@@ -175,6 +179,8 @@ def communication_bytes(n_params: int, n_workers: int, *, bytes_per_value: int =
     weights, so the server's link carries ``2 · n_workers · P`` values. Ring
     all-reduce (reduce-scatter, then all-gather): each process sends and
     receives ``2 (n − 1) / n · P`` values, whatever ``n``.
+
+    Taught in chapter 11, "Parallelization".
     """
     b = bytes_per_value
     return {"parameter_server_link": 2 * n_workers * n_params * b,

@@ -29,6 +29,8 @@ def parallel_report(*, world_size: int = 2, timeout_s: float = 300.0) -> dict:
     LeNet-300-100's fc1 and LeNet-5's conv2 split over the processes vs one
     process; the synchronous parameter server vs all-reduce; seconds per
     epoch for 1 and ``world_size`` processes measured on this machine.
+
+    Behind chapter 11, "Parallelization".
     """
     ddp = ddp_equivalence(world_size, batch_size=16, steps=5, timeout_s=timeout_s)
     gen = torch.Generator().manual_seed(0)

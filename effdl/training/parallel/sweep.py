@@ -44,6 +44,8 @@ def parallel_sweep(lrs: Sequence[float], n_processes: int, *, epochs: int = 1, b
     ``effdl.train.fit`` and reports validation accuracy. Returns
     ``{"rows": [{"lr", "val_acc", "rank", "seconds"}, …] in the order of
     lrs, "wall_s": seconds for the whole sweep including process start}``.
+
+    Taught in chapter 11, "Parallelization".
     """
     cfg = dict(lrs=lrs, epochs=epochs, batch_size=batch_size, n_train=n_train, seed=seed)
     start = time.perf_counter()
