@@ -9,18 +9,24 @@
     effdl reproduce [NAME] [--json]      a chapter's headline experiment
     effdl data verify                    check every shipped file's hash
     effdl assign OUT_DIR [ID ...]        student versions of the chapters (nbgrader format)
+    effdl systolic --array 32x32 --dataflow os --gemm M=256,N=256,K=256 [--timing scalesim|tpu]
+                   [--sram KB,KB,KB] [--bandwidth W] [--json]      a systolic array's per-layer report
+    effdl systolic --topology FILE.csv | --network alexnet [--batch-size B] …
     effdl --version                      the package's version
 """
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from . import __version__, assign, book, precompute, reproduce, zoo
 from .book import ROOT
 from .data import verify_all
+from .hardware import systolic
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,7 +71,88 @@ def _parser() -> argparse.ArgumentParser:
     assign.add_argument("ids", nargs="*", help="chapter ids from book.yml (default: all)")
     assign.add_argument("--nbgrader", action="store_true",
                         help="write an nbgrader course folder (source/ + nbgrader_config.py) instead")
+
+    sa = sub.add_parser("systolic", help="cycles, utilisation and memory traffic of a systolic array, per layer "
+                                         "(SCALE-Sim's report, in milliseconds)")
+    work = sa.add_mutually_exclusive_group(required=True)
+    work.add_argument("--gemm", help="one GEMM: M=…,N=…,K=… (M streamed rows, K reduction, N output columns)")
+    work.add_argument("--topology", help="a SCALE-Sim topology CSV (conv or GEMM format)")
+    work.add_argument("--network", help="an architecture of effdl.architectures (alexnet, vgg16, resnet50, lenet5 …)")
+    sa.add_argument("--array", default="32x32", help="ROWSxCOLS (default 32x32)")
+    sa.add_argument("--dataflow", default="ws", choices=systolic.DATAFLOWS, help="weight-, output- or "
+                    "input-stationary (default ws)")
+    sa.add_argument("--timing", default="scalesim", choices=systolic.TIMINGS,
+                    help="scalesim: SCALE-Sim's accounting (default); tpu: double-buffered weights")
+    sa.add_argument("--sram", default="64,64,64", help="input, filter, output SRAM sizes in KiB (default 64,64,64)")
+    sa.add_argument("--bandwidth", type=float, default=None, help="DRAM words per cycle (default: as needed, "
+                                                                     "no stalls)")
+    sa.add_argument("--batch-size", type=int, default=1, help="batch for --topology and --network (default 1)")
+    sa.add_argument("--json", action="store_true", help="print one JSON object (utilisations in %%)")
     return parser
+
+
+def _systolic_gemm(text: str) -> "systolic.Gemm":
+    sizes = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip().upper()
+        if not sep or key not in ("M", "N", "K") or key in sizes:
+            raise ValueError(f"--gemm must be M=…,N=…,K=… (each once); got {text!r}.")
+        try:
+            sizes[key] = int(value)
+        except ValueError:
+            raise ValueError(f"--gemm: {key} must be an integer; got {value.strip()!r}.") from None
+    if set(sizes) != {"M", "N", "K"}:
+        raise ValueError(f"--gemm must give M, N and K; got {text!r}.")
+    return systolic.Gemm(name="gemm", **sizes)
+
+
+def _systolic_report(args) -> dict:
+    start = time.perf_counter()
+    rows, sep, cols = args.array.lower().partition("x")
+    if not sep or not rows.strip().isdigit() or not cols.strip().isdigit():
+        raise ValueError(f"--array must be ROWSxCOLS, e.g. 32x32; got {args.array!r}.")
+    try:
+        sram = tuple(float(v) for v in args.sram.split(","))
+    except ValueError:
+        raise ValueError(f"--sram must be three sizes in KiB, e.g. 64,64,64; got {args.sram!r}.") from None
+    config = systolic.SystolicConfig(rows=int(rows), cols=int(cols), dataflow=args.dataflow, timing=args.timing,
+                                     sram_kb=sram, dram_bandwidth=args.bandwidth)
+    if args.gemm:
+        gemms = [_systolic_gemm(args.gemm)]
+    elif args.topology:
+        gemms = systolic.read_topology(args.topology, batch_size=args.batch_size)
+    else:
+        gemms = systolic.network_gemms(args.network, batch_size=args.batch_size)
+    net = systolic.estimate_network(config, gemms)
+    layers = []
+    for r in net.layers:
+        row = r.row()
+        layers.append({"name": row["name"], "M": row["M"], "K": row["K"], "N": row["N"], "count": row["count"],
+                       "folds": row["folds"], "cycles": row["cycles"], "overall_util": 100 * row["overall_util"],
+                       "mapping_eff": 100 * row["mapping_eff"], "compute_util": 100 * row["compute_util"],
+                       "sram_reads": row["sram_reads"], "sram_writes": row["sram_writes"],
+                       "dram_bytes": row["dram_bytes"], "bandwidth_needed": row["bandwidth_needed"],
+                       "stall_cycles": row["stall_cycles"]})
+    return {"array": [config.rows, config.cols], "dataflow": config.dataflow, "timing": config.timing,
+            "layers": layers, "total_cycles": net.cycles, "overall_util": 100 * net.utilization,
+            "wall_s": time.perf_counter() - start}
+
+
+def _systolic_table(rep: dict) -> str:
+    head = (f"{'layer':14s} {'M':>8s} {'K':>7s} {'N':>6s} {'folds':>9s} {'cycles':>12s} {'util%':>6s} {'map%':>6s} "
+            f"{'comp%':>6s} {'SRAM in':>12s} {'SRAM filt':>12s} {'SRAM out':>12s} {'DRAM B':>12s} {'W/cyc':>7s} "
+            f"{'stalls':>8s}")
+    lines = [f"{rep['array'][0]}x{rep['array'][1]} array, {rep['dataflow']}, {rep['timing']} timing", head]
+    for r in rep["layers"]:
+        lines.append(f"{r['name'][:14]:14s} {r['M']:8d} {r['K']:7d} {r['N']:6d} {r['folds']:9,d} {r['cycles']:12,d} "
+                     f"{r['overall_util']:6.1f} {r['mapping_eff']:6.1f} {r['compute_util']:6.1f} "
+                     f"{r['sram_reads']['ifmap']:12,d} {r['sram_reads']['filter']:12,d} "
+                     f"{r['sram_writes']['ofmap']:12,d} {sum(r['dram_bytes'].values()):12,d} "
+                     f"{r['bandwidth_needed']:7.2f} {r['stall_cycles']:8,d}")
+    lines.append(f"total: {rep['total_cycles']:,d} cycles, {rep['overall_util']:.1f} % overall utilisation "
+                 f"({1000 * rep['wall_s']:.1f} ms)")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +218,10 @@ def _dispatch(args) -> int:
             print(f"wrote {path}")
         if args.nbgrader:
             print(f"\nThen, in {Path(args.out_dir)}: nbgrader generate_assignment NN_topic (see the instructors' page).")
+        return 0
+    if args.command == "systolic":
+        rep = _systolic_report(args)
+        print(json.dumps(rep) if args.json else _systolic_table(rep))
         return 0
     if args.command == "data":
         for path in verify_all():

@@ -2,6 +2,7 @@
 (three dataflows, two timings), SCALE-Sim's accounting by hand and against SCALE-Sim itself (optional
 oracle), memory traffic, workloads and topology files, bad input (the views: tests/test_viz_hardware.py)."""
 import importlib.util
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -311,3 +312,51 @@ def test_scalesim_oracle_conv_topology(tmp_path):
         for rep, r in zip(bench.scalesim_reports(8, 8, dataflow, layers, gemm=False),
                           sy.estimate_network(cfg, gemms).layers):
             assert rep["Total Cycles"] == r.cycles and bench.agreement(rep, r)["sram"]
+
+
+# ---------------------------------------------------------------- the command line
+def test_cli_table_and_json(capsys, tmp_path):
+    import json
+
+    from effdl import cli
+    assert cli.main(["systolic", "--array", "32x32", "--dataflow", "os", "--gemm", "M=256,N=256,K=256"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("32x32 array, os, scalesim timing") and "20,351" in out
+    topo = tmp_path / "t.csv"
+    topo.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
+                    "Strides,\nc1, 31, 31, 5, 5, 3, 16, 2,\nc2, 14, 14, 3, 3, 16, 32, 1,\n")
+    assert cli.main(["systolic", "--topology", str(topo), "--array", "8x8", "--timing", "tpu", "--sram", "1,1,1",
+                     "--bandwidth", "2", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rep["layers"]] == ["c1", "c2"]
+    for row, r in zip(rep["layers"], sy.estimate_network(sy.SystolicConfig(rows=8, cols=8, sram_kb=(1, 1, 1),
+                                                                           dram_bandwidth=2.0),
+                                                         sy.read_topology(topo)).layers):
+        assert {"name", "cycles", "overall_util", "mapping_eff", "compute_util", "sram_reads", "dram_bytes",
+                "stall_cycles"} <= set(row)
+        assert row["cycles"] == r.total_cycles and row["stall_cycles"] == r.traffic.stall_cycles
+        assert row["overall_util"] == pytest.approx(100 * r.utilization)
+        assert row["dram_bytes"] == r.traffic.dram_bytes
+    assert rep["total_cycles"] == sum(r["cycles"] for r in rep["layers"]) and rep["wall_s"] < 1
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--gemm", "M=1,N=2"], "--gemm must give M, N and K"),
+    (["--gemm", "M=1,N=2,K=x"], "--gemm: K must be an integer"),
+    (["--gemm", "M=1,N=2,K=3", "--array", "32"], "--array must be ROWSxCOLS"),
+    (["--gemm", "M=1,N=2,K=3", "--sram", "0,64,64"], r"sram_kb\[0\] must be"),
+    (["--gemm", "M=1,N=2,K=3", "--bandwidth", "0"], "dram_bandwidth must be"),
+    (["--gemm", "M=0,N=2,K=3"], "M must be"),
+])
+def test_cli_errors_name_the_field(capsys, args, match):
+    from effdl import cli
+    assert cli.main(["systolic", *args]) == 2
+    assert re.search(match, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("module", ["__init__", "config", "model", "step"])
+def test_doctests(module):
+    import doctest
+    import importlib
+    mod = importlib.import_module("effdl.hardware.systolic" + ("" if module == "__init__" else f".{module}"))
+    assert doctest.testmod(mod).failed == 0

@@ -1,5 +1,5 @@
-"""The hardware views: chapter 9 (rooflines, the systolic and batch-sweep animations, the batch-size
-widget), chapter 10 (EIE's storage, dataflow animation, density widget, benchmarks) and chapters
+"""The hardware views: chapter 9 (rooflines, the batch-sweep animation, the batch-size widget; the
+systolic array's per-layer bars, animations of its three dataflows, dataflow widget, array-size figure), chapter 10 (EIE's storage, dataflow animation, density widget, benchmarks) and chapters
 14/16 (training hardware). Figures are checked on what they draw; animations on their frame count,
 on frames that differ, and on drawing only what the simulator's result carries."""
 import matplotlib
@@ -14,6 +14,7 @@ from effdl.hardware import roofline as rl  # noqa: E402
 from effdl.viz import eie as eie_views  # noqa: E402
 from effdl.viz import roofline as roofline_views  # noqa: E402
 from effdl.viz import style, training_hardware  # noqa: E402
+from effdl.viz import systolic as systolic_views  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -86,11 +87,14 @@ def test_machine_roofline_places_each_kernel():
 
 def test_systolic_layers_bars_per_layer():
     config = systolic.SystolicConfig()
-    est = systolic.estimate_gemms(config, [systolic.Gemm("fc1", 1, 300, 100), systolic.Gemm("fc2", 1, 100, 10)])
-    fig = roofline_views.systolic_layers({"LeNet": est}, title="T")
+    net = systolic.estimate_network(config, [systolic.Gemm(name="fc1", M=1, K=300, N=100),
+                                             systolic.Gemm(name="fc2", M=1, K=100, N=10)])
+    fig = systolic_views.systolic_layers({"LeNet": net}, title="T")
     ax = fig.axes[0]
-    assert [p.get_height() for p in ax.patches[2:]] == [100 * r["utilization"] for r in est["layers"]]
+    assert [p.get_height() for p in ax.patches[:2]] == [100 * r.mapping_efficiency for r in net.layers]
+    assert [p.get_height() for p in ax.patches[2:]] == [100 * r.utilization for r in net.layers]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["fc1", "fc2"] and fig._suptitle.get_text() == "T"
+    assert ax.get_title() == f"LeNet: {100 * net.utilization:.0f} % over the network"
 
 
 def test_gpu_panel_placeholder():
@@ -103,8 +107,8 @@ def test_gpu_panel_placeholder():
 def test_batch_size_state():
     s = roofline_views.batch_size_state(16)
     assert s["current"]["TPU"]["latency_ms"] == pytest.approx(20e6 / 34e9 * 1e3)
-    # 32 ops per weight byte: left of the TPU's (2,706) and Haswell's (51) ridges, right of the K80's (17.5)
-    assert [s["current"][c]["bound"] for c in ("TPU", "Haswell", "K80")] == ["memory", "memory", "compute"]
+    # 32 ops per weight byte: left of the TPU's ridge (2,706), right of the Haswell's (25.5) and the K80's (17.5)
+    assert [s["current"][c]["bound"] for c in ("TPU", "Haswell", "K80")] == ["memory", "compute", "compute"]
     assert s["current"]["TPU"]["utilization"] == pytest.approx(34e9 * 32 / 92e12)
     assert {r["app"]: r["intensity"] for r in s["apps"]}["LSTM1"] == 32
     assert s["apps"] == rl.place_apps(rl.PAPER_CHIPS, 16)
@@ -144,20 +148,22 @@ def test_batch_size_widget_redraws():
 
 # ------------------------------------------------------------------ chapter 9: animations
 def test_systolic_result_carries_its_operands():
-    x, w = systolic.random_gemm(3, 4, 2, seed=4, low=-3, high=4)
-    r = systolic.simulate(systolic.SystolicConfig(2, 2), x, w, record_trace=True)
-    assert np.array_equal(r.x, x) and np.array_equal(r.w, w) and r.x is not x
-    assert systolic.estimate(systolic.SystolicConfig(2, 2), 3, 4, 2).x is None
+    g = systolic.Gemm(M=3, K=4, N=2)
+    x, w = systolic.random_gemm(g, seed=4, low=-3, high=4)
+    r = systolic.simulate(systolic.SystolicConfig(rows=2, cols=2), g, x=x, w=w, record_trace=True)
+    assert np.array_equal(r.x, x) and np.array_equal(r.w, w) and r.x is not x and r.gemm == g
+    assert systolic.estimate(systolic.SystolicConfig(rows=2, cols=2), g).x is None
 
 
 def test_systolic_animation_draws_only_the_result():
-    x, w = systolic.random_gemm(3, 4, 2, seed=4, low=-3, high=4)
-    r = systolic.simulate(systolic.SystolicConfig(2, 2), x, w, record_trace=True)
-    anim = roofline_views.systolic_animation(r, queue=3)
+    g = systolic.Gemm(M=3, K=4, N=2)
+    x, w = systolic.random_gemm(g, seed=4, low=-3, high=4)
+    r = systolic.simulate(systolic.SystolicConfig(rows=2, cols=2), g, x=x, w=w, record_trace=True)
+    anim = systolic_views.systolic_animation(r, queue=3)
     assert list(anim.new_frame_seq()) == list(range(r.trace.n_cycles))
     frames = [_frame(anim, t) for t in range(r.trace.n_cycles)]
     assert len({tuple(texts) + (title,) for texts, title in frames}) == r.trace.n_cycles   # every frame differs
-    assert frames[0][1].startswith("cycle 0: fold 1 of 2")
+    assert frames[0][1].startswith("cycle 0: fold 1 of 2, loading weights")
     # the queue left of the array: the inputs the trace shows entering row i within the next 3 cycles
     start = int(np.flatnonzero(r.trace.phase == "compute")[0])          # fold 1 (k 0..1), its first cycle
     anim._func(start)
@@ -174,13 +180,75 @@ def test_systolic_animation_draws_only_the_result():
     assert html.count("data:image/png;base64") == r.trace.n_cycles
 
 
+@pytest.mark.parametrize("dataflow, stay, moving", [("os", "Σ=", "x="), ("is", "x=", "w=")])
+def test_dataflow_animations_label_what_stays_and_what_moves(dataflow, stay, moving):
+    g = systolic.Gemm(M=3, K=4, N=2)
+    r = systolic.simulate(systolic.SystolicConfig(rows=3, cols=3, dataflow=dataflow), g, seed=2, record_trace=True)
+    anim = systolic_views.systolic_animation(r)
+    frames = [_frame(anim, t) for t in range(r.trace.n_cycles)]
+    mid, title = frames[len(frames) // 2]
+    assert any(t.startswith(stay) for t in mid) and any(t.startswith(moving) for t in mid)
+    header = "outputs Y[0:3, 0:2]" if dataflow == "os" else "inputs X[0:3, 0:3]ᵀ"
+    assert f"3×3 array, {header}" in mid
+    # every useful multiply-add is counted in a title, and the last frame holds Y = x @ w
+    macs = sum(int(t.split(", ")[1].split()[0]) for _, t in frames if "useful" in t)
+    assert macs == g.M * g.K * g.N
+    last, _ = frames[-1]
+    assert last[-6:] == [str(v) for v in (r.x @ r.w).ravel()]
+
+
 def test_systolic_animation_bad_input():
-    x, w = systolic.random_gemm(2, 2, 2, seed=4)
+    g = systolic.Gemm(M=2, K=2, N=2)
     with pytest.raises(ValueError, match="must carry a trace"):
-        roofline_views.systolic_animation(systolic.simulate(systolic.SystolicConfig(2, 2), x, w))
-    big = systolic.simulate(systolic.SystolicConfig(8, 8), x, w, record_trace=True)
+        systolic_views.systolic_animation(systolic.simulate(systolic.SystolicConfig(rows=2, cols=2), g))
+    big = systolic.simulate(systolic.SystolicConfig(rows=8, cols=8), g, record_trace=True)
     with pytest.raises(ValueError, match="at most 6×6"):
-        roofline_views.systolic_animation(big)
+        systolic_views.systolic_animation(big)
+
+
+# ------------------------------------------------------------------ chapter 9: dataflow widget, array sizes
+def test_dataflow_state_and_figure():
+    state = systolic_views.dataflow_state(dataflow="os", rows=16, cols=8, M=100, K=70, N=30, timing="scalesim")
+    res = state["results"]
+    assert set(res) == {"ws", "os", "is"} and res["os"].config.timing == "scalesim"
+    assert res["ws"].cycles == systolic.estimate(systolic.SystolicConfig(rows=16, cols=8, timing="scalesim"),
+                                                 systolic.Gemm(M=100, K=70, N=30)).cycles
+    fig = systolic_views.dataflow_figure(state)
+    left, right = fig.axes
+    bars = left.patches[:3]
+    assert [b.get_height() for b in bars] == [res[d].total_cycles for d in ("ws", "os", "is")]
+    assert [b.get_alpha() for b in bars] == [0.35, 1.0, 0.35]              # the chosen dataflow stands out
+    assert _texts(left) == [f"{100 * res[d].utilization:.0f} %" for d in ("ws", "os", "is")]
+    reads = [p.get_height() for p in right.patches]
+    assert reads[:3] == [res[d].traffic.sram_ifmap_reads for d in ("ws", "os", "is")]
+    assert reads[6:9] == [res[d].traffic.sram_ofmap_writes for d in ("ws", "os", "is")]
+    assert "outputs Y (M × N) stay put" in fig._suptitle.get_text()
+    with pytest.raises(ValueError, match="dataflow must be one of"):
+        systolic_views.dataflow_state(dataflow="rs")
+
+
+def test_dataflow_widget_redraws():
+    box = systolic_views.dataflow_widget(rows=8, cols=8, M=64, K=64, N=64)
+    *controls, image = box.children
+    first = image.value
+    assert first[:4] == b"\x89PNG"
+    assert [c.description for c in controls] == ["dataflow", "timing", "rows", "cols", "M", "K", "N"]
+    controls[0].value = "is"
+    assert image.value != first
+
+
+def test_array_size_figure():
+    gemms = systolic.network_gemms("lenet5")
+    sweep = systolic.sweep_array_sizes(systolic.SystolicConfig(timing="scalesim"), gemms, sizes=[4, 16, 64])
+    fig = systolic_views.array_size_figure(sweep, title="LeNet-5")
+    left, right = fig.axes
+    for line, df in zip(left.lines, ("ws", "os", "is")):
+        assert list(line.get_xdata()) == [4, 16, 64]
+        assert list(line.get_ydata()) == [n.cycles for n in sweep[df]]
+        assert line.get_label().startswith(df)
+    assert [list(line.get_ydata()) for line in right.lines] == [[100 * n.utilization for n in sweep[df]]
+                                                                for df in ("ws", "os", "is")]
+    assert left.get_yscale() == "log" and right.get_ylabel() == "overall utilisation (%)"
 
 
 def test_batch_sweep_animation_moves_the_apps():

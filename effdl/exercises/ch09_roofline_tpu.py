@@ -51,8 +51,8 @@ def check_fold_cycles(fn, seed: int = 990) -> str:
     cases = [(4, 4, 5, 4, 4), (4, 4, 5, 6, 4), (2, 3, 1, 7, 8), (256, 256, 200, 9216, 4096)]
     cases += [tuple(int(v) for v in rng.integers(1, 300, size=5)) for _ in range(30)]
     for rows, cols, m, k, n in cases:
-        cfg = systolic.SystolicConfig(rows, cols)
-        want = systolic.estimate(cfg, m, k, n)
+        cfg, gemm = systolic.SystolicConfig(rows=rows, cols=cols), systolic.Gemm(M=m, K=k, N=n)
+        want = systolic.estimate(cfg, gemm)
         got = int(fn(rows, cols, m, k, n))
         if got == want.cycles:
             continue
@@ -60,7 +60,8 @@ def check_fold_cycles(fn, seed: int = 990) -> str:
         if got == want.cycles - want.load_cycles:
             fail("the first tile's weights must be loaded before anything flows: add its load "
                   f"(min(K, rows) = {want.load_cycles} cycles); later loads hide behind computation.")
-        if got == want.cycles + sum(f.k1 - f.k0 for f in want.folds[1:]):
+        tiles = systolic.fold_table(cfg, gemm)
+        if got == want.cycles + int((tiles.r1 - tiles.r0)[1:].sum()):
             fail("with double buffering only the first load is exposed: the next tile loads while this one computes.")
         fail(f"for a {rows}×{cols} array and M={m}, K={k}, N={n} ({folds} folds) the model counts "
               f"{want.cycles} cycles, you {got}: per fold M + (rows − 1) + (columns used − 1), "

@@ -42,7 +42,9 @@ class Chip:
 
     ``peaks`` pairs a precision with its peak rate in TOPS (2 ops per
     multiply-add); ``default_precision`` is the one the TPU paper's roofline
-    comparison uses for the chip (its fastest listed precision).
+    comparison (Fig. 6) uses for the chip: the TPU's 8-bit peak, but the K80's
+    and the Haswell's floating-point ones (the paper draws Haswell at 1.3 TOPS,
+    not its 2.6 TOPS 8-bit rate).
 
     Behind chapter 09, "The roofline and the TPU".
     """
@@ -108,8 +110,9 @@ _LECTURE = ("Han & Dally, \"Efficient Methods and Hardware for Deep Learning\", 
 
 _CHIPS = (
     Chip("Haswell", "Intel Haswell E5-2699 v3", "CPU", 2014, 2300.0,
-         (("int8", 2.6), ("fp32", 1.3)), 51.0, None, None, 145.0, None, None, "int8", _TPU_PAPER,
-         "server CPU of the TPU paper's comparison; 145 W TDP"),
+         (("int8", 2.6), ("fp32", 1.3)), 51.0, None, None, 145.0, None, None, "fp32", _TPU_PAPER,
+         "server CPU of the TPU paper's comparison; 145 W TDP; its roofline (Fig. 6, ridge 13 ops per "
+         "weight byte) uses the 1.3 TOPS floating-point peak, not the 2.6 TOPS 8-bit one"),
     Chip("K80", "NVIDIA K80 (one of its two dies)", "GPU", 2014, 560.0,
          (("fp32", 2.8),), 160.0, None, None, 150.0, None, None, "fp32", _TPU_PAPER,
          "no 8-bit rate listed: the paper's K80 roofline is its FP32 peak"),

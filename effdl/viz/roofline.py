@@ -1,18 +1,15 @@
 """Figures, animations and the batch-size widget of chapter 9 (the roofline and the TPU).
 
 Static figures: rooflines on log and linear axes, workloads placed on them,
-batch size against latency and throughput, this machine's measured roofline,
-and the systolic array's utilisation per layer. The model is Williams,
-Waterman and Patterson's roofline (CACM 2009); the chips and workloads are
-Jouppi et al.'s (ISCA 2017).
+batch size against latency and throughput, and this machine's measured
+roofline (the systolic array's views are in :mod:`effdl.viz.systolic`). The
+model is Williams, Waterman and Patterson's roofline (CACM 2009); the chips
+and workloads are Jouppi et al.'s (ISCA 2017).
 
-Animations (matplotlib ``FuncAnimation``; chapters show
-:func:`effdl.viz.style.jshtml`): the weight-stationary systolic array
-computing a small GEMM cycle by cycle — drawn from the trace of
-``effdl.hardware.systolic.simulate``, never by re-running the model — and
-the six workloads climbing the roofline as the batch size grows, from
-``effdl.hardware.roofline``'s sweeps. Frames are few and small (dpi ~70) so
-a chapter stays light.
+Animation (matplotlib ``FuncAnimation``; chapters show
+:func:`effdl.viz.style.jshtml`): the six workloads climbing the roofline as
+the batch size grows, from ``effdl.hardware.roofline``'s sweeps. Frames
+are few and small (dpi ~70) so a chapter stays light.
 
 The batch-size widget: moving the batch size moves the six workloads
 (Table 1) along the roofline — intensity grows with the batch — and moves
@@ -21,8 +18,8 @@ MLP0 along its latency/throughput curve, next to the measured
 :func:`batch_size_state`; :func:`batch_size_figure` draws that state and is
 also the widget's static rendering.
 
-Each function draws results computed by ``effdl.hardware.roofline`` /
-``systolic`` and returns the Figure (or animation); none recomputes a model.
+Each function draws results computed by ``effdl.hardware.roofline`` and
+returns the Figure (or animation); none recomputes a model.
 """
 from __future__ import annotations
 
@@ -30,7 +27,6 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.animation import FuncAnimation
-from matplotlib.patches import Rectangle
 
 from .._validate import check_float, check_int
 from ..hardware import roofline as rl
@@ -50,7 +46,10 @@ def _color(name: str, i: int = 0) -> str:
 
 def draw_roofline(ax, roof, *, x_range=(0.1, 1e5), scale: float = 1e12, color=None, label=None,
                   log: bool = True, ridge_label: bool = True):
-    """Draw one roofline (``effdl.hardware.roofline.Roofline``) on ``ax``; y in ops/s ÷ ``scale``."""
+    """Draw one roofline (``effdl.hardware.roofline.Roofline``) on ``ax``; y in ops/s ÷ ``scale``.
+
+    Behind chapter 09, "The roofline and the TPU".
+    """
     lo, hi = x_range
     x = np.geomspace(lo, hi, 400) if log else np.linspace(max(lo, hi * 1e-6), hi, 400)  # intensity > 0
     x = np.union1d(x, [roof.ridge]) if x_range[0] < roof.ridge < x_range[1] else x
@@ -70,6 +69,8 @@ def apps_on_rooflines(roofs, placements: list[dict], *, log: bool = True, title:
     ``effdl.hardware.roofline.place_apps`` (``app``, ``intensity``,
     ``attainable_tops`` per chip). Each app is marked on every roof at its
     attainable performance. Log-log or linear axes.
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     if ax is None:
         fig, ax = plt.subplots(figsize=(WIDTH, 4.0), constrained_layout=True)
@@ -102,6 +103,8 @@ def latency_throughput(sweep: dict, *, table4: list[dict] | None = None, limit_m
     ``table4``: rows of ``roofline.table4_comparison`` drawn as measured
     points; ``limit_ms``: a horizontal latency limit; ``current``: a batch
     size to mark on each curve.
+
+    Behind chapter 09, "The roofline and the TPU".
     """
     if ax is None:
         fig, ax = plt.subplots(figsize=(WIDTH, 3.8), constrained_layout=True)
@@ -137,6 +140,8 @@ def batch_size_figure(state: dict):
     and the MLP0 latency/throughput trade-off with Table 4's measurements (right).
 
     ``state``: :func:`batch_size_state`. Also the widget's static rendering.
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH * 1.25, 4.2), constrained_layout=True)
     roofs = state["rooflines"]
@@ -171,6 +176,8 @@ def machine_roofline(measured, *, ax=None, title: str | None = None):
     ``measured``: ``effdl.hardware.roofline.MachineRoofline``. Each kernel is
     drawn at its achieved GFLOP/s and its intensity; the gap to the roof above
     it is how far it falls short of the model.
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     if ax is None:
         fig, ax = plt.subplots(figsize=(WIDTH, 4.0), constrained_layout=True)
@@ -197,135 +204,17 @@ def machine_roofline(measured, *, ax=None, title: str | None = None):
     return fig
 
 
-def systolic_layers(networks: dict[str, dict], *, title: str):
-    """Utilisation of the array per layer, one panel per network (``systolic.estimate_gemms`` results)."""
-    fig, axes = plt.subplots(1, len(networks), figsize=(WIDTH, 3.4), constrained_layout=True,
-                             gridspec_kw={"width_ratios": [len(v["layers"]) for v in networks.values()]})
-    axes = np.atleast_1d(axes)
-    for ax, (name, est) in zip(axes, networks.items()):
-        rows = est["layers"]
-        x = np.arange(len(rows))
-        ax.bar(x, [100 * r["mapping_efficiency"] for r in rows], color=COLORS["other"], alpha=0.5,
-               label="mapping efficiency")
-        ax.bar(x, [100 * r["utilization"] for r in rows], width=0.5, color=COLORS["compute"], label="utilisation")
-        ax.set_xticks(x, [r["name"] for r in rows], rotation=90, fontsize=7)
-        ax.set_ylim(0, 105)
-        ax.set_title(f"{name}: {100 * est['utilization']:.0f} % over the network", fontsize=9)
-        ax.grid(True, axis="y", alpha=0.3)
-    axes[0].set_ylabel("% of the array's PEs")
-    axes[0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(title)
-    return fig
-
-
 def gpu_panel_placeholder(ax, text: str):
-    """An empty panel with a message (e.g. no CUDA device), so a figure keeps its number of axes."""
+    """An empty panel with a message (e.g. no CUDA device), so a figure keeps its number of axes.
+
+    Taught in chapter 09, "The roofline and the TPU".
+    """
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
 
 
 # ---------------------------------------------------------------- animations
-def systolic_animation(result, *, dpi: int = 72, interval: int = 700, queue: int = 3):
-    """A systolic array computing ``result``'s GEMM, one frame per cycle.
-
-    Parameters
-    ----------
-    result : effdl.hardware.systolic.SystolicResult
-        From ``simulate(..., record_trace=True)`` on a small array (≤ 6×6).
-        Everything drawn is read from it: the trace's registers, what entered
-        each row (``trace.feed``) and what left the array.
-    dpi, interval : int
-        Frame resolution and milliseconds per frame.
-    queue : int
-        How many waiting inputs per row to draw.
-
-    Each PE shows its weight (w), the activation passing through (a, moving
-    right) and its partial sum (Σ, moving down); blue PEs do a useful
-    multiply-add this cycle. The inputs wait left of the array in a
-    staircase (the skew): those the trace shows entering each row in the
-    next ``queue`` cycles of the fold. Results collect in Y on the right.
-    """
-    trace = result.trace
-    if trace is None:
-        raise ValueError("result must carry a trace: simulate(..., record_trace=True); got trace=None.")
-    R, C = result.config.rows, result.config.cols
-    if R > 6 or C > 6:
-        raise ValueError(f"result must come from an array of at most 6×6 to be drawn; got {R}×{C}.")
-    M, N = result.m, result.n
-    folds = result.folds
-    y_left = C + 1.0                                      # where the Y grid starts
-    width = y_left + N + 0.5
-    height = max(R, M) + 1.5
-    fig, ax = plt.subplots(figsize=(WIDTH, WIDTH * height / (width + queue + 0.6) + 0.4), dpi=dpi)
-    fig.subplots_adjust(0.005, 0.005, 0.995, 0.92)
-
-    def fmt(v):
-        return f"{v:.3g}" if isinstance(v, float) and not float(v).is_integer() else f"{int(v)}"
-
-    def draw(t):
-        ax.clear()
-        ax.set_xlim(-queue - 0.6, width)
-        ax.set_ylim(-max(R, M) - 0.2, 1.3)
-        ax.set_aspect("equal")
-        ax.axis("off")
-        f = int(trace.fold[t])
-        fold = folds[f]
-        phase = trace.phase[t]
-        loading = phase == "load"
-        for i in range(R):
-            for j in range(C):
-                mac = trace.mac[t, i, j]
-                holds = trace.act_tag[t, i, j] >= 0
-                face = "#BFE1F6" if mac else ("#EEEEEE" if holds else "white")
-                ax.add_patch(Rectangle((j, -i - 1), 0.94, 0.94, fc=face, ec="k", lw=0.8))
-                w = trace.shadow[t, i, j] if loading else trace.weight[t, i, j]
-                ax.text(j + 0.47, -i - 0.2, f"w={fmt(w)}", ha="center", va="center", fontsize=8,
-                        color=COLORS["memory"] if loading else "k")
-                if holds:
-                    ax.text(j + 0.47, -i - 0.47, f"a={fmt(trace.act[t, i, j])}", ha="center", va="center",
-                            fontsize=8)
-                if trace.psum_tag[t, i, j] >= 0:
-                    ax.text(j + 0.47, -i - 0.74, f"Σ={fmt(trace.psum[t, i, j])}", ha="center", va="center",
-                            fontsize=8, color=COLORS["compute"])
-        # the skewed queue: what the trace shows entering each row in the next cycles of this fold
-        if not loading:
-            for wait in range(1, queue + 1):
-                later = t + wait
-                if later >= trace.n_cycles or trace.fold[later] != f or trace.phase[later] != "compute":
-                    break
-                for i in np.flatnonzero(trace.feed_tag[later] >= 0):
-                    ax.add_patch(Rectangle((-wait, -i - 0.85), 0.85, 0.6, fc="#FFF3D6", ec=COLORS["integer"]))
-                    ax.text(-wait + 0.42, -i - 0.55, fmt(trace.feed[later, i].item()), ha="center", va="center",
-                            fontsize=8)
-        ax.text(-queue / 2 - 0.5, 0.35, "inputs x (skewed)", ha="center", fontsize=8)
-        ax.text(C / 2, 0.35, f"{R}×{C} array, weights W[{fold.k0}:{fold.k1}, {fold.n0}:{fold.n1}]",
-                ha="center", fontsize=8)
-        # Y accumulators, filled by what has left the bottom of the array so far
-        y = np.zeros((M, N), dtype=float)
-        done = np.zeros((M, N), dtype=int)
-        for cyc, m, n, v in trace.outputs:
-            if cyc > t:
-                break
-            y[m, n] += v
-            done[m, n] += 1
-        n_k = -(-result.k // R)
-        ax.text(y_left + N / 2, 0.35, "accumulators Y = x @ W", ha="center", fontsize=8)
-        for m in range(M):
-            for n in range(N):
-                full = done[m, n] == n_k
-                ax.add_patch(Rectangle((y_left + n, -m - 1), 0.94, 0.94, lw=0.6, ec="k",
-                                       fc=COLORS["exponent"] if full else ("#D8F0E4" if done[m, n] else "white")))
-                if done[m, n]:
-                    ax.text(y_left + n + 0.47, -m - 0.53, fmt(y[m, n]), ha="center", va="center", fontsize=8)
-        what = ("loading weights (array stalled)" if loading else
-                f"{int(trace.mac[t].sum())} useful multiply-adds this cycle")
-        ax.set_title(f"cycle {t}: fold {f + 1} of {len(folds)}, {what}", fontsize=10)
-        return []
-
-    return FuncAnimation(fig, draw, frames=trace.n_cycles, interval=interval, blit=False)
-
-
 def batch_sweep_animation(apps_sweep: dict, latency_sweep: dict, *, table4: list[dict] | None = None,
                           limit_ms: float | None = None, dpi: int = 80, interval: int = 500):
     """The six workloads climbing the roofline as the batch grows, with MLP0's latency beside them.
@@ -334,6 +223,8 @@ def batch_sweep_animation(apps_sweep: dict, latency_sweep: dict, *, table4: list
     ``latency_sweep``: ``roofline.batch_sweep("MLP0", chips, batch_sizes)`` on
     the same batch sizes; ``table4``: ``roofline.table4_comparison()`` rows.
     One frame per batch size.
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     sizes = np.asarray(apps_sweep["batch_sizes"])
     if not np.array_equal(sizes, np.asarray(latency_sweep["batch_sizes"])):
@@ -406,6 +297,8 @@ def batch_size_state(batch_size: int, *, app: str = "MLP0", chips=rl.PAPER_CHIPS
     ``effdl.hardware.roofline.batch_sweep``), ``current`` (per chip: ``latency_ms``,
     ``throughput_ips``, ``attainable_tops``, ``utilization`` = attainable ÷
     peak, ``bound``), ``table4`` and ``limit_ms``.
+
+    Taught in chapter 09, "The roofline and the TPU".
     """
     b = check_int("batch_size", batch_size, min=1, max=1 << 20)
     limit_ms = check_float("limit_ms", limit_ms, min=0, min_open=True)
@@ -427,7 +320,10 @@ def batch_size_state(batch_size: int, *, app: str = "MLP0", chips=rl.PAPER_CHIPS
 
 
 def batch_size_widget(batch_size: int = 16, **kwargs):
-    """A batch-size slider (1 … 4096, powers of two); the apps on the roofline and MLP0's latency."""
+    """A batch-size slider (1 … 4096, powers of two); the apps on the roofline and MLP0's latency.
+
+    Taught in chapter 09, "The roofline and the TPU".
+    """
     batch_size_state(batch_size, **kwargs)                 # validate before building controls
     options = sorted(set(BATCH_SIZES) | {batch_size})
     slider = widgets.SelectionSlider(options=options, value=batch_size, description="batch size",

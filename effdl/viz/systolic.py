@@ -173,7 +173,7 @@ def dataflow_state(*, dataflow: str = "ws", rows: int = 32, cols: int = 32, M: i
 
     Returns ``{"dataflow", "timing", "gemm", "results": {dataflow: SystolicResult}}``.
 
-    Behind chapter 09, "The roofline and the TPU".
+    Taught in chapter 09, "The roofline and the TPU".
     """
     gemm = sy.Gemm(name="gemm", M=M, K=K, N=N)
     results = {df: sy.estimate(sy.SystolicConfig(rows=rows, cols=cols, dataflow=df, timing=timing), gemm)
@@ -186,7 +186,7 @@ def dataflow_state(*, dataflow: str = "ws", rows: int = 32, cols: int = 32, M: i
 def dataflow_figure(state: dict):
     """Cycles and utilisation (left) and SRAM traffic (right) of the three dataflows; the chosen one bold.
 
-    Behind chapter 09, "The roofline and the TPU".
+    Taught in chapter 09, "The roofline and the TPU".
     """
     res, chosen, g = state["results"], state["dataflow"], state["gemm"]
     cfg = res[chosen].config
@@ -221,7 +221,7 @@ def dataflow_widget(*, dataflow: str = "ws", rows: int = 32, cols: int = 32, M: 
                     N: int = 256, timing: str = "tpu"):
     """Controls for dataflow, timing, array size and GEMM shape, bound to :func:`dataflow_state`.
 
-    Behind chapter 09, "The roofline and the TPU".
+    Taught in chapter 09, "The roofline and the TPU".
     """
     dataflow_state(dataflow=dataflow, rows=rows, cols=cols, M=M, K=K, N=N, timing=timing)   # validate first
     sizes = sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 9216, M, K, N})
@@ -254,7 +254,7 @@ def array_size_figure(sweep: dict, *, title: str):
     """A network's cycles (left, log-log) and utilisation (right) against the array's side, one line per
     dataflow (``systolic.sweep_array_sizes`` results).
 
-    Behind chapter 09, "The roofline and the TPU".
+    Taught in chapter 09, "The roofline and the TPU".
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 3.2), constrained_layout=True)
     for df, nets in sweep.items():
