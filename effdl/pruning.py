@@ -16,6 +16,9 @@ mask``, so every forward pass sees exact zeros at pruned positions and their
 gradients are zero: training cannot revive them. :func:`remove_masks` makes
 the pruning permanent. ``mask`` is True where a weight is kept; ``sparsity`` is
 the fraction of zeros, ``density`` the fraction kept.
+
+Longer than 600 lines because the masks, their reparametrisation, the schedules, channel pruning
+and the size accounting share one definition of a prunable weight (chapter 2).
 """
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ MAX_LINES = 600
 LONG_REASON = "Longer than 600 lines because"
 # deferred imports allowed inside functions: optional or heavy dependencies, each with a comment on its line
 # or the line above saying why
-DEFERRABLE = {"tqdm", "scipy", "sklearn", "jupyter_book", "nbclient", "ipywidgets", "IPython", "playwright"}
+DEFERRABLE = {"tqdm", "scipy", "sklearn", "jupyter_book", "nbclient", "ipywidgets", "IPython", "playwright",
+              "nbgrader"}
 
 
 def _modules() -> dict[str, Path]:

@@ -23,6 +23,9 @@ Core computes before its result is stored.
   ``D = A·B + C`` of a Volta Tensor Core with fp32 or fp16 accumulation;
 - :func:`matmul_gflops`: measured matmul speed per dtype on this machine;
   :func:`autocast_compare`: real ``torch.autocast`` training on CUDA.
+
+Longer than 600 lines because the fp16 emulation, loss scaling, master weights and Tensor-Core
+arithmetic are parts of one training loop that chapter 12 takes apart step by step.
 """
 from __future__ import annotations
 
