@@ -32,6 +32,9 @@ nbgrader will not grade as handed out, :func:`solution_bodies` and
 :func:`fill_answers` make submissions (the reference one, for a check of
 the set-up), :func:`run_nbgrader` and :func:`gradebook_scores` run nbgrader
 and read its grades (``tests/test_classroom.py``, ``make classroom-check``).
+
+Longer than 600 lines because the exercises' cell format, the student versions written from it and
+nbgrader's course, submissions and gradebook read back are the two sides of one format.
 """
 from __future__ import annotations
 

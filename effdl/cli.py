@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     assign = sub.add_parser("assign", help="write student versions of the chapters (instructors)")
     assign.add_argument("out_dir", help="folder that receives the notebooks (not chapters/)")
     assign.add_argument("ids", nargs="*", help="chapter ids from book.yml (default: all)")
+    assign.add_argument("--force", action="store_true",
+                        help="replace a course's source notebook that differs from its chapter (after a chapter changed)")
     assign.add_argument("--nbgrader", action="store_true",
                         help="write an nbgrader course folder (source/ + nbgrader_config.py) instead")
 
@@ -213,7 +215,7 @@ def _dispatch(args) -> int:
         print(reproduce.to_json(result) if args.json else reproduce.to_text(result))
         return 0
     if args.command == "assign":
-        paths = assign.write_assignment(args.out_dir, args.ids or None, nbgrader=args.nbgrader)
+        paths = assign.write_assignment(args.out_dir, args.ids or None, nbgrader=args.nbgrader, overwrite=args.force)
         for path in paths:
             print(f"wrote {path}")
         if args.nbgrader:
