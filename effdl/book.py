@@ -160,7 +160,7 @@ def readme_measurements(results_dir: Path | None = None) -> str:
             f"| set-up (`make setup`: venv, torch, `pip install -e \".[dev]\"`, pip's cache warm) | "
             f"{minutes(fresh['setup_s'])} |",
             f"| `make test` after set-up ({count('passed'):,} passed, {count('failed')} failed, "
-            f"{count('skipped')} skipped: unit, doctests, every chapter under nbval, HTML build, browser) | "
+            f"{count('skipped')} skipped: unit, doctests, every chapter under nbval and through nbgrader, HTML build, browser) | "
             f"{minutes(fresh['test_s'])} |",
             f"| `make book` after set-up | {minutes(fresh['book_s'])} |", "",
             f"The same suite under other CPU kernel selections ({port['cpu']}, {port['date']}, "
