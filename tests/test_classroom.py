@@ -57,7 +57,7 @@ WRONG = {
               "return torch.where(keep, torch.sign(weight) * alpha, torch.zeros_like(weight))",
     "my_tt_params": "return sum(n * m for n, m in zip(in_factors, out_factors))  # forgot the ranks",
     "my_winograd_f23": "return np.correlate(d, g, 'valid')  # right values, 6 multiplications",
-    "my_fc_intensity": "return batch_size * n_in * n_out / (n_in * n_out * weight_bits / 8)  # a MAC is 2 ops",
+    "my_fc_intensity": "return batch_size * n_in * n_out / (n_in * n_out * n_bits_weight / 8)  # a MAC is 2 ops",
     "my_cycles": "return int(np.maximum(entries, 1).sum(axis=1).max())  # ignores the broadcast queue",
     "my_staleness": "return [0] * len(order)  # as if synchronous",
     "my_loss_scale_update": "if found_inf:\n    return scale / 2, 0\nreturn scale, good_steps + 1  # never grows",

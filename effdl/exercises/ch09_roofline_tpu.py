@@ -15,7 +15,7 @@ from ._common import fail
 
 
 def check_fc_intensity(fn, seed: int = 909) -> str:
-    """Chapter 9: ``fn(n_in, n_out, batch_size, weight_bits) -> ops per weight byte`` of an FC layer
+    """Chapter 9: ``fn(n_in, n_out, batch_size, n_bits_weight) -> ops per weight byte`` of an FC layer
     (a multiply-add counts as 2 operations; weights fetched once per batch).
 
     Taught in chapter 09, "The roofline and the TPU".
@@ -31,7 +31,7 @@ def check_fc_intensity(fn, seed: int = 909) -> str:
         if np.isclose(got, want / 2):
             fail("off by a factor of 2: count a multiply-add as two operations, like the TPU's 92 TOPS.")
         if np.isclose(got, want * bits / 8) or np.isclose(got, want * 8 / bits):
-            fail("a weight of `weight_bits` bits takes weight_bits / 8 bytes: divide by bytes, not bits or 1.")
+            fail("a weight of `n_bits_weight` bits takes n_bits_weight / 8 bytes: divide by bytes, not bits or 1.")
         if not np.isclose(got, want):
             fail(f"for n_in={n_in}, n_out={n_out}, batch {b}, {bits}-bit weights your intensity differs "
                   "from effdl.hardware.roofline.fc_work: count the operations of the whole batch, "
