@@ -37,10 +37,10 @@ test: setup chromium ## unit tests + every chapter under nbval and through nbgra
 	$(CLASSROOM) $(PY) -m pytest tests effdl chapters --doctest-modules $(NBVAL) -v --durations=15
 
 unit: setup          ## unit tests only (fast; without the browser tests)
-	$(PY) -m pytest tests -q --ignore=tests/test_browser.py
+	$(PY) -m pytest tests -q --ignore=tests/test_browser.py --ignore=tests/test_browser_reading.py --ignore=tests/test_browser_flipbooks.py
 
 browser: setup chromium ## the book in Chromium: static pages and JupyterLab (needs Debian's chromium)
-	$(PY) -m pytest tests/test_browser.py -v
+	$(PY) -m pytest tests/test_browser.py tests/test_browser_reading.py tests/test_browser_flipbooks.py -v
 
 classroom-check: setup ## every chapter through nbgrader: generate, autograde (exact scores), feedback
 	$(CLASSROOM) $(PY) -m pytest tests/test_classroom.py -v --durations=20

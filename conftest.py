@@ -87,7 +87,7 @@ def pytest_runtest_logreport(report):
     path = report.nodeid.split("::")[0]
     if path.endswith(".ipynb"):
         _chapter_seconds[path] += report.duration
-    if path.endswith("test_browser.py") and (report.when == "call" or report.outcome != "passed"):
+    if path.endswith(("test_browser.py", "test_browser_reading.py", "test_browser_flipbooks.py")) and (report.when == "call" or report.outcome != "passed"):
         _browser_outcomes[report.outcome] += 1
 
 

@@ -34,7 +34,7 @@ def autograde_reference(chapter) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         course = Path(tmp) / "course"
         assign.write_assignment(course, [chapter.id], nbgrader=True)
-        run = assign.run_nbgrader(course, "generate_assignment", stem)
+        run = assign.run_nbgrader(course, ["generate_assignment", stem])
         if run.returncode:
             raise RuntimeError(run.stderr[-2000:])
         source = nbformat.read(course / "source" / stem / f"{stem}.ipynb", as_version=4)
@@ -43,7 +43,7 @@ def autograde_reference(chapter) -> dict:
         submission.parent.mkdir(parents=True)
         nbformat.write(assign.fill_answers(release, assign.solution_bodies(source)), submission)
         start = time.perf_counter()
-        run = assign.run_nbgrader(course, "autograde", stem, "--student", "reference")
+        run = assign.run_nbgrader(course, ["autograde", stem, "--student", "reference"])
         seconds = time.perf_counter() - start
         scores = assign.gradebook_scores(course, stem).get("reference", {})
     points = sum(ex.points for ex in assign.find_exercises(source))

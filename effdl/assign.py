@@ -52,7 +52,8 @@ import nbformat
 from nbformat.v4 import new_code_cell
 
 from . import exercises
-from .book import ROOT, Book, load_book
+from .book import ROOT, Book, load_book, show_solutions
+from .validation import Bool, Dict, Instance, Interval, ListOf, PositiveInt, Seed, Text, validate_params
 
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -134,6 +135,7 @@ def _with_seed(line: str, seed: int) -> str:
     return "".join(out) + line[pos:]
 
 
+@validate_params(check_source=Text(), seed=Seed())
 def hidden_tests(check_source: str, seed: int = HIDDEN_SEED) -> str:
     """The hidden-test region for a check cell: its check calls again with ``seed=seed``.
 
@@ -148,6 +150,7 @@ def hidden_tests(check_source: str, seed: int = HIDDEN_SEED) -> str:
     return "\n".join([BEGIN_HIDDEN, *calls, END_HIDDEN])
 
 
+@validate_params(nb=Instance(nbformat.NotebookNode, 'a notebook (nbformat.NotebookNode)'))
 def find_exercises(nb) -> list[Exercise]:
     """The graded exercises of a notebook, in order.
 
@@ -178,6 +181,7 @@ def find_exercises(nb) -> list[Exercise]:
     return found
 
 
+@validate_params(nb=Instance(nbformat.NotebookNode, 'a notebook (nbformat.NotebookNode)'), points=PositiveInt())
 def tag_exercises(nb, *, points: int = 1):
     """Put a notebook's exercises into the nbgrader format (maintainers); return the notebook.
 
@@ -212,6 +216,7 @@ def tag_exercises(nb, *, points: int = 1):
     return nb
 
 
+@validate_params(nb=Instance(nbformat.NotebookNode, 'a notebook (nbformat.NotebookNode)'))
 def validate(nb) -> list[str]:
     """Problems that keep a notebook's exercises from working with nbgrader and :func:`student_version`.
 
@@ -321,6 +326,7 @@ def _clear_regions(nb) -> None:
     nb.metadata.pop("celltoolbar", None)
 
 
+@validate_params(nb=Instance(nbformat.NotebookNode, 'a notebook (nbformat.NotebookNode)'), use_nbgrader=Bool(optional=True))
 def student_version(nb, *, use_nbgrader: bool | None = None):
     """A copy of ``nb`` as handed to students (see the module docstring); ``nb`` is not changed.
 
@@ -336,6 +342,7 @@ def student_version(nb, *, use_nbgrader: bool | None = None):
     if use_nbgrader and preprocessors is None:
         raise ImportError("use_nbgrader=True needs nbgrader: pip install -e '.[classroom]'.")
     nb = copy.deepcopy(nb)
+    show_solutions(nb)                                  # the book folds the solutions; a student's stub is open
     exercise_cells = []
     for cell in nb.cells:
         markers = [_regions(cell.source, *pair) for pair in ((BEGIN_SOLUTION, END_SOLUTION), (BEGIN_HIDDEN, END_HIDDEN))]
@@ -402,6 +409,7 @@ def _plan_course(out: Path, planned: dict[Path, object], overwrite: bool) -> dic
     return todo
 
 
+@validate_params(out_dir=Instance((str, os.PathLike), 'a path'), chapter_ids=ListOf(Text(), optional=True), nbgrader=Bool(), overwrite=Bool())
 def write_assignment(out_dir: Path | str, chapter_ids: list[str] | None = None, *,
                      nbgrader: bool = False, overwrite: bool = False) -> list[Path]:
     """Write student versions of chapters (default: all of ``book.yml``) into ``out_dir``; return the paths.
@@ -460,6 +468,7 @@ def write_assignment(out_dir: Path | str, chapter_ids: list[str] | None = None, 
     return list(planned)
 
 
+@validate_params(chapter_id=Text())
 def chapter_exercises(chapter_id: str) -> list[Exercise]:
     """The graded exercises of a chapter of ``book.yml``."""
 
@@ -467,6 +476,7 @@ def chapter_exercises(chapter_id: str) -> list[Exercise]:
     return find_exercises(nbformat.read(load_book().chapter(chapter_id).path, as_version=4))
 
 
+@validate_params(book=Instance(Book, 'an effdl.book.Book', optional=True))
 def instructor_table(book: Book | None = None) -> str:
     """The instructors' page's table (Markdown): per chapter its time budget, graded exercises, GPU."""
     book = load_book() if book is None else book
@@ -481,6 +491,7 @@ def instructor_table(book: Book | None = None) -> str:
     return "\n".join(rows)
 
 
+@validate_params(book=Instance(Book, 'an effdl.book.Book', optional=True))
 def exercise_table(book: Book | None = None) -> str:
     """The instructors' page's table of graded exercises (Markdown): the function, what its check tests, points.
 
@@ -498,6 +509,7 @@ def exercise_table(book: Book | None = None) -> str:
 
 
 # ------------------------------------------------------------------ an nbgrader course: submissions and grades
+@validate_params(nb=Instance(nbformat.NotebookNode, 'a notebook (nbformat.NotebookNode)'))
 def solution_bodies(nb) -> dict[str, str]:
     """The reference answers of an instructor version: answer cell grade_id → its solution region, dedented."""
     bodies = {}
@@ -511,6 +523,7 @@ def solution_bodies(nb) -> dict[str, str]:
     return bodies
 
 
+@validate_params(nb=Instance(nbformat.NotebookNode, 'a notebook (nbformat.NotebookNode)'), answers=Dict())
 def fill_answers(nb, answers: dict[str, str]):
     """A copy of a student version with the stub of each answer cell in ``answers`` replaced: a submission.
 
@@ -541,6 +554,7 @@ def _chapter_of(path: Path):
     return next((c for c in load_book().chapters if Path(c.notebook).name == path.name), None)
 
 
+@validate_params(path=Instance((str, os.PathLike), 'a path'))
 def check_submission(path: Path | str) -> list[str]:
     """What keeps a student's notebook from being graded as handed out; [] when nothing. Only reads ``path``.
 
@@ -581,8 +595,10 @@ def check_submission(path: Path | str) -> list[str]:
     return problems
 
 
-def run_nbgrader(course_dir: Path | str, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
-    """Run ``nbgrader ARGS`` in ``course_dir`` with this Python; output captured, exit status not checked.
+@validate_params(course_dir=Instance((str, os.PathLike), 'a path'), args=ListOf(Text()), timeout=Interval(float, 0, None, closed='neither', optional=True))
+def run_nbgrader(course_dir: Path | str, args: list[str], *,
+                 timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Run ``nbgrader ARGS`` (``args``: its command line after ``nbgrader``) in ``course_dir`` with this Python; output captured, exit status not checked.
 
     This interpreter's ``bin/`` goes first on ``PATH``: nbgrader runs the
     ``alembic`` executable installed beside it (otherwise "No such file or
@@ -593,6 +609,7 @@ def run_nbgrader(course_dir: Path | str, *args: str, timeout: float | None = Non
                           capture_output=True, text=True, timeout=timeout)
 
 
+@validate_params(course_dir=Instance((str, os.PathLike), 'a path'), assignment_id=Text())
 def gradebook_scores(course_dir: Path | str, assignment_id: str) -> dict[str, dict[str, float]]:
     """``{student_id: {grade_id: score}}`` for ``assignment_id``, read from the course's nbgrader gradebook.
 

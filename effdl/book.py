@@ -6,9 +6,16 @@
 built from the chapters' stored outputs (their citations resolved against
 ``references.bib`` on one bibliography page), and :func:`execute_chapters`
 re-executes chapters in place (maintainers, after changing one).
+
+The exercises' reference solutions are collapsed for the reader, in the HTML
+book (a "Show solution" toggle) and in JupyterLab (a collapsed cell):
+:func:`hide_solutions` writes the cell metadata that does both,
+``scripts/solution_cells.py`` applies it to the chapters and
+:func:`solutions_not_hidden` finds a solution left open.
 """
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
@@ -22,6 +29,8 @@ from pathlib import Path
 
 import yaml
 import nbformat
+
+from .validation import Instance, validate_params
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +46,27 @@ BIBLIOGRAPHY_MD = ROOT / "chapters" / "bibliography.md"
 # which turned names such as torch.ao into links to http://torch.ao.
 MYST_EXTENSIONS = ["colon_fence", "dollarmath", "substitution", "tasklist"]
 CHAPTER_KEYS = {"id", "title", "notebook", "modules", "budget_s"}
+# The landing page's figure: the stored output of the chapter cell that calls this view.
+LANDING_FIGURE = ("00", "viz.overview.energy_per_operation", "energy_per_operation.png")
+# The book's own style sheet (staged as _static/effdl.css): code and printed output wrap at the
+# content column instead of scrolling sideways, and tables of results are set a little smaller.
+BOOK_CSS = """\
+/* effdl: nothing wider than the content column. Code is set at GitHub's size (lines of up to
+   about 84 characters fit the column); a longer line wraps at the column instead of scrolling.
+   The same for code blocks in the prose. */
+article.bd-article pre {
+  font-size: 0.8em;
+  white-space: pre-wrap;
+  overflow-wrap: break-word;
+}
+/* tables of results: a little smaller and tighter than prose tables */
+div.cell_output table {
+  font-size: 0.85em;
+}
+div.cell_output table th, div.cell_output table td {
+  padding: 0.25rem 0.45rem;
+}
+"""
 
 
 @dataclass(frozen=True)
@@ -47,6 +77,7 @@ class Chapter:
     modules: tuple[str, ...]
     budget_s: int
     part: str
+    summary: str = ""      # one line, on the landing page
 
     @property
     def path(self) -> Path:
@@ -116,7 +147,11 @@ def load_book(path: Path | str = BOOK_YML, *, check_files: bool = True) -> Book:
             for m in c["modules"]:
                 if importlib.util.find_spec(m) is None:
                     raise BookError(f"{path}: chapter {cid} lists module {m!r}, which does not exist.")
-            chapter = Chapter(cid, c["title"], c["notebook"], tuple(c["modules"]), budget, p["id"])
+            summary = c.get("summary", "")
+            if not isinstance(summary, str) or "\n" in summary.strip():
+                raise BookError(f"{path}: chapter {cid}'s summary must be one line of text; got {summary!r}.")
+            chapter = Chapter(cid, c["title"], c["notebook"], tuple(c["modules"]), budget, p["id"],
+                              summary.strip())
             if check_files and not chapter.path.is_file():
                 raise BookError(f"{path}: chapter {cid}'s notebook {chapter.notebook} does not exist.")
             chapters.append(chapter)
@@ -172,21 +207,168 @@ def readme_measurements(results_dir: Path | None = None) -> str:
 
 
 # ------------------------------------------------------------------ HTML build
-def _landing_page(book: Book) -> str:
+# How to run the book: the README's two commands (tests/test_book.py keeps them in step).
+RUN_COMMANDS = ("make book", "make test")
+
+
+def _landing_page(book: Book, figure: str | None = None) -> str:
+    """The book's front page (MyST): what it teaches, for whom, how to run it, where to start, every
+    chapter in one line, and ``figure`` (a file name next to the page) if given."""
+    first = book.chapters[0] if book.chapters else None
+
+    def link(c: Chapter) -> str:
+        return f"[{c.id} {c.title}]({Path(c.notebook).stem}.ipynb)"
+
+    by_id = {c.id: c for c in book.chapters}
     lines = [f"# {book.title}", "",
-             "An interactive course: every algorithm runnable, every hardware idea simulated,",
-             "every number computed in front of you by the `effdl` package or cited.", "",
-             "Each chapter is a Jupyter notebook in `chapters/`; open them live with `effdl lab`.", ""]
+             "An interactive course on making deep learning cheaper: smaller models, fewer operations, cheaper",
+             "arithmetic, and the hardware that runs them. Every algorithm is runnable, every hardware idea is",
+             "simulated, and every number is computed in front of you by the `effdl` package or cited.", "",
+             "## What this book teaches", "",
+             "- **Algorithms for efficient inference**: pruning, weight sharing, Huffman coding (together:",
+             "  Deep Compression), linear quantization, binary and ternary weights, low-rank factorization",
+             "  and Winograd convolution, each implemented and measured on real networks.",
+             "- **Hardware for efficient inference**: the roofline model, the TPU's systolic array and EIE,",
+             "  each simulated cycle by cycle, so you can see where time and energy go.",
+             "- **Training**: data, model and pipeline parallelism on real processes, mixed precision,",
+             "  distillation and dense–sparse–dense training, and the chips built for training.",
+             "- **What reproduced**: every headline number of the papers next to ours, judged by a criterion",
+             "  stated before the result.", ""]
+    if figure:
+        lines += [f"```{{figure}} {figure}", ":alt: Energy per operation, from an integer add to a DRAM read",
+                  ":width: 100%", "",
+                  "Why efficiency: fetching a number from off-chip memory (DRAM) costs far more energy than",
+                  "computing with it. The figure is drawn by `effdl` in the first chapter"
+                  + (f", {link(first)}." if first else "."), "```", ""]
+    lines += ["## Who it is for", "",
+              "Students and engineers who know Python, have trained a small network with PyTorch and want to",
+              "know what it costs to run and train one, and how to make it cheaper. No hardware background",
+              "is assumed, and no GPU is needed: everything runs on a laptop CPU (a GPU is used when present).", "",
+              "## How to run it", "",
+              "You need Python 3.10 or newer with `venv`, `make` and access to PyPI; the data and the trained",
+              "models ship with the repository. Two commands:", "",
+              "```bash",
+              f"{RUN_COMMANDS[0]}     # set up .venv, build this book: _build/html/index.html",
+              f"{RUN_COMMANDS[1]}     # set up .venv, run every test (chapters included)",
+              "```", "",
+              "Then work through the chapters live, each a Jupyter notebook in `chapters/`:", "",
+              "```bash",
+              ".venv/bin/effdl lab     # JupyterLab on chapters/",
+              "```", "",
+              "## Start here", ""]
+    path = [("00", "why size, speed and energy matter, and that memory, not arithmetic, dominates"),
+            ("01", "the number formats every later chapter trades bits in"),
+            ("02", "the first method: prune a network and keep its accuracy")]
+    for k, (cid, why) in enumerate([(i, w) for i, w in path if i in by_id], start=1):
+        lines.append(f"{k}. {link(by_id[cid])}: {why}.")
+    lines += ["", "Then follow the parts in order, or jump to the one you need: each chapter opens with what",
+              "you will be able to do by its end. Every chapter closes with exercises; their reference",
+              "solutions are folded away under *Show solution*.", "",
+              "## The chapters", ""]
     for part in book.parts:
-        lines.append(f"## {part.title}")
-        lines.append("")
-        lines += [f"- [{c.id} {c.title}]({Path(c.notebook).stem}.ipynb)" for c in part.chapters]
+        lines += [f"### {part.title}", ""]
+        lines += [f"- {link(c)}" + (f": {c.summary}" if c.summary else "") for c in part.chapters]
         lines += [f"- {t} *(planned)*" for t in part.planned]
         lines.append("")
+    if BIBLIOGRAPHY_MD.is_file():
+        lines += ["The sources the chapters cite are on one page: [References]"
+                  f"({BIBLIOGRAPHY_MD.name}).", ""]
     if INSTRUCTORS_MD.is_file():
         lines += ["## For instructors", "",
                   f"- [Handing out, collecting and grading the exercises]({INSTRUCTORS_MD.name})", ""]
     return "\n".join(lines)
+
+
+def landing_figure(book: Book) -> bytes:
+    """The landing page's figure as PNG bytes: a chapter's stored output (:data:`LANDING_FIGURE`).
+
+    Read from the notebook as stored (the notebook tests check those outputs); nothing is drawn
+    again. Raises :class:`BookError` if the chapter no longer has that figure.
+    """
+    chapter_id, call, _ = LANDING_FIGURE
+    nb = nbformat.read(book.chapter(chapter_id).path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and call in cell.source:
+            for out in cell.get("outputs", []):
+                png = out.get("data", {}).get("image/png")
+                if png:
+                    return base64.b64decode(png)
+    raise BookError(f"chapter {chapter_id} has no stored figure from {call}; the landing page shows it "
+                    f"(effdl.book.LANDING_FIGURE names another).")
+
+
+# ------------------------------------------------------------------ the exercises' reference solutions
+# An exercise's answer cell (nbgrader's solution metadata, or a ### BEGIN SOLUTION region: see
+# effdl.assign) holds the reference solution. myst-nb's hide-input tag folds its code in the HTML
+# book behind a toggle whose prompts the mystnb metadata names; jupyter.source_hidden folds it in
+# JupyterLab and Notebook 7.
+SOLUTION_TAG = "hide-input"
+SOLUTION_PROMPTS = {"code_prompt_show": "Show solution", "code_prompt_hide": "Hide solution"}
+_SOLUTION_MARKER = "### BEGIN SOLUTION"
+# a check cell's hidden tests (effdl.assign.hidden_tests): graded, not for the reader of the book
+_HIDDEN_TESTS = re.compile(r"\n?^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*$",
+                           re.M | re.S)
+
+
+def _is_solution(cell) -> bool:
+    return cell.cell_type == "code" and (bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
+                                         or _SOLUTION_MARKER in cell.source)
+
+
+def _solution_hidden(cell) -> bool:
+    meta = cell.get("metadata", {})
+    return (SOLUTION_TAG in meta.get("tags", []) and meta.get("jupyter", {}).get("source_hidden") is True
+            and all(meta.get("mystnb", {}).get(k) == v for k, v in SOLUTION_PROMPTS.items()))
+
+
+@validate_params(nb=Instance(nbformat.NotebookNode, "a notebook (nbformat.NotebookNode)"))
+def hide_solutions(nb) -> int:
+    """Fold every reference solution of ``nb`` (in place): a "Show solution" toggle in the HTML book,
+    a collapsed cell in JupyterLab. Return how many cells changed; idempotent. The code, the outputs
+    and nbgrader's metadata are left as they are, so ``effdl assign`` and the notebook tests see the
+    same cells.
+    """
+    changed = 0
+    for cell in nb.cells:
+        if not _is_solution(cell) or _solution_hidden(cell):
+            continue
+        meta = cell.setdefault("metadata", nbformat.NotebookNode())
+        tags = meta.setdefault("tags", [])
+        if SOLUTION_TAG not in tags:
+            tags.append(SOLUTION_TAG)
+        meta.setdefault("jupyter", nbformat.NotebookNode())["source_hidden"] = True
+        meta.setdefault("mystnb", nbformat.NotebookNode()).update(SOLUTION_PROMPTS)
+        changed += 1
+    return changed
+
+
+@validate_params(nb=Instance(nbformat.NotebookNode, "a notebook (nbformat.NotebookNode)"))
+def show_solutions(nb) -> int:
+    """Undo :func:`hide_solutions` on ``nb`` (in place): for a student's copy, whose answer cells hold
+    a stub to fill in. Return how many cells changed."""
+    changed = 0
+    for cell in nb.cells:
+        meta = cell.get("metadata", {})
+        if not _is_solution(cell) or not (SOLUTION_TAG in meta.get("tags", []) or "jupyter" in meta
+                                           or "mystnb" in meta):
+            continue
+        meta["tags"] = [t for t in meta.get("tags", []) if t != SOLUTION_TAG]
+        if not meta["tags"]:
+            del meta["tags"]
+        meta.get("jupyter", {}).pop("source_hidden", None)
+        for key in SOLUTION_PROMPTS:
+            meta.get("mystnb", {}).pop(key, None)
+        for key in ("jupyter", "mystnb"):
+            if key in meta and not meta[key]:
+                del meta[key]
+        changed += 1
+    return changed
+
+
+@validate_params(nb=Instance(nbformat.NotebookNode, "a notebook (nbformat.NotebookNode)"))
+def solutions_not_hidden(nb) -> list[int]:
+    """The indexes of ``nb``'s reference-solution cells that :func:`hide_solutions` has not folded."""
+    return [i for i, cell in enumerate(nb.cells) if _is_solution(cell) and not _solution_hidden(cell)]
 
 
 _FAVICON = Path(__file__).resolve().parent / "book_favicon.svg"
@@ -253,22 +435,34 @@ def stage_book(book: Book, stage: Path) -> Path:
         shutil.copyfile(INSTRUCTORS_MD, stage / INSTRUCTORS_MD.name)
         toc["parts"].append({"caption": "For instructors", "chapters": [{"file": INSTRUCTORS_MD.stem}]})
     (stage / _FAVICON.name).write_text(_FAVICON.read_text())
+    (stage / "_static").mkdir()
+    (stage / "_static" / "effdl.css").write_text(BOOK_CSS)     # Jupyter Book links every _static/*.css
+    figure = LANDING_FIGURE[2]
+    (stage / figure).write_bytes(landing_figure(book))
     (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     (stage / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
-    (stage / "index.md").write_text(_landing_page(book))
+    (stage / "index.md").write_text(_landing_page(book, figure))
     return stage
 
 
 def _stage_notebook(src: Path, dst: Path) -> None:
-    """Copy a chapter for the static book, without its saved widget state.
+    """Copy a chapter for the static book, without its saved widget state, its solutions folded and
+    its hidden tests left out.
 
     With widget state, the pages would load the widget manager from a CDN,
     which fails offline; each widget's starting state is shown as a static
-    figure in the chapter instead.
+    figure in the chapter instead. Each exercise's reference solution sits
+    behind a "Show solution" toggle (:func:`hide_solutions`, also for a
+    chapter whose cells do not carry the metadata yet); the check below it
+    shows its visible call only (the hidden tests are for grading).
     """
 
     nb = nbformat.read(src, as_version=4)
     nb.metadata.pop("widgets", None)
+    hide_solutions(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
+            cell.source = _HIDDEN_TESTS.sub("", cell.source).rstrip()
     nbformat.write(nb, dst)
 
 

@@ -27,6 +27,7 @@ from . import __version__, assign, book, precompute, reproduce, zoo
 from .book import ROOT
 from .data import verify_all
 from .hardware import systolic
+from .validation import ListOf, Text, validate_params
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -157,6 +158,7 @@ def _systolic_table(rep: dict) -> str:
     return "\n".join(lines)
 
 
+@validate_params(argv=ListOf(Text(), nonempty=False, optional=True))
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     lab_args: list[str] = []

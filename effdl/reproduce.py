@@ -192,7 +192,8 @@ def _paper_tables() -> dict:
             summary="Winograd F(2x2,3x3) / F(4x4,3x3): multiply counts, error vs direct, VGG-16 layer times",
             keys={**{f: {"mults_direct": int, "mults_winograd": int, "reduction": float,
                       "max_rel_err_fp32": float, "max_rel_err_fp16": float} for f in ("F(2x2,3x3)", "F(4x4,3x3)")},
-                  "vgg16_ms": dict})
+                  "vgg16_ms": dict,
+                  **{k: {"F2": float, "F4": float} for k in ("speedup_vs_im2col", "speedup_vs_torch")}})
 def _winograd() -> dict:
     return winograd_report()
 

@@ -290,6 +290,54 @@ class Tensor(Constraint):
         return bad
 
 
+class Array(Constraint):
+    """Numbers a figure draws: an array, tensor or (nested) list/tuple of real numbers, returned
+    as given (views keep their inputs' type). ``ndim``: an int or a tuple of allowed ndims;
+    NaN is allowed (a figure may show a gap) unless ``finite``."""
+
+    def __init__(self, *, ndim=None, finite: bool = False, nonempty: bool = True, optional: bool = False):
+        self.ndim = (ndim,) if isinstance(ndim, int) else ndim
+        self.finite, self.nonempty, self.optional = finite, nonempty, optional
+
+    def describe(self):
+        parts = ["an array of real numbers"]
+        if self.ndim:
+            parts.append(f"with {' or '.join(map(str, self.ndim))} dimensions")
+        if self.finite:
+            parts.append("(finite: no NaN or inf)")
+        return " ".join(parts) + (" or None" if self.optional else "")
+
+    def check(self, name, value):
+        if value is None and self.optional:
+            return None
+        if isinstance(value, (str, bytes, bool, Mapping)) or value is None:
+            _fail(TypeError, name, self.describe(), value)
+        try:
+            arr = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=float)
+        except (TypeError, ValueError):
+            _fail(TypeError, name, self.describe(), value)
+        if self.ndim is not None and arr.ndim not in self.ndim:
+            _fail(ValueError, name, self.describe(), Shown(f"an array of shape {arr.shape}"))
+        if self.nonempty and arr.size == 0:
+            _fail(ValueError, name, "non-empty", Shown(f"an array of shape {arr.shape}"))
+        if self.finite and not np.isfinite(arr).all():
+            _fail(ValueError, name, "finite (no NaN or inf)", Shown("an array with NaN or inf"))
+        return value
+
+    def invalid_values(self):
+        bad = [("text", TypeError), ({"a": 1}, TypeError), ([["a", "b"]], TypeError)]
+        if not self.optional:
+            bad.append((None, TypeError))
+        if self.ndim:
+            wrong = next(d for d in range(0, 6) if d not in self.ndim)
+            bad.append((np.ones((2,) * wrong), ValueError))
+        if self.nonempty:
+            bad.append((np.ones((0,) + (2,) * ((self.ndim[0] if self.ndim else 1) - 1)), ValueError))
+        if self.finite:
+            bad.append((np.full((2,) * (self.ndim[0] if self.ndim else 1), np.nan), ValueError))
+        return bad
+
+
 class ListOf(Constraint):
     """A list/tuple (any non-string iterable) whose items each satisfy ``item``; returns a list."""
 
@@ -486,5 +534,20 @@ def Fraction(*, closed: str = "both") -> Interval:
     return Interval(float, 0, 1, closed=closed)
 
 
+def Text(*, optional: bool = False) -> Instance:
+    """A string (titles, labels, names)."""
+    return Instance(str, "a string", optional=optional)
+
+
+def Dict(*, optional: bool = False) -> Instance:
+    """A mapping (results keyed by name)."""
+    return Instance(Mapping, "a dict", optional=optional)
+
+
+def Records(*, nonempty: bool = True) -> ListOf:
+    """A list of dicts (table rows)."""
+    return ListOf(Instance(Mapping, "a dict"), nonempty=nonempty)
+
+
 __all__ = ["Constraint", "Interval", "Options", "Bool", "Instance", "Tensor", "ListOf", "OneOf", "Callable",
-           "Unchecked", "Module", "Seed", "PositiveInt", "Fraction", "Shown", "validate_params", "check_argument", "check_part", "check_fields"]
+           "Unchecked", "Array", "Text", "Dict", "Records", "Module", "Seed", "PositiveInt", "Fraction", "Shown", "validate_params", "check_argument", "check_part", "check_fields"]

@@ -4,7 +4,7 @@ Implements Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
 CVPR 2016: the minimal filtering algorithms F(2×2, 3×3) and F(4×4, 3×3) for a
 stride-1 3×3 convolution (cross-correlation, as in every deep-learning
 framework). One ``m × m`` output tile comes from an ``α × α`` input tile,
-``α = m + 2``, as
+``α = m + 2`` (``m + r − 1`` for an ``r × r`` kernel), as
 
     Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A
 
@@ -21,14 +21,22 @@ F(2×2, 3×3) matrices up to the signs of two rows, a diagonal rescaling that
 cancels between the transforms (the paper's F(2, 3) follows Winograd's
 original formulas). :func:`transforms` returns the paper's matrices.
 
-Why it is fast with a BLAS: summed over the ``C`` input channels, the
-element-wise products of all tiles become ``α²`` independent matrix products
-``(K × C) · (C × P)``, one per position ``(ξ, ν)`` of the transformed tile
-(``P`` = tiles × batch). :func:`winograd_conv2d` is written that way; its
-direct baseline :func:`direct_conv2d` is im2col + one GEMM on the same BLAS.
-Both work through the batch in blocks (bands of rows, or groups of small
-images) so that their expanded copies of the input — α²/m² times the input
-for Winograd, 9 times for im2col — stay a few MiB instead of hundreds.
+Why it is fast with a BLAS — the Kronecker form. With row-major ``vec``,
+``vec(Bᵀ d B) = (Bᵀ ⊗ Bᵀ) vec(d)``, so the input transform of every tile of
+every channel is one GEMM ``(α² × α²)·(α² × C·P)`` (``P`` = tiles × batch);
+summed over the ``C`` input channels, the element-wise products become ``α²``
+independent GEMMs ``(K × C)·(C × P)``, one batched call; the output transform
+is one GEMM ``(m² × α²)·(α² × K·P)``. Filters are transformed once
+(:func:`transform_filters`). :func:`winograd_conv2d` runs that fast path;
+:func:`winograd_conv2d_reference` is the readable tile-by-tile version it is
+tested against, and :func:`direct_conv2d` (im2col + one GEMM on the same BLAS)
+the direct baseline. The fast path and im2col work through the batch in blocks
+(bands of rows, or groups of small images) so that their expanded copies of
+the input — α²/m² times the input for Winograd, 9 times for im2col — stay a few
+MiB instead of hundreds. The transforms also work for any F(m×m, r×r) that
+:func:`cook_toom`'s default points cover (``m + r <= 9``); the chapter uses
+F(2×2, 3×3) and F(4×4, 3×3). :func:`time_conv3x3` and :func:`time_breakdown`
+measure the methods and where their time goes.
 
 Precision: everything is computed in the input's dtype, except that for
 float16 and bfloat16 each stage (filter transform ``U``, data transform
@@ -48,13 +56,16 @@ F(2×2, 3×3) because its transforms have larger entries (``Bᵀ`` up to 5,
 >>> y.shape, bool(np.allclose(y, direct_conv2d(x, w, padding=1)))
 ((2, 4, 7, 9), True)
 
-Longer than 600 lines because the transforms of F(2×2,3×3) and F(4×4,3×3), the tiled
-convolution and its operation counts are one algorithm, checked against each other.
+Longer than 600 lines because the transforms (Cook–Toom and the paper's), the Kronecker-form
+fast path, the tile-by-tile reference it is tested against, the im2col baseline, the operation
+counts and the timing of all three are one algorithm, checked against each other.
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+import statistics
 import time
 from fractions import Fraction
 from typing import Any, Sequence
@@ -69,18 +80,21 @@ from effdl.validation import Instance, Interval, ListOf, Options, PositiveInt, S
 
 __all__ = [
     "TILES", "ERROR_DTYPES", "TIMED_METHODS", "VGG16_TIMED_LAYERS",
-    "cook_toom", "transforms", "transform_filters", "winograd_conv2d", "direct_conv2d",
-    "mults_per_tile", "layer_counts", "error_vs_direct", "time_conv3x3", "winograd_report",
+    "BREAKDOWN_METHODS", "cook_toom", "transforms", "transform_filters", "winograd_conv2d",
+    "winograd_conv2d_reference", "direct_conv2d", "mults_per_tile", "layer_counts", "error_vs_direct",
+    "time_conv3x3", "time_breakdown", "winograd_report",
 ]
 
 TILES = (2, 4)                       # output tile m of F(m×m, 3×3)
 ERROR_DTYPES = ("fp32", "fp16", "bf16", "int8")
 TIMED_METHODS = ("im2col", "winograd", "winograd_4x4", "filter_transform", "torch")
+BREAKDOWN_METHODS = ("im2col", "winograd", "winograd_4x4")
 VGG16_TIMED_LAYERS = ("conv2_2", "conv3_2", "conv4_2", "conv5_2")  # 3×3 layers with C >= 128
 
 _R = 3                               # filter size: this module is about 3×3 kernels
 _BLOCK = 16384                       # transformed values per input channel in one block (64 KiB in fp32)
 _DEFAULT_POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
+_MAX_M_PLUS_R = len(_DEFAULT_POINTS) + 2    # F(m, r) needs m + r − 2 finite points
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _NUMPY_FLOATS = (np.float16, np.float32, np.float64)
 
@@ -168,6 +182,7 @@ def cook_toom(m: int, r: int = 3, points: Sequence[Any] | None = None) -> tuple[
 
 
 TILE = Options(TILES)
+TILE_ANY = Interval(int, 1, 8)           # output tile m of F(m×m, r×r); m + r <= 9 is checked with r
 ARRAY = Instance((np.ndarray, torch.Tensor), "a numpy.ndarray or a torch.Tensor")   # the result has its kind
 
 
@@ -251,19 +266,29 @@ def _check_pair(func: str, x: Any, w: Any, w_name: str = "w") -> tuple[torch.Ten
     return xt, wt, x_np
 
 
-def _check_weight(func: str, wt: torch.Tensor, channels: int | None = None) -> None:
-    _check_4d(func, "w", wt, "(K, C, 3, 3)")
-    if tuple(wt.shape[2:]) != (_R, _R):
-        raise ValueError(f"{func}: w must hold 3×3 kernels, shape (K, C, 3, 3); got shape {tuple(wt.shape)!r}.")
+def _check_weight(func: str, wt: torch.Tensor, channels: int | None = None) -> int:
+    """Square kernels (K, C, r, r), as many channels as x; returns r."""
+    _check_4d(func, "w", wt, "(K, C, r, r)")
+    if wt.shape[2] != wt.shape[3]:
+        raise ValueError(f"{func}: w must hold square kernels, shape (K, C, r, r); got shape {tuple(wt.shape)!r}.")
     if channels is not None and wt.shape[1] != channels:
         raise ValueError(f"{func}: w must have as many input channels as x (C = {channels}); "
                          f"got shape {tuple(wt.shape)!r}.")
+    return wt.shape[2]
 
 
-def _out_size(func: str, xt: torch.Tensor, padding: int) -> tuple[int, int]:
-    h, w = xt.shape[2] + 2 * padding - (_R - 1), xt.shape[3] + 2 * padding - (_R - 1)
+def _check_tile(func: str, tile: int, r: int) -> None:
+    """cook_toom's default points cover F(m, r) up to m + r = 9."""
+    if tile + r > _MAX_M_PLUS_R:
+        raise ValueError(f"{func}: tile must be at most {_MAX_M_PLUS_R - r} for {r}×{r} kernels "
+                         f"(tile + r <= {_MAX_M_PLUS_R}); got {tile!r}.")
+
+
+def _out_size(func: str, xt: torch.Tensor, padding: int, r: int = 3) -> tuple[int, int]:
+    h, w = xt.shape[2] + 2 * padding - (r - 1), xt.shape[3] + 2 * padding - (r - 1)
     if h < 1 or w < 1:
-        raise ValueError(f"{func}: x must be at least 3×3 after padding ({padding}); got shape {tuple(xt.shape)!r}.")
+        raise ValueError(f"{func}: x must be at least {r}×{r} after padding ({padding}); "
+                         f"got shape {tuple(xt.shape)!r}.")
     return h, w
 
 
@@ -280,51 +305,69 @@ def _store(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return t if t.dtype == dtype else t.to(dtype).to(t.dtype)
 
 
-def _sandwich(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """``M X Mᵀ`` over the two leading axes of ``X``, for every trailing index, as one GEMM.
+class _Clock:
+    """Adds the wall time since the last lap to ``times[stage]``; does nothing when ``times`` is None."""
 
-    ``M`` is (a, b); ``X`` is (b, b, *rest); the result is (a, a, *rest). With
-    row-major ``vec``, ``vec(M X Mᵀ) = (M ⊗ M) vec(X)``: one ``(a², b²)·(b², R)``
-    product keeps the BLAS busy, where two products with inner size ``b`` (4 or 6)
-    would not. It does more multiplies than the sparse two-step transform that
-    :func:`layer_counts` counts; the transforms are memory-bound either way.
+    def __init__(self, times: dict | None):
+        self.times, self.t = times, time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        if self.times is not None:
+            now = time.perf_counter()
+            self.times[stage] = self.times.get(stage, 0.0) + now - self.t
+            self.t = now
+
+
+@functools.lru_cache(maxsize=None)
+def _float_transforms(tile: int, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(Bᵀ, G, Aᵀ)`` of F(tile, r) in float64: the paper's for 3×3 kernels and tile 2 or 4,
+    otherwise :func:`cook_toom` with its default points."""
+    if r == _R and tile in TILES:
+        return _transforms(tile)
+    return tuple(np.array(mat, dtype=np.float64) for mat in cook_toom(tile, r))
+
+
+def _kron(tile: int, r: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``Bᵀ ⊗ Bᵀ`` (α², α²), ``G ⊗ G`` (α², r²) and ``Aᵀ ⊗ Aᵀ`` (m², α²) in ``like``'s dtype.
+
+    With row-major ``vec``, ``vec(M X Nᵀ) = (M ⊗ N) vec(X)``, so each 2-D transform of a
+    tile is one matrix–vector product, and the transforms of all tiles one GEMM.
     """
-    a, b = M.shape
-    return (torch.kron(M, M) @ X.reshape(b * b, -1)).reshape(a, a, *X.shape[2:])
-
-
-def _matrices(tile: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return tuple(torch.as_tensor(mat, dtype=like.dtype, device=like.device) for mat in _transforms(tile))
+    return tuple(torch.as_tensor(np.kron(mat, mat), dtype=like.dtype, device=like.device)
+                 for mat in _float_transforms(tile, r))
 
 
 def _filter_transform(wt: torch.Tensor, tile: int) -> torch.Tensor:
-    """U = G g Gᵀ for every (filter, channel): (K, C, 3, 3) → (α, α, K, C)."""
+    """U = G g Gᵀ for every (filter, channel): (K, C, r, r) → (α, α, K, C)."""
     dtype, work = wt.dtype, _work_dtype(wt.dtype)
-    g = wt.to(work)
-    _, G, _ = _matrices(tile, g)
-    U = _sandwich(G, g.permute(2, 3, 0, 1))                # (α, α, K, C): U = G g Gᵀ
-    return _store(U, dtype)
+    k, c, r, _ = wt.shape
+    alpha = tile + r - 1
+    _, GG, _ = _kron(tile, r, wt.new_empty(0, dtype=work))
+    U = GG @ wt.to(work).permute(2, 3, 0, 1).reshape(r * r, k * c)       # vec(G g Gᵀ) = (G ⊗ G) vec(g)
+    return _store(U.reshape(alpha, alpha, k, c), dtype)
 
 
-@validate_params(w=ARRAY, tile=TILE)
+@validate_params(w=ARRAY, tile=TILE_ANY)
 def transform_filters(w: Any, tile: int = 2) -> Any:
     """Winograd-domain filters ``U = G g Gᵀ``, to compute once and reuse.
 
     Parameters
     ----------
-    w : numpy.ndarray or torch.Tensor, shape (K, C, 3, 3)
-        Floating-point filters.
-    tile : {2, 4}, default 2
+    w : numpy.ndarray or torch.Tensor, shape (K, C, r, r)
+        Floating-point filters (3×3 in the chapter).
+    tile : int, default 2
+        Output tile m; ``m + r <= 9``.
 
     Returns
     -------
-    U : same kind and dtype as ``w``, shape (α, α, K, C), ``α = tile + 2``
+    U : same kind and dtype as ``w``, shape (α, α, K, C), ``α = tile + r − 1``
         Pass it to ``winograd_conv2d(x, U=U, tile=tile)``.
 
     Behind chapter 08, "Winograd convolution".
     """
     wt, w_np = _as_tensor("transform_filters", "w", w)
-    _check_weight("transform_filters", wt)
+    r = _check_weight("transform_filters", wt)
+    _check_tile("transform_filters", tile, r)
     U = _filter_transform(wt, tile)
     return U.numpy() if w_np else U
 
@@ -345,64 +388,79 @@ def _blocks(n: int, rows: int, per_row: int, target: int):
             yield slice(i0, min(n, i0 + step)), 0, rows
 
 
-def _winograd_tiles(d: torch.Tensor, U: torch.Tensor, tile: int, dtype: torch.dtype) -> torch.Tensor:
-    """One block, exactly tiled: padded input (n, C, th·m + 2, tw·m + 2) → (n, K, th·m, tw·m)."""
-    m, alpha = tile, tile + 2
-    n, c = d.shape[:2]
-    k = U.shape[2]
-    BT, _, AT = _matrices(tile, d)
-    d = d.unfold(2, alpha, m).unfold(3, alpha, m)          # (n, C, th, tw, α, α), overlapping tiles (view)
-    th, tw = d.shape[2:4]
-    d = d.permute(4, 5, 1, 0, 2, 3)                        # (α, α, C, n, th, tw)
-    V = _store(_sandwich(BT, d), dtype)                    # (α, α, C, n, th, tw): V = Bᵀ d B
-    # Σ_c U ⊙ V becomes α² GEMMs: M[ξν] = U[ξν] (K×C) · V[ξν] (C×P), P = n·th·tw tiles
-    M = torch.matmul(U.reshape(alpha * alpha, k, c), V.reshape(alpha * alpha, c, n * th * tw))
-    M = _store(M, dtype).reshape(alpha, alpha, k, n, th, tw)
-    Y = _store(_sandwich(AT, M), dtype)                    # (m, m, K, n, th, tw): Y = Aᵀ M A
-    return Y.permute(3, 2, 4, 0, 5, 1).reshape(n, k, th * m, tw * m)   # tiles back in place
+def _winograd_core(xt: torch.Tensor, U: torch.Tensor, tile: int, padding: int,
+                   times: dict | None = None) -> torch.Tensor:
+    """The fast path. Clean inputs: x (N, C, H, W), U (α, α, K, C) → y (N, K, H_out, W_out).
 
+    Three GEMMs per block of tiles, in Kronecker form:
 
-def _winograd_core(xt: torch.Tensor, U: torch.Tensor, tile: int, padding: int) -> torch.Tensor:
-    """Clean inputs: x (N, C, H, W), U (α, α, K, C) in x's dtype → y (N, K, H_out, W_out).
+    - input transform ``V = (Bᵀ ⊗ Bᵀ) D``: ``D`` (α², C·P) holds every input tile of the block,
+      gathered from strided views in one copy (tile positions first: that copy and this GEMM
+      stream through memory, where a (C·P, α²) layout — the same product transposed — has
+      rows of only α² values and copies several times slower);
+    - the product ``M[ξν] = U[ξν] V[ξν]``: α² independent (K × C)·(C × P) GEMMs, one batched call;
+    - output transform ``Y = (Aᵀ ⊗ Aᵀ) M`` (m², K·P), then the tiles back in place.
 
-    Works through the batch in blocks of about ``_BLOCK / α²`` tiles so that the
-    transformed tiles (α² values per tile and channel) stay a few MiB, rather than
-    the whole batch's: fewer cache misses and page faults, same arithmetic.
+    Blocks hold about ``_BLOCK / α²`` tiles (bands of rows, or groups of small images) so that
+    ``D``, ``V`` and ``M`` stay a few MiB instead of the whole batch's. ``times``, when given,
+    collects the seconds spent in "input_transform", "gemm" and "output_transform".
     """
+    clock = _Clock(times)
     dtype, work = xt.dtype, _work_dtype(xt.dtype)
-    m = tile
-    n, _, h, w = xt.shape
-    h_out, w_out = h + 2 * padding - 2, w + 2 * padding - 2
+    m, alpha = tile, U.shape[0]
+    r = alpha - m + 1                                      # α = m + r − 1
+    n, c, h, w = xt.shape
+    k = U.shape[2]
+    h_out, w_out = h + 2 * padding - r + 1, w + 2 * padding - r + 1
     th, tw = -(-h_out // m), -(-w_out // m)                # tiles per column / row (ceil)
     # Zero-pad: `padding` on every side, plus enough right/bottom for whole tiles.
-    x = F.pad(xt.to(work), (padding, tw * m + 2 - w - padding, padding, th * m + 2 - h - padding))
-    U = U.to(work)
-    y = x.new_empty(n, U.shape[2], th * m, tw * m)
-    for imgs, t0, t1 in _blocks(n, th, tw, _BLOCK // (m + 2) ** 2):
-        y[imgs, :, t0 * m:t1 * m] = _winograd_tiles(x[imgs, :, t0 * m:t1 * m + 2], U, tile, dtype)
-    return y[:, :, :h_out, :w_out].to(dtype).contiguous()
+    x = F.pad(xt.to(work), (padding, tw * m + r - 1 - w - padding, padding, th * m + r - 1 - h - padding))
+    KB, _, KA = _kron(tile, r, x)                          # Bᵀ ⊗ Bᵀ (α², α²), Aᵀ ⊗ Aᵀ (m², α²)
+    U = U.to(work).reshape(alpha * alpha, k, c)
+    y = x.new_empty(n, k, th * m, tw * m)
+    clock.lap("input_transform")
+    for imgs, t0, t1 in _blocks(n, th, tw, _BLOCK // alpha ** 2):
+        xb = x[imgs, :, t0 * m:t1 * m + r - 1]
+        nb, rows = xb.shape[0], t1 - t0
+        p = nb * rows * tw                                 # tiles in this block
+        d = xb.unfold(2, alpha, m).unfold(3, alpha, m)     # (nb, C, rows, tw, α, α): overlapping tiles (view)
+        d = d.permute(4, 5, 1, 0, 2, 3).reshape(alpha * alpha, c * p)   # (α², C·P): the one copy
+        V = _store(KB @ d, dtype)                          # vec(Bᵀ d B) = (Bᵀ ⊗ Bᵀ) vec(d), every tile
+        clock.lap("input_transform")
+        M = _store(torch.bmm(U, V.view(alpha * alpha, c, p)), dtype)    # (α², K, P): Σ_c U ⊙ V
+        clock.lap("gemm")
+        Y = _store(KA @ M.view(alpha * alpha, k * p), dtype)            # vec(Aᵀ M A): (m², K·P)
+        y[imgs, :, t0 * m:t1 * m] = Y.view(m, m, k, nb, rows, tw).permute(3, 2, 4, 0, 5, 1).reshape(
+            nb, k, rows * m, tw * m)                       # tiles back in place
+        clock.lap("output_transform")
+    y = y[:, :, :h_out, :w_out].to(dtype).contiguous()
+    clock.lap("output_transform")
+    return y
 
 
 @validate_params(x=ARRAY, w=Instance((np.ndarray, torch.Tensor), "a numpy.ndarray or a torch.Tensor", optional=True),
-                 tile=TILE, padding=Interval(int, 0, None), stride=PositiveInt(),
+                 tile=TILE_ANY, padding=Interval(int, 0, None), stride=PositiveInt(),
                  U=Instance((np.ndarray, torch.Tensor), "a numpy.ndarray or a torch.Tensor", optional=True))
 def winograd_conv2d(x: Any, w: Any = None, *, tile: int = 2, padding: int = 0, stride: int = 1,
                     U: Any = None) -> Any:
-    """Stride-1 3×3 convolution by Winograd's F(tile×tile, 3×3), batched.
+    """Stride-1 convolution by Winograd's F(tile×tile, r×r), batched, in Kronecker form.
 
     ``Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A`` for every ``α × α`` input tile ``d``
-    (stepping by ``tile``), with the products summed over input channels as
-    ``α²`` matrix products ``(K × C)·(C × P)``. Like ``torch.nn.functional.conv2d``
-    without bias (cross-correlation).
+    (stepping by ``tile``, ``α = tile + r − 1``), computed for all tiles at once
+    as three GEMMs: ``(Bᵀ ⊗ Bᵀ)`` times the tiles, α² products ``(K × C)·(C × P)``
+    summing over input channels, and ``(Aᵀ ⊗ Aᵀ)`` times the result. Like
+    ``torch.nn.functional.conv2d`` without bias (cross-correlation).
+    :func:`winograd_conv2d_reference` computes the same one tile at a time.
 
     Parameters
     ----------
     x : numpy.ndarray or torch.Tensor, shape (N, C, H, W)
         Floating-point input (float16, bfloat16 (torch only), float32, float64).
-    w : same kind and dtype as ``x``, shape (K, C, 3, 3), optional
-        Filters. Give either ``w`` or ``U``.
-    tile : {2, 4}, default 2
-        Output tile m: F(2×2, 3×3) or F(4×4, 3×3).
+    w : same kind and dtype as ``x``, shape (K, C, r, r), optional
+        Filters (3×3 in the chapter). Give either ``w`` or ``U``.
+    tile : int, default 2
+        Output tile m: 2 and 4 give F(2×2, 3×3) and F(4×4, 3×3) with Lavin & Gray's
+        matrices; other sizes (``m + r <= 9``) use :func:`cook_toom`'s.
     padding : int, default 0
         Zeros added on every side, as in ``conv2d``. Any ``H × W`` works: the
         input is also zero-padded on the right and bottom so that whole tiles
@@ -414,71 +472,136 @@ def winograd_conv2d(x: Any, w: Any = None, *, tile: int = 2, padding: int = 0, s
 
     Returns
     -------
-    y : same kind and dtype as ``x``, shape (N, K, H + 2·padding − 2, W + 2·padding − 2)
+    y : same kind and dtype as ``x``, shape (N, K, H + 2·padding − r + 1, W + 2·padding − r + 1)
 
     Taught in chapter 08, "Winograd convolution".
     """
     func = "winograd_conv2d"
     if stride != 1:
-        _fail(ValueError, "stride", "1 (Winograd F(m×m, 3×3) here is for unit stride)", stride)
+        _fail(ValueError, "stride", "1 (Winograd F(m×m, r×r) here is for unit stride)", stride)
     if (w is None) == (U is None):
         state = "neither" if w is None else "both"
         raise ValueError(f"{func}: w must be given, or U instead (exactly one of them); got {state}.")
     if w is not None:
         xt, wt, x_np = _check_pair(func, x, w)
-        _check_weight(func, wt, xt.shape[1])
+        r = _check_weight(func, wt, xt.shape[1])
+        _check_tile(func, tile, r)
         Ut = _filter_transform(wt, tile)                   # U = G g Gᵀ, once per call
     else:
         xt, Ut, x_np = _check_pair(func, x, U, "U")
-        alpha = tile + 2
-        if Ut.ndim != 4 or tuple(Ut.shape[:2]) != (alpha, alpha) or Ut.shape[3] != xt.shape[1] or Ut.shape[2] < 1:
-            raise ValueError(f"{func}: U must have shape ({alpha}, {alpha}, K, {xt.shape[1]}) for tile={tile} and "
-                             f"C = {xt.shape[1]}; got shape {tuple(Ut.shape)!r}.")
-    _out_size(func, xt, padding)
+        alpha = Ut.shape[0] if Ut.ndim == 4 else 0
+        if (Ut.ndim != 4 or alpha <= tile or tuple(Ut.shape[:2]) != (alpha, alpha) or Ut.shape[3] != xt.shape[1]
+                or Ut.shape[2] < 1):
+            raise ValueError(f"{func}: U must have shape (α, α, K, {xt.shape[1]}) with α = tile + r - 1 > {tile} "
+                             f"for tile={tile} and C = {xt.shape[1]}; got shape {tuple(Ut.shape)!r}.")
+        r = alpha - tile + 1
+        _check_tile(func, tile, r)
+    _out_size(func, xt, padding, r)
     y = _winograd_core(xt, Ut, tile, padding)
     return y.numpy() if x_np else y
 
 
-def _direct_core(xt: torch.Tensor, wt: torch.Tensor, padding: int) -> torch.Tensor:
-    """Clean inputs: im2col + GEMM in blocks of about ``_BLOCK / 9`` output pixels."""
+def _reference_core(xt: torch.Tensor, wt: torch.Tensor, tile: int, padding: int) -> torch.Tensor:
+    """Clean inputs: the algorithm as the paper writes it, one output tile at a time."""
+    dtype, work = xt.dtype, _work_dtype(xt.dtype)
+    m, r = tile, wt.shape[-1]
+    alpha = m + r - 1
+    BT, G, AT = (torch.as_tensor(mat, dtype=work) for mat in _float_transforms(m, r))
+    n, _, h, w = xt.shape
+    h_out, w_out = h + 2 * padding - r + 1, w + 2 * padding - r + 1
+    th, tw = -(-h_out // m), -(-w_out // m)
+    x = F.pad(xt.to(work), (padding, tw * m + r - 1 - w - padding, padding, th * m + r - 1 - h - padding))
+    U = G @ wt.to(work) @ G.T                              # (K, C, α, α): each filter transformed once
+    y = x.new_zeros(n, wt.shape[0], th * m, tw * m)
+    for i in range(th):
+        for j in range(tw):
+            d = x[:, :, i * m:i * m + alpha, j * m:j * m + alpha]          # (N, C, α, α): one tile per channel
+            V = BT @ d @ BT.T                                                # Bᵀ d B
+            M = (U.unsqueeze(0) * V.unsqueeze(1)).sum(dim=2)                 # (N, K, α, α): Σ_c U ⊙ V
+            y[:, :, i * m:(i + 1) * m, j * m:(j + 1) * m] = AT @ M @ AT.T   # Aᵀ M A: the m × m outputs
+    return y[:, :, :h_out, :w_out].to(dtype)
+
+
+@validate_params(x=ARRAY, w=ARRAY, tile=TILE_ANY, padding=Interval(int, 0, None))
+def winograd_conv2d_reference(x: Any, w: Any, *, tile: int = 2, padding: int = 0) -> Any:
+    """Winograd convolution one output tile at a time: the readable version.
+
+    For each tile position, for every image, filter and channel at once:
+    ``V = Bᵀ d B``, ``M = Σ_c U ⊙ V`` with ``U = G g Gᵀ``, ``Y = Aᵀ M A``.
+    Slow (a Python loop over tiles); :func:`winograd_conv2d` is the same
+    arithmetic for all tiles at once and is tested against it.
+
+    Parameters
+    ----------
+    x : numpy.ndarray or torch.Tensor, shape (N, C, H, W)
+    w : same kind and dtype as ``x``, shape (K, C, r, r)
+    tile : int, default 2
+        Output tile m, ``m + r <= 9``.
+    padding : int, default 0
+
+    Returns
+    -------
+    y : same kind and dtype as ``x``, shape (N, K, H + 2·padding − r + 1, W + 2·padding − r + 1)
+
+    Taught in chapter 08, "Winograd convolution".
+    """
+    func = "winograd_conv2d_reference"
+    xt, wt, x_np = _check_pair(func, x, w)
+    r = _check_weight(func, wt, xt.shape[1])
+    _check_tile(func, tile, r)
+    _out_size(func, xt, padding, r)
+    y = _reference_core(xt, wt, tile, padding)
+    return y.numpy() if x_np else y
+
+
+def _direct_core(xt: torch.Tensor, wt: torch.Tensor, padding: int, times: dict | None = None) -> torch.Tensor:
+    """Clean inputs: im2col + GEMM in blocks of about ``_BLOCK / r²`` output pixels. ``times``
+    collects seconds in "im2col" (the copy), "gemm" and "output" (results back in place)."""
+    clock = _Clock(times)
     dtype, work = xt.dtype, _work_dtype(xt.dtype)
     n, c, h, w = xt.shape
-    k = wt.shape[0]
-    h_out, w_out = h + 2 * padding - 2, w + 2 * padding - 2
+    k, r = wt.shape[0], wt.shape[-1]
+    h_out, w_out = h + 2 * padding - r + 1, w + 2 * padding - r + 1
     x = F.pad(xt.to(work), (padding,) * 4)
-    w_mat = wt.to(work).reshape(k, c * _R * _R)            # (K, 9C)
+    w_mat = wt.to(work).reshape(k, c * r * r)              # (K, r²C)
     y = x.new_empty(n, k, h_out, w_out)
-    for imgs, r0, r1 in _blocks(n, h_out, w_out, _BLOCK // (_R * _R)):
-        cols = x[imgs, :, r0:r1 + 2].unfold(2, _R, 1).unfold(3, _R, 1)   # (n, C, rows, W_out, 3, 3) (view)
+    clock.lap("im2col")
+    for imgs, r0, r1 in _blocks(n, h_out, w_out, _BLOCK // (r * r)):
+        cols = x[imgs, :, r0:r1 + r - 1].unfold(2, r, 1).unfold(3, r, 1)   # (n, C, rows, W_out, r, r) (view)
         nb = cols.shape[0]
-        cols = cols.permute(1, 4, 5, 0, 2, 3).reshape(c * _R * _R, -1)   # im2col: (9C, n·rows·W_out)
-        y_blk = _store(w_mat @ cols, dtype)                 # (K, 9C)·(9C, P): one GEMM
+        cols = cols.permute(1, 4, 5, 0, 2, 3).reshape(c * r * r, -1)       # im2col: (r²C, n·rows·W_out)
+        clock.lap("im2col")
+        y_blk = _store(w_mat @ cols, dtype)                 # (K, r²C)·(r²C, P): one GEMM
+        clock.lap("gemm")
         y[imgs, :, r0:r1] = y_blk.reshape(k, nb, r1 - r0, w_out).permute(1, 0, 2, 3)
-    return y.to(dtype)
+        clock.lap("output")
+    y = y.to(dtype)
+    clock.lap("output")
+    return y
 
 
 @validate_params(x=ARRAY, w=ARRAY, padding=Interval(int, 0, None))
 def direct_conv2d(x: Any, w: Any, padding: int = 0) -> Any:
-    """Stride-1 3×3 convolution by im2col + one GEMM — the chapter's direct baseline.
+    """Stride-1 convolution by im2col + one GEMM — the chapter's direct baseline.
 
     Parameters
     ----------
     x : numpy.ndarray or torch.Tensor, shape (N, C, H, W)
         Floating-point input.
-    w : same kind and dtype as ``x``, shape (K, C, 3, 3)
+    w : same kind and dtype as ``x``, shape (K, C, r, r)
     padding : int, default 0
 
     Returns
     -------
-    y : same kind and dtype as ``x``, shape (N, K, H + 2·padding − 2, W + 2·padding − 2)
+    y : same kind and dtype as ``x``, shape (N, K, H + 2·padding − r + 1, W + 2·padding − r + 1)
         For float16/bfloat16 the GEMM accumulates in float32 and the result is
         rounded once.
 
-    Behind chapter 08, "Winograd convolution".
+    Taught in chapter 08, "Winograd convolution".
     """
     xt, wt, x_np = _check_pair("direct_conv2d", x, w)
-    _check_weight("direct_conv2d", wt, xt.shape[1])
-    _out_size("direct_conv2d", xt, padding)
+    r = _check_weight("direct_conv2d", wt, xt.shape[1])
+    _out_size("direct_conv2d", xt, padding, r)
     y = _direct_core(xt, wt, padding)
     return y.numpy() if x_np else y
 
@@ -622,27 +745,34 @@ def error_vs_direct(tile: int, dtype: str, seed: int = 0) -> float:
 # --------------------------------------------------------------------------- timing and report
 
 
-def _best_ms(runs: dict, repeats: int) -> dict[str, float]:
-    """Best-of-``repeats`` milliseconds of each callable, the methods interleaved in every
-    round so that a burst of load from elsewhere hits them all alike."""
+def _median_ms(runs: dict, repeats: int) -> dict[str, float]:
+    """Median milliseconds of each callable over ``repeats`` rounds, the methods interleaved in
+    every round so that a burst of load from elsewhere hits them all alike."""
     for fn in runs.values():
         fn()                                               # warm-up (allocations, thread pool)
-    best = dict.fromkeys(runs, math.inf)
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, fn in runs.items():
             t0 = time.perf_counter()
             fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return {name: t * 1e3 for name, t in best.items()}
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
+
+
+def _layer_problem(C: int, K: int, H: int, W: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch_size, C, H, W, generator=gen)
+    w = torch.randn(K, C, _R, _R, generator=gen) / math.sqrt(9 * C)
+    return x, w
 
 
 @validate_params(C=PositiveInt(), K=PositiveInt(), H=PositiveInt(), W=PositiveInt(), batch_size=PositiveInt(),
                  repeats=PositiveInt(), seed=Seed(), methods=ListOf(Options(TIMED_METHODS)))
-def time_conv3x3(C: int, K: int, H: int, W: int, *, batch_size: int = 1, repeats: int = 2, seed: int = 0,
+def time_conv3x3(C: int, K: int, H: int, W: int, *, batch_size: int = 1, repeats: int = 3, seed: int = 0,
                  methods: Sequence[str] = ("im2col", "winograd", "torch")) -> dict[str, float]:
-    """Best-of-``repeats`` wall time (ms) of one padded stride-1 3×3 float32 layer.
+    """Median wall time (ms) of one padded stride-1 3×3 float32 layer.
 
-    The methods take turns in each round (see ``_best_ms``). Methods (all on
+    The methods take turns in each round (see ``_median_ms``). Methods (all on
     torch's BLAS and threads, as set by the caller):
     ``"im2col"`` :func:`direct_conv2d`; ``"winograd"`` / ``"winograd_4x4"``
     :func:`winograd_conv2d` F(2×2) / F(4×4) with filters transformed beforehand
@@ -655,8 +785,8 @@ def time_conv3x3(C: int, K: int, H: int, W: int, *, batch_size: int = 1, repeats
     C, K, H, W : int
         Input channels, filters, input height and width (padding 1 keeps H × W).
     batch_size : int, default 1
-    repeats : int, default 2
-        Timed runs after one warm-up; the minimum is reported.
+    repeats : int, default 3
+        Timed rounds after one warm-up; the median is reported.
     seed : int, default 0
     methods : sequence of str, default ("im2col", "winograd", "torch")
         Any of :data:`TIMED_METHODS`.
@@ -666,11 +796,9 @@ def time_conv3x3(C: int, K: int, H: int, W: int, *, batch_size: int = 1, repeats
     dict
         ``{method: milliseconds}`` in the order of ``methods``.
 
-    Taught in chapter 08, "Winograd convolution".
+    Behind chapter 08, "Winograd convolution".
     """
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch_size, C, H, W, generator=gen)
-    w = torch.randn(K, C, _R, _R, generator=gen) / math.sqrt(9 * C)
+    x, w = _layer_problem(C, K, H, W, batch_size, seed)
     U2, U4 = _filter_transform(w, 2), _filter_transform(w, 4)
     runs = {
         "im2col": lambda: _direct_core(x, w, 1),
@@ -680,7 +808,48 @@ def time_conv3x3(C: int, K: int, H: int, W: int, *, batch_size: int = 1, repeats
         "torch": lambda: F.conv2d(x, w, padding=1),
     }
     with torch.no_grad():
-        return _best_ms({method: runs[method] for method in methods}, repeats)
+        return _median_ms({method: runs[method] for method in methods}, repeats)
+
+
+@validate_params(C=PositiveInt(), K=PositiveInt(), H=PositiveInt(), W=PositiveInt(),
+                 method=Options(BREAKDOWN_METHODS), batch_size=PositiveInt(), repeats=PositiveInt(), seed=Seed())
+def time_breakdown(C: int, K: int, H: int, W: int, *, method: str = "winograd", batch_size: int = 1,
+                   repeats: int = 3, seed: int = 0) -> dict[str, float]:
+    """Where the time of one padded stride-1 3×3 float32 layer goes (ms, median per stage).
+
+    Parameters
+    ----------
+    C, K, H, W : int
+        Input channels, filters, input height and width (padding 1).
+    method : {"im2col", "winograd", "winograd_4x4"}, default "winograd"
+    batch_size : int, default 1
+    repeats : int, default 3
+        Timed runs after one warm-up; each stage's median is reported.
+    seed : int, default 0
+
+    Returns
+    -------
+    dict
+        Winograd: ``{"input_transform", "gemm", "output_transform"}`` — the input
+        transform includes padding and gathering the tiles, the output transform
+        putting the tiles back in place. im2col: ``{"im2col", "gemm", "output"}``.
+
+    Behind chapter 08, "Winograd convolution".
+    """
+    x, w = _layer_problem(C, K, H, W, batch_size, seed)
+    if method == "im2col":
+        run = functools.partial(_direct_core, x, w, 1)
+    else:
+        tile = 2 if method == "winograd" else 4
+        run = functools.partial(_winograd_core, x, _filter_transform(w, tile), tile, 1)
+    laps: list[dict] = []
+    with torch.no_grad():
+        for i in range(repeats + 1):                      # the first run warms up
+            times: dict = {}
+            run(times=times)
+            if i:
+                laps.append(times)
+    return {stage: statistics.median(t[stage] for t in laps) * 1e3 for stage in laps[0]}
 
 
 def _vgg16_layer(name: str) -> tuple[int, int, int, int]:
@@ -691,24 +860,31 @@ def _vgg16_layer(name: str) -> tuple[int, int, int, int]:
     raise AssertionError(f"VGG-16 has no layer {name}")
 
 
+def _geomean(values: Sequence[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
 @validate_params(seed=Seed())
 def winograd_report(seed: int = 0) -> dict:
     """The chapter's headline numbers as a JSON-able dict.
 
     Multiply counts and max relative errors (:func:`error_vs_direct`, fp32 and
-    fp16) of F(2×2, 3×3) and F(4×4, 3×3), and batch-1 float32 timings (ms,
-    best of 2) of :func:`direct_conv2d` ("im2col"), :func:`winograd_conv2d`
-    F(2×2) with precomputed filters ("winograd") and
-    ``torch.nn.functional.conv2d`` ("torch") on VGG-16's conv2_2, conv3_2,
-    conv4_2 and conv5_2. Takes a few seconds on 2 CPU cores. The errors
-    depend only on ``seed`` (and the BLAS); the timings depend on the machine.
+    fp16) of F(2×2, 3×3) and F(4×4, 3×3), and batch-1 float32 timings on one
+    thread (ms, median of 3, :func:`time_conv3x3`) of :func:`direct_conv2d`
+    ("im2col"), :func:`winograd_conv2d` F(2×2) and F(4×4) with precomputed
+    filters ("winograd", "winograd_4x4") and ``torch.nn.functional.conv2d``
+    ("torch") on VGG-16's conv2_2, conv3_2, conv4_2 and conv5_2, with the
+    geometric-mean speed-ups of F(2×2) ("F2") and F(4×4) ("F4") over im2col and
+    over torch. Takes a few seconds on 2 CPU cores. The errors depend only on
+    ``seed`` (and the BLAS); the timings depend on the machine and its load.
 
     Returns
     -------
     dict
         ``{"F(2x2,3x3)": {"mults_direct", "mults_winograd", "reduction",
         "max_rel_err_fp32", "max_rel_err_fp16"}, "F(4x4,3x3)": {…},
-        "vgg16_ms": {layer: {"im2col", "winograd", "torch"}}}``
+        "vgg16_ms": {layer: {"im2col", "winograd", "winograd_4x4", "torch"}},
+        "speedup_vs_im2col": {"F2", "F4"}, "speedup_vs_torch": {"F2", "F4"}}``
 
     Behind chapter 08, "Winograd convolution".
     """
@@ -722,9 +898,16 @@ def winograd_report(seed: int = 0) -> dict:
             "max_rel_err_fp32": float(f"{error_vs_direct(tile, 'fp32', seed):.3g}"),
             "max_rel_err_fp16": float(f"{error_vs_direct(tile, 'fp16', seed):.3g}"),
         }
-    report["vgg16_ms"] = {
-        name: {method: round(ms, 2) for method, ms in
-               time_conv3x3(*_vgg16_layer(name), seed=seed, methods=("im2col", "winograd", "torch")).items()}
-        for name in VGG16_TIMED_LAYERS
-    }
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ms = {name: time_conv3x3(*_vgg16_layer(name), seed=seed,
+                                 methods=("im2col", "winograd", "winograd_4x4", "torch"))
+              for name in VGG16_TIMED_LAYERS}
+    finally:
+        torch.set_num_threads(threads)
+    report["vgg16_ms"] = {name: {method: round(t, 2) for method, t in row.items()} for name, row in ms.items()}
+    for base, key in (("im2col", "speedup_vs_im2col"), ("torch", "speedup_vs_torch")):
+        report[key] = {f"F{tile}": round(_geomean([row[base] / row[method] for row in ms.values()]), 3)
+                       for tile, method in ((2, "winograd"), (4, "winograd_4x4"))}
     return report

@@ -1,4 +1,5 @@
 """book.yml is the single table of contents: the files, README, dependencies and HTML agree with it."""
+import html as htmllib
 import json
 import re
 import tomllib
@@ -143,6 +144,53 @@ def test_html_book_has_every_chapter_with_its_figures(built_book):
     index = built_book.read_text()
     for c in book.load_book().chapters:
         assert c.title in index
+
+
+def test_every_chapter_has_a_one_line_summary():
+    for c in book.load_book().chapters:
+        assert c.summary and len(c.summary) <= 120, f"chapter {c.id}: book.yml's summary must be one short line"
+
+
+def test_book_yml_refuses_a_summary_of_several_lines(tmp_path):
+    raw = yaml.safe_load(book.BOOK_YML.read_text())
+    raw["parts"][0]["chapters"][0]["summary"] = "one\ntwo"
+    path = tmp_path / "book.yml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(book.BookError, match="summary"):
+        book.load_book(path)
+
+
+def test_landing_page_has_what_a_newcomer_needs(built_book):
+    """What the book teaches, for whom, how to run it (the README's commands), where to start, every
+    chapter with its one-line summary, and a figure drawn by effdl (a chapter's stored output)."""
+    html = built_book.read_text()
+    text = re.sub(r"\s+", " ", htmllib.unescape(re.sub(r"<[^>]+>", " ", html)))
+    text = text.translate(str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'}))  # smartquotes
+    for heading in ("What this book teaches", "Who it is for", "How to run it", "Start here", "The chapters"):
+        assert heading in text, f"the landing page lacks the section {heading!r}"
+    readme = (ROOT / "README.md").read_text()
+    for command in book.RUN_COMMANDS:
+        assert command in text, f"the landing page does not say how to run {command!r}"
+        assert re.search(rf"^{command}\b", readme, re.M), f"the README no longer documents {command!r}"
+    for part in book.load_book().parts:
+        assert part.title in text
+        for c in part.chapters:
+            assert f"{c.id} {c.title}" in text and " ".join(c.summary.split()) in text, \
+                f"chapter {c.id} or its summary is missing from the landing page"
+            assert f'href="{Path(c.notebook).stem}.html"' in html
+    parser = _Collect()
+    parser.feed(html)
+    figures = [src for src in parser.images if src.endswith(".png")]
+    assert figures, "the landing page has no figure"
+    stored = book.landing_figure(book.load_book())
+    assert any((built_book.parent / src).read_bytes() == stored for src in figures), \
+        "the landing page's figure is not the chapter's stored one"
+
+
+def test_landing_figure_refuses_a_chapter_without_it(monkeypatch):
+    monkeypatch.setattr(book, "LANDING_FIGURE", ("00", "viz.no_such_view(", "x.png"))
+    with pytest.raises(book.BookError, match="no stored figure"):
+        book.landing_figure(book.load_book())
 
 
 def test_readme_measurements_match_the_benchmark_results():

@@ -182,7 +182,7 @@ def _new_course(root: Path, chapter_id: str):
     assert cli.main(["assign", str(root), chapter_id, "--nbgrader"]) == 0
     chapter = BOOK.chapter(chapter_id)
     stem = Path(chapter.notebook).stem
-    run = assign.run_nbgrader(root, "generate_assignment", stem)
+    run = assign.run_nbgrader(root, ["generate_assignment", stem])
     assert run.returncode == 0, run.stdout + run.stderr
     return chapter, stem, _read(root / "source" / stem / f"{stem}.ipynb"), _read(root / "release" / stem / f"{stem}.ipynb")
 
@@ -194,8 +194,8 @@ def course(request, tmp_path_factory):
     for student, nb in _submissions(source, release).items():
         _write_submission(root, student, stem, nb)
     submitted = _hashes(root, "submitted")
-    autograde = assign.run_nbgrader(root, "autograde", stem)
-    feedback = assign.run_nbgrader(root, "generate_feedback", stem)
+    autograde = assign.run_nbgrader(root, ["autograde", stem])
+    feedback = assign.run_nbgrader(root, ["generate_feedback", stem])
     return Course(root, chapter, stem, source, release, submitted, autograde, feedback,
                   assign.gradebook_scores(root, stem))
 
@@ -279,7 +279,7 @@ def bad_course(tmp_path_factory):
              "edited_check": edited}
     paths = {s: _write_submission(root, s, stem, nb) for s, nb in paths.items()}
     submitted = _hashes(root, "submitted")
-    autograde = assign.run_nbgrader(root, "autograde", stem)
+    autograde = assign.run_nbgrader(root, ["autograde", stem])
     return dict(root=root, stem=stem, source=source, exercises=exercises, wrong=wrong, paths=paths,
                 submitted=submitted, autograde=autograde, scores=assign.gradebook_scores(root, stem))
 

@@ -1,24 +1,17 @@
-"""Chapters 14 and 16: training chips against FACTS.md, the microprocessor trend data, the GPU benchmarks."""
+"""Chapters 14 and 16: training chips against FACTS.md, the microprocessor trend data, the exercises
+(the GPU benchmarks: tests/test_gpu_bench.py)."""
 import hashlib
 import math
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 from effdl import exercises
 from effdl.data import DATA_DIR, DataError
 from effdl.hardware import gpu_bench, roofline, specs, trends
 from effdl.training import mixed_precision
-
-ROOT = Path(__file__).resolve().parents[1]
-needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error path")
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 # ------------------------------------------------------------------------ chips
@@ -193,109 +186,6 @@ def test_trend_helpers_bad_input():
         trends.series_label("gpus")
     with pytest.raises(TypeError, match="text must be"):
         trends.parse_trends(b"series,unit,year,value")
-
-
-# --------------------------------------------------------------------- gpu_bench
-CUDA_CALLS = [lambda: gpu_bench.matmul_throughput("bf16", n=256), lambda: gpu_bench.int8_matmul(m=64),
-              lambda: gpu_bench.sparse_matmul(m=128), lambda: gpu_bench.training_step_times(steps=1),
-              lambda: gpu_bench.copy_bandwidth(n_bytes=4096), gpu_bench.gpu_report, gpu_bench.device_name]
-
-
-@needs_no_cuda
-@pytest.mark.parametrize("call", CUDA_CALLS)
-def test_gpu_functions_raise_clearly_without_cuda(call):
-    assert gpu_bench.cuda_available() is False
-    with pytest.raises(RuntimeError, match="needs a CUDA device; none found"):
-        call()
-
-
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda: gpu_bench.matmul_throughput("fp8"), ValueError, "dtype must be one of"),
-    (lambda: gpu_bench.matmul_throughput("fp32", n=0), ValueError, "n must be an integer in"),
-    (lambda: gpu_bench.int8_matmul(m=16), ValueError, "m must be > 16"),
-    (lambda: gpu_bench.int8_matmul(m=64, k=12), ValueError, "multiples of 8"),
-    (lambda: gpu_bench.sparse_matmul(m=100), ValueError, "multiples of 64"),
-    (lambda: gpu_bench.sparse_matmul(m=128, seed=-1), ValueError, "seed must be"),
-    (lambda: gpu_bench.training_step_times(modes=("fp64",)), ValueError, "modes\\[0\\] must be one of"),
-    (lambda: gpu_bench.training_step_times(modes=()), ValueError, "training_step_times: modes must be a list"),
-    (lambda: gpu_bench.training_step_times(batch_size=True), TypeError, "batch_size must be an integer"),
-    (lambda: gpu_bench.copy_bandwidth(n_bytes=10), ValueError, "n_bytes must be"),
-    (lambda: gpu_bench.two_four_mask(torch.randn(3, 6)), ValueError, "multiple of 4"),
-    (lambda: gpu_bench.two_four_mask([1.0, 2.0, 3.0, 4.0]), TypeError, "two_four_mask: weight must be a torch.Tensor"),
-    (lambda: gpu_bench.report_rows({"copy": {}}), ValueError, "report must hold"),
-    (lambda: gpu_bench.make_train_step(nn.Linear(2, 2), torch.zeros(1, 2), torch.zeros(1), "fp8"), ValueError,
-     "mode must be one of")])
-def test_gpu_bench_bad_input_is_caught_before_the_device(call, exc, match):
-    with pytest.raises(exc, match=match):
-        call()
-
-
-def test_two_four_mask_oracle():
-    gen = torch.Generator().manual_seed(0)
-    w = torch.randn(6, 5, 8, generator=gen)
-    mask = gpu_bench.two_four_mask(w)
-    groups, m = w.abs().reshape(-1, 4), mask.reshape(-1, 4)
-    assert (m.sum(1) == 2).all() and mask.float().mean() == 0.5
-    want = groups >= groups.sort(dim=1, descending=True).values[:, 1:2]        # the two largest per group
-    assert torch.equal(m, want)
-    ties = gpu_bench.two_four_mask(torch.tensor([1.0, -1.0, 1.0, 1.0]))
-    assert ties.tolist() == [True, True, False, False]                          # lower index wins a tie
-
-
-def test_make_train_step_runs_each_mode_on_the_cpu():
-    gen = torch.Generator().manual_seed(0)
-    x, y = torch.randn(16, 3, 8, 8, generator=gen), torch.randint(0, 10, (16,), generator=gen)
-    torch.manual_seed(0)
-    base = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
-    for mode in gpu_bench.STEP_MODES:
-        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
-        model.load_state_dict(base.state_dict())
-        step = gpu_bench.make_train_step(model, x, y, mode)
-        losses = [float(step()) for _ in range(4)]
-        assert losses[-1] < losses[0], (mode, losses)
-        assert step.scaler.is_enabled() == (mode == "amp_fp16")
-    assert sum(p.numel() for p in gpu_bench.small_cnn().parameters()) > 1e6
-
-
-def test_report_rows_are_datasheet_peaks_and_a_report_lines_up():
-    rows = {r["measurement"]: r for r in gpu_bench.report_rows()}
-    assert rows["matmul bf16"]["peak"] == 989.5 and rows["matmul fp32"]["peak"] == 67.0
-    assert rows["matmul tf32"]["peak"] == 494.5 and rows["matmul int8"]["peak"] == 1979.0
-    assert rows["memory bandwidth"]["peak"] == 4.8 and all(r["value"] is None for r in rows.values())
-    assert {r["measurement"]: r for r in gpu_bench.report_rows(chip="H100 SXM")}["memory bandwidth"]["peak"] == 3.35
-    fake = {"copy": {"gbs": 1000.0},
-            "matmul": {d: {"n": 8192, "tflops": 1.0} for d in gpu_bench.MATMUL_DTYPES},
-            "int8": {"m": 8192, "int8_tops": 2.0},
-            "sparse": [{"m": 8192, "k": 8192, "n": 8192, "speedup": 0.6}],
-            "training_step": {"batch_size": 256, "step_ms": {"fp32": 10.0}}}
-    mine = {r["measurement"]: r for r in gpu_bench.report_rows(fake)}
-    assert mine["device-to-device copy"]["value"] == 1.0 and mine["device-to-device copy"]["peak"] == 4.8
-    assert mine["matmul 8192³ bf16"]["peak"] == 989.5
-    assert mine["matmul 8192³ int8 (torch._int_mm)"]["peak"] == 1979.0
-    assert mine["2:4 sparse fp16 8192×8192×8192 speed-up"]["peak"] is None      # the datasheet has no such row
-    assert mine["CNN training step, batch 256, fp32"]["peak"] is None
-
-
-@needs_no_cuda
-def test_gpu_appendix_script_refuses_without_cuda(tmp_path):
-    out = tmp_path / "out.json"
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_appendix.py"), str(out)],
-                         check=False, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 1 and "needs a CUDA device; none found" in run.stderr
-    assert not out.exists()
-
-
-@needs_cuda
-def test_gpu_measurements_on_a_real_device():
-    mm = gpu_bench.matmul_throughput("bf16", n=1024, repeats=2)
-    assert mm["tflops"] > 0 and mm["n"] == 1024
-    i8 = gpu_bench.int8_matmul(m=256, repeats=2)
-    assert i8["exact"] and i8["int8_tops"] > 0
-    sp = gpu_bench.sparse_matmul(m=256, repeats=2)
-    assert sp["max_abs_error"] < 0.5 and sp["speedup"] > 0
-    st = gpu_bench.training_step_times(batch_size=8, steps=2, warmup=1)
-    assert set(st["step_ms"]) == set(gpu_bench.STEP_MODES) and st["speedup"]["fp32"] == 1.0
-    assert gpu_bench.copy_bandwidth(n_bytes=1 << 20, repeats=2)["gbs"] > 0
 
 
 # --------------------------------------------------------------------- exercises

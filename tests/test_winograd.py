@@ -3,6 +3,7 @@ fractions, oracles (torch.nn.functional.conv2d, scipy.signal.correlate2d),
 exact operation counts, precision ordering and bad inputs."""
 import doctest
 import itertools
+import math
 from fractions import Fraction
 from unittest import mock
 
@@ -14,7 +15,8 @@ import torch.nn.functional as F
 
 import effdl.winograd as wg
 from effdl.winograd import (cook_toom, direct_conv2d, error_vs_direct, layer_counts, mults_per_tile,
-                            time_conv3x3, transform_filters, transforms, winograd_conv2d, winograd_report)
+                            time_breakdown, time_conv3x3, transform_filters, transforms, winograd_conv2d,
+                            winograd_conv2d_reference, winograd_report)
 from bounds import assert_within
 
 # Lavin & Gray, CVPR 2016: F(2, 3) (eq. 7–8, also /work/shared/FACTS.md) and F(4, 3) (section 4.2).
@@ -129,8 +131,8 @@ def _winograd_bound(x, w, tile, padding=0, eps=EPS32):
     (≤ 12u in all); V = (Bᵀ⊗Bᵀ)·d sums α² (+ 3u if Bᵀ is not exact); M sums C products of U and V (C u plus
     theirs); Y = (Aᵀ⊗Aᵀ)·M sums α² (+ 3u): |error| ≤ (2α² + C + 18)·u·|Y|(|x|, |w|); eps for u covers the
     second order."""
-    original = wg.transforms
-    with mock.patch.object(wg, "transforms", lambda t: tuple(np.abs(m) for m in original(t))):
+    original = wg._float_transforms
+    with mock.patch.object(wg, "_float_transforms", lambda t, r: tuple(np.abs(m) for m in original(t, r))):
         y_abs = torch.as_tensor(winograd_conv2d(_abs64(x), _abs64(w), tile=tile, padding=padding))
     return (2 * (tile + 2) ** 2 + x.shape[1] + 18) * eps * y_abs
 
@@ -160,6 +162,68 @@ def test_winograd_matches_direct_and_torch_in_fp32(n, c, k, h, w, padding, tile)
     eps64 = torch.finfo(torch.float64).eps
     y64 = winograd_conv2d(x.double(), wt.double(), tile=tile, padding=padding)
     assert_within(y64, ref, _winograd_bound(x, wt, tile, padding, eps64) + _direct_bound(x, wt, padding, eps64))
+
+
+def _random_case(seed):
+    """A random small problem: odd and even sizes, padding 0–2, batch 1–3, tile and kernel with m + r <= 9."""
+    rng = np.random.default_rng(seed)
+    r = int(rng.choice([1, 2, 3, 3, 3, 5]))
+    tile = int(rng.choice([t for t in (1, 2, 3, 4, 6) if t + r <= 9]))
+    padding = int(rng.integers(0, 3))
+    n, c, k = int(rng.integers(1, 4)), int(rng.integers(1, 9)), int(rng.integers(1, 7))
+    h, w = (int(v) for v in rng.integers(max(1, r - 2 * padding), 14, size=2))
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, h, w, generator=gen, dtype=torch.float64)
+    wt = torch.randn(k, c, r, r, generator=gen, dtype=torch.float64)
+    return x, wt, tile, padding
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fast_path_equals_the_tile_by_tile_reference_and_conv2d(seed):
+    # float64: the two algorithms do the same arithmetic in different orders, so they agree to
+    # rounding; conv2d is the independent oracle (F(6×6)'s transforms hold entries up to ~100).
+    x, wt, tile, padding = _random_case(seed)
+    ref = F.conv2d(x, wt, padding=padding)
+    fast = winograd_conv2d(x, wt, tile=tile, padding=padding)
+    slow = winograd_conv2d_reference(x, wt, tile=tile, padding=padding)
+    assert fast.shape == slow.shape == ref.shape and fast.dtype == slow.dtype == torch.float64
+    scale = float(ref.abs().max()) or 1.0
+    assert float((fast - slow).abs().max()) <= 1e-9 * scale
+    assert float((fast - ref).abs().max()) <= 1e-9 * scale
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_fast_path_matches_the_reference_in_fp32_and_numpy(tile):
+    rng = np.random.default_rng(tile)
+    x, w = rng.standard_normal((2, 7, 9, 11)).astype(np.float32), rng.standard_normal((5, 7, 3, 3)).astype(np.float32)
+    fast, slow = winograd_conv2d(x, w, tile=tile, padding=1), winograd_conv2d_reference(x, w, tile=tile, padding=1)
+    assert isinstance(slow, np.ndarray) and slow.dtype == np.float32
+    ref = F.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w).double(), padding=1)
+    bound = _winograd_bound(x, w, tile, padding=1)       # Higham, for either summation order
+    assert_within(fast, ref, bound)
+    assert_within(slow, ref, bound)
+
+
+def test_winograd_conv2d_runs_the_fast_path(monkeypatch):
+    calls = []
+    core = wg._winograd_core
+    monkeypatch.setattr(wg, "_winograd_core", lambda *a, **k: calls.append(a[2]) or core(*a, **k))
+    monkeypatch.setattr(wg, "_reference_core", lambda *a, **k: pytest.fail("the reference is not the fast path"))
+    winograd_conv2d(torch.randn(1, 2, 6, 6), torch.randn(3, 2, 3, 3), tile=4)
+    assert calls == [4]
+
+
+def test_kronecker_form_is_the_sandwich():
+    # vec(Bᵀ d B) = (Bᵀ ⊗ Bᵀ) vec(d) with row-major vec, as the fast path uses it, for every F(m, r) it runs
+    rng = np.random.default_rng(0)
+    for tile, r in [(2, 3), (4, 3), (3, 2), (2, 5)]:
+        BT, G, AT = wg._float_transforms(tile, r)
+        KB, KG, KA = (k.numpy() for k in wg._kron(tile, r, torch.zeros(0, dtype=torch.float64)))
+        d, g, M = rng.standard_normal((tile + r - 1,) * 2), rng.standard_normal((r, r)), rng.standard_normal(
+            (tile + r - 1,) * 2)
+        np.testing.assert_allclose(KB @ d.ravel(), (BT @ d @ BT.T).ravel(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(KG @ g.ravel(), (G @ g @ G.T).ravel(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(KA @ M.ravel(), (AT @ M @ AT.T).ravel(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("block", [40, 300, 5000])
@@ -320,7 +384,7 @@ def test_layer_counts_partial_tiles_and_batch():
 
 
 def test_report_shape(report):
-    assert list(report) == ["F(2x2,3x3)", "F(4x4,3x3)", "vgg16_ms"]
+    assert list(report) == ["F(2x2,3x3)", "F(4x4,3x3)", "vgg16_ms", "speedup_vs_im2col", "speedup_vs_torch"]
     keys = ["mults_direct", "mults_winograd", "reduction", "max_rel_err_fp32", "max_rel_err_fp16"]
     for name, (direct, winograd) in [("F(2x2,3x3)", (36, 16)), ("F(4x4,3x3)", (144, 36))]:
         entry = report[name]
@@ -331,8 +395,42 @@ def test_report_shape(report):
     assert report["F(4x4,3x3)"]["max_rel_err_fp16"] > report["F(2x2,3x3)"]["max_rel_err_fp16"]
     assert list(report["vgg16_ms"]) == ["conv2_2", "conv3_2", "conv4_2", "conv5_2"]
     for times in report["vgg16_ms"].values():
-        assert list(times) == ["im2col", "winograd", "torch"]
+        assert list(times) == ["im2col", "winograd", "winograd_4x4", "torch"]
         assert all(isinstance(t, float) and t > 0 for t in times.values())
+    for key, base in (("speedup_vs_im2col", "im2col"), ("speedup_vs_torch", "torch")):
+        assert list(report[key]) == ["F2", "F4"]
+        for tile, method in (("F2", "winograd"), ("F4", "winograd_4x4")):
+            # the geometric mean of the per-layer ratios (of times rounded to 0.01 ms)
+            ratios = [t[base] / t[method] for t in report["vgg16_ms"].values()]
+            assert report[key][tile] == pytest.approx(math.prod(ratios) ** (1 / len(ratios)), rel=2e-2)
+
+
+def test_report_times_on_one_thread_and_restores_threads(monkeypatch):
+    seen = []
+    monkeypatch.setattr(wg, "time_conv3x3", lambda *a, **k: seen.append(torch.get_num_threads()) or
+                        {"im2col": 4.0, "winograd": 2.0, "winograd_4x4": 1.0, "torch": 3.0})
+    before = torch.get_num_threads()
+    r = winograd_report()
+    assert seen == [1] * 4 and torch.get_num_threads() == before
+    assert r["speedup_vs_im2col"] == {"F2": 2.0, "F4": 4.0} and r["speedup_vs_torch"] == {"F2": 1.5, "F4": 3.0}
+
+
+@pytest.mark.parametrize("method, stages", [("winograd", ["input_transform", "gemm", "output_transform"]),
+                                            ("winograd_4x4", ["input_transform", "gemm", "output_transform"]),
+                                            ("im2col", ["im2col", "gemm", "output"])])
+def test_time_breakdown_stages(method, stages):
+    t = time_breakdown(8, 8, 12, 12, method=method, batch_size=2, repeats=2)
+    assert list(t) == stages and all(isinstance(v, float) and v > 0 for v in t.values())
+
+
+def test_clock_adds_laps_and_is_silent_without_a_dict():
+    times = {}
+    clock = wg._Clock(times)
+    clock.lap("a")
+    clock.lap("b")
+    clock.lap("a")
+    assert set(times) == {"a", "b"} and all(v >= 0 for v in times.values())
+    wg._Clock(None).lap("a")                  # no dict, nothing recorded, no error
 
 
 def test_time_conv3x3_small():
@@ -364,8 +462,9 @@ _W = torch.zeros(3, 2, 3, 3)
     (lambda: winograd_conv2d(_X, _W.int()), TypeError, "^winograd_conv2d: w must be a floating-point tensor"),
     (lambda: winograd_conv2d(_X, _W.numpy()), TypeError, "^winograd_conv2d: w must be the same kind of array as x"),
     (lambda: winograd_conv2d(_X, _W.double()), TypeError, "^winograd_conv2d: w must have the same dtype as x"),
-    (lambda: winograd_conv2d(_X, torch.zeros(3, 2, 5, 5)), ValueError, "^winograd_conv2d: w must hold 3×3 kernels"),
-    (lambda: winograd_conv2d(_X, torch.zeros(3, 2, 1, 1)), ValueError, "^winograd_conv2d: w must hold 3×3 kernels"),
+    (lambda: winograd_conv2d(_X, torch.zeros(3, 2, 5, 4)), ValueError, "^winograd_conv2d: w must hold square kernels"),
+    (lambda: winograd_conv2d(_X, torch.zeros(3, 2, 1, 3)), ValueError, "^winograd_conv2d: w must hold square kernels"),
+    (lambda: winograd_conv2d(_X, torch.zeros(3, 2, 6, 6)), ValueError, r"^winograd_conv2d: x must be at least 6×6 after"),
     (lambda: winograd_conv2d(_X, torch.zeros(3, 4, 3, 3)), ValueError, "^winograd_conv2d: w must have as many input channels"),
     (lambda: winograd_conv2d(_X[0], _W), ValueError, r"^winograd_conv2d: x must be a non-empty 4-D array .*got shape \(2, 5, 5\)"),
     (lambda: winograd_conv2d(_X, _W[0]), ValueError, "^winograd_conv2d: w must be a non-empty 4-D array"),
@@ -376,21 +475,36 @@ _W = torch.zeros(3, 2, 3, 3)
     (lambda: winograd_conv2d(_X, _W, padding=True), TypeError, "^winograd_conv2d: padding must be an integer"),
     (lambda: winograd_conv2d(_X, _W, stride=2), ValueError, "^winograd_conv2d: stride must be 1"),
     (lambda: winograd_conv2d(_X, _W, stride=(1, 1)), TypeError, "^winograd_conv2d: stride must be an integer"),
-    (lambda: winograd_conv2d(_X, _W, tile=3), ValueError, r"^winograd_conv2d: tile must be one of \[2, 4\]"),
-    (lambda: winograd_conv2d(_X, _W, tile=6), ValueError, "^winograd_conv2d: tile must be one of"),
+    (lambda: winograd_conv2d(_X, _W, tile=7), ValueError,
+     r"^winograd_conv2d: tile must be at most 6 for 3×3 kernels \(tile \+ r <= 9\); got 7"),
+    (lambda: winograd_conv2d(_X, torch.zeros(3, 2, 5, 5), tile=5, padding=2), ValueError,
+     "^winograd_conv2d: tile must be at most 4 for 5×5 kernels"),
+    (lambda: winograd_conv2d(_X, _W, tile=9), ValueError, r"^winograd_conv2d: tile must be an integer in \[1, 8\]"),
+    (lambda: winograd_conv2d(_X, _W, tile=0), ValueError, r"^winograd_conv2d: tile must be an integer in \[1, 8\]"),
     (lambda: winograd_conv2d(_X, _W, tile=None), TypeError, "^winograd_conv2d: tile must be an integer"),
     (lambda: winograd_conv2d(_X), ValueError, "^winograd_conv2d: w must be given, or U instead .*got neither"),
     (lambda: winograd_conv2d(_X, _W, U=torch.zeros(4, 4, 3, 2)), ValueError, "^winograd_conv2d: w must be given.*got both"),
-    (lambda: winograd_conv2d(_X, U=torch.zeros(6, 6, 3, 2)), ValueError, r"^winograd_conv2d: U must have shape \(4, 4, K, 2\)"),
+    (lambda: winograd_conv2d(_X, U=torch.zeros(2, 2, 3, 2)), ValueError, r"^winograd_conv2d: U must have shape \(α, α, K, 2\)"),
+    (lambda: winograd_conv2d(_X, U=torch.zeros(4, 5, 3, 2)), ValueError, r"^winograd_conv2d: U must have shape"),
+    (lambda: winograd_conv2d(_X, U=torch.zeros(12, 12, 3, 2)), ValueError, "^winograd_conv2d: tile must be at most"),
     (lambda: winograd_conv2d(_X, U=torch.zeros(4, 4, 3, 5)), ValueError, r"^winograd_conv2d: U must have shape"),
     (lambda: winograd_conv2d(_X, U=torch.zeros(4, 4, 3, 2).numpy()), TypeError, "^winograd_conv2d: U must be the same kind"),
-    (lambda: direct_conv2d(_X, torch.zeros(3, 2, 5, 5)), ValueError, "^direct_conv2d: w must hold 3×3 kernels"),
+    (lambda: direct_conv2d(_X, torch.zeros(3, 2, 5, 3)), ValueError, "^direct_conv2d: w must hold square kernels"),
+    (lambda: direct_conv2d(_X, torch.zeros(3, 2, 7, 7)), ValueError, r"^direct_conv2d: x must be at least 7×7 after padding"),
     (lambda: direct_conv2d(_X, _W, padding=-2), ValueError, "^direct_conv2d: padding must be"),
     (lambda: direct_conv2d(_X.numpy(), _W), TypeError, "^direct_conv2d: w must be the same kind of array as x"),
     (lambda: direct_conv2d("x", _W), TypeError, "^direct_conv2d: x must be a numpy.ndarray or a torch.Tensor"),
     (lambda: direct_conv2d(_X, torch.zeros(3, 3, 3, 3)), ValueError, "^direct_conv2d: w must have as many input channels"),
-    (lambda: transform_filters(torch.zeros(3, 2, 5, 5)), ValueError, "^transform_filters: w must hold 3×3 kernels"),
-    (lambda: transform_filters(_W, tile=5), ValueError, "^transform_filters: tile must be one of"),
+    (lambda: transform_filters(torch.zeros(3, 2, 5, 4)), ValueError, "^transform_filters: w must hold square kernels"),
+    (lambda: transform_filters(_W, tile=7), ValueError, "^transform_filters: tile must be at most 6"),
+    (lambda: transform_filters(_W, tile=2.0), TypeError, "^transform_filters: tile must be an integer"),
+    (lambda: winograd_conv2d_reference(_X, _W, tile=7), ValueError, "^winograd_conv2d_reference: tile must be at most 6"),
+    (lambda: winograd_conv2d_reference(_X, _W.numpy()), TypeError, "^winograd_conv2d_reference: w must be the same kind"),
+    (lambda: winograd_conv2d_reference(_X, _W, padding=-1), ValueError, "^winograd_conv2d_reference: padding must be"),
+    (lambda: winograd_conv2d_reference(_X[:, :1], _W), ValueError,
+     "^winograd_conv2d_reference: w must have as many input channels"),
+    (lambda: time_breakdown(4, 4, 6, 6, method="torch"), ValueError, "^time_breakdown: method must be one of"),
+    (lambda: time_breakdown(4, 4, 6, 6, repeats=0), ValueError, "^time_breakdown: repeats must be"),
     (lambda: transform_filters([1.0]), TypeError, "^transform_filters: w must be a numpy.ndarray"),
     (lambda: mults_per_tile(3), ValueError, "^mults_per_tile: tile must be one of"),
     (lambda: layer_counts(0, 1, 1, 1, 2), ValueError, r"^layer_counts: C must be an integer in \[1, inf\]"),

@@ -12,8 +12,10 @@ import numpy as np
 from .. import architectures as arch
 from ..hardware import energy
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_conv_counts(fn, seed: int = 0) -> str:
     """Chapter 0: ``fn(in_ch, out_ch, kernel, out_h, out_w) -> (params, macs)`` of a stride-1
     ``kernel × kernel`` convolution with a bias, producing an ``out_h × out_w`` output per channel.
@@ -48,6 +50,7 @@ def check_conv_counts(fn, seed: int = 0) -> str:
     return "conv counts: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_energy_per_image(fn, seed: int = 0) -> str:
     """Chapter 0: ``fn(macs, weights, batch_size, weight_memory) -> µJ per image``: fp32 MACs
     plus 32-bit weight reads from ``"dram"`` or ``"sram"``, each weight read once per batch.

@@ -13,8 +13,10 @@ import numpy as np
 
 from .. import numerics
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_decode_float(fn, seed: int = 0) -> str:
     """Chapter 1: ``fn(bits, exponent_bits, mantissa_bits) -> float``, the value of an IEEE-style
     bit string (sign, biased exponent, mantissa; subnormals, ±0, ±inf and NaN included).
@@ -59,6 +61,7 @@ def check_decode_float(fn, seed: int = 0) -> str:
     return "float decoding: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_round_fixed(fn, seed: int = 0) -> str:
     """Chapter 1: ``fn(x, int_bits, frac_bits) -> array``: ``x`` rounded to signed fixed point
     Q``int_bits``.``frac_bits``, to the nearest step (ties to even), saturating at the range's ends.

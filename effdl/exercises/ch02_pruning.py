@@ -11,8 +11,10 @@ import torch
 
 from .. import pruning
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_magnitude_mask(fn, seed: int = 2024) -> str:
     """Chapter 2: ``fn(weight, sparsity) -> bool mask`` pruning the smallest magnitudes.
 
@@ -50,6 +52,7 @@ def check_magnitude_mask(fn, seed: int = 2024) -> str:
     return "magnitude mask: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_threshold_mask(fn, seed: int = 7) -> str:
     """Chapter 2: ``fn(weight, quality) -> bool mask`` keeping |w| > quality × std(w).
 

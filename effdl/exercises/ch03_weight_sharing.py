@@ -11,8 +11,10 @@ import numpy as np
 
 from .. import sharing
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_centroid_gradient(fn, seed: int = 33) -> str:
     """Chapter 3: ``fn(grad, index, n_clusters) -> (n_clusters,)`` gradients summed per cluster.
 
@@ -35,6 +37,7 @@ def check_centroid_gradient(fn, seed: int = 33) -> str:
     return "centroid gradient: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_nearest_centroid(fn, seed: int = 0) -> str:
     """Chapter 3: ``fn(weight, codebook) -> index`` of the nearest centroid for every weight
     (``codebook`` ascending; a weight half-way between two centroids goes to the lower one).

@@ -11,8 +11,10 @@ import numpy as np
 
 from .. import coding
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_huffman_code(fn, seed: int = 404) -> str:
     """Chapter 4: ``fn(counts: dict symbol -> count) -> dict symbol -> '0'/'1' string``, an optimal prefix code.
 
@@ -45,6 +47,7 @@ def check_huffman_code(fn, seed: int = 404) -> str:
     return "Huffman code: prefix-free and optimal on every case"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_relative_index(fn, seed: int = 505) -> str:
     """Chapter 4: ``fn(weight_1d, index_bits) -> (gaps, values)`` with filler zeros, as Deep Compression.
 

@@ -12,8 +12,10 @@ import torch
 
 from .. import quantization as Q
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_fixed_point_frac_bits(fn, seed: int = 55) -> str:
     """Chapter 5: ``fn(x, n_bits) -> int``, the radix point of a signed ``n_bits`` word for tensor ``x``.
 
@@ -44,6 +46,7 @@ def check_fixed_point_frac_bits(fn, seed: int = 55) -> str:
     return "radix point: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_fake_quantize_ste(fn, seed: int = 5) -> str:
     """Chapter 5: ``fn(x, scale, zero_point, qmin, qmax)`` fake quantization with a straight-through gradient.
 
@@ -82,6 +85,7 @@ def check_fake_quantize_ste(fn, seed: int = 5) -> str:
     return "fake quantization with STE: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_rounding_shift(fn, seed: int = 31) -> str:
     """Chapter 5: ``fn(v, shift)``: ``round(v / 2**shift)``, ties to even, with integer operations only.
 

@@ -11,8 +11,10 @@ import torch
 
 from .. import ternary
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_twn_quantizer(fn, seed: int = 606) -> str:
     """Chapter 6: ``fn(weight) -> tensor``, TWN's ternary weights (Δ = 0.7 · E|w|, one scale α).
 
@@ -47,6 +49,7 @@ def check_twn_quantizer(fn, seed: int = 606) -> str:
     return "TWN quantizer: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_ttq_gradients(fn, seed: int = 707) -> str:
     """Chapter 6: ``fn(latent, grad, wp, wn, t) -> (grad_latent, grad_wp, grad_wn)``, TTQ's gradient rules.
 

@@ -12,8 +12,10 @@ import torch
 
 from .. import lowrank
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_truncated_svd(fn, seed: int = 7) -> str:
     """Chapter 7: ``fn(weight, rank) -> (first, second)`` of shapes (rank, in) and (out, rank)
     whose product ``second @ first`` is the best rank-``rank`` approximation of ``weight``.
@@ -48,6 +50,7 @@ def check_truncated_svd(fn, seed: int = 7) -> str:
     return "truncated SVD: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_tt_params(fn, seed: int = 0) -> str:
     """Chapter 7: ``fn(in_factors, out_factors, ranks) -> int``, the entries of a tensor train's
     cores; ``ranks`` is the full tuple ``(1, r_1, …, r_{d−1}, 1)``.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
 class _Counted:
@@ -83,6 +84,7 @@ def _count_mults(fn, *arrays):
     return values(np.asarray(out, dtype=object)), counter[0]
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_winograd_f23(fn, seed: int = 0) -> str:
     """Chapter 8: ``fn(d, g) -> y``: the two outputs of a 3-tap correlation of the 4-vector ``d``
     with ``g`` (``np.correlate(d, g, "valid")``) computed with Winograd's 4 multiplications.
@@ -106,6 +108,7 @@ def check_winograd_f23(fn, seed: int = 0) -> str:
     return f"F(2, 3): correct with {n_mults} multiplications"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_winograd_conv(fn, seed: int = 0) -> str:
     """Chapter 8: ``fn(x, g) -> y``, the valid 3×3 correlation of one channel ``x`` (H, W) with ``g``,
     shape (H − 2, W − 2), computed tile by tile with F(2×2, 3×3) (edge tiles padded).

@@ -12,8 +12,10 @@ import numpy as np
 from ..hardware import roofline
 from ..hardware import systolic
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_fc_intensity(fn, seed: int = 909) -> str:
     """Chapter 9: ``fn(n_in, n_out, batch_size, n_bits_weight) -> ops per weight byte`` of an FC layer
     (a multiply-add counts as 2 operations; weights fetched once per batch).
@@ -41,6 +43,7 @@ def check_fc_intensity(fn, seed: int = 909) -> str:
     return "FC intensity: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_fold_cycles(fn, seed: int = 990) -> str:
     """Chapter 9: ``fn(rows, cols, m, k, n) -> cycles`` of an (M×K)@(K×N) GEMM on a double-buffered
     weight-stationary array with unlimited weight bandwidth (effdl.hardware.systolic's model).

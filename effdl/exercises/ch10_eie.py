@@ -11,8 +11,10 @@ import numpy as np
 
 from ..hardware import eie
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_eie_storage(fn, seed: int = 10) -> str:
     """Chapter 10: ``fn(weight, n_pes, pe, index_bits) -> (values, relative_index, column_pointer)``,
     PE ``pe``'s interleaved CSC arrays, each stored weight's value in ``values`` (0.0 for a filler).
@@ -50,6 +52,7 @@ def check_eie_storage(fn, seed: int = 10) -> str:
     return "EIE storage: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_eie_cycles(fn, seed: int = 11) -> str:
     """Chapter 10: ``fn(entries, queue_depth) -> int``, the cycles of EIE's matrix–vector phase
     for ``entries`` (n_pes, K): the stored entries of each PE in the column of each broadcast.

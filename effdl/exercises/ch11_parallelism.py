@@ -12,8 +12,10 @@ import random
 from ..training.parallel import split_ranges
 from ..training.parallel import staleness_of
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_split_ranges(fn, seed: int = 11) -> str:
     """Chapter 11: ``fn(n, world_size) -> [(start, stop), …]``, the outputs each process of a
     model-parallel layer computes: contiguous, covering ``range(n)``, sizes differing by at most 1.
@@ -39,6 +41,7 @@ def check_split_ranges(fn, seed: int = 11) -> str:
     return "split ranges: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_staleness(fn, seed: int = 12) -> str:
     """Chapter 11: ``fn(order) -> [staleness of each update]`` for an asynchronous parameter server,
     ``order`` the worker id of each update in the order the server applied them.

@@ -14,8 +14,10 @@ import torch
 from ..training.mixed_precision import LossScaler
 from ..training.mixed_precision import underflow_fraction
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_underflow_fraction(fn, seed: int = 14) -> str:
     """Chapter 12: ``fn(grads, scale) -> float``, the fraction of non-zero gradient values that become
     zero when ``scale · g`` is stored in fp16.
@@ -36,6 +38,7 @@ def check_underflow_fraction(fn, seed: int = 14) -> str:
     return "fp16 underflow: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_loss_scale_update(fn, seed: int = 13) -> str:
     """Chapter 12: ``fn(scale, good_steps, found_inf) -> (scale, good_steps)``, one step of dynamic loss
     scaling with torch.amp.GradScaler's defaults (×2 after 2000 good steps, ×0.5 on inf/NaN).

@@ -14,8 +14,10 @@ from torch import nn
 from .. import pruning
 from ..training.distillation import distillation_loss
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_distillation_loss(fn, seed: int = 1313) -> str:
     """Chapter 13: ``fn(student_logits, teacher_logits, labels, temperature, alpha) -> scalar tensor``,
     Hinton et al.'s ``α · T² · KL(softmax(t/T) ‖ softmax(s/T)) + (1 − α) · CE(s, y)`` (batch mean).
@@ -57,6 +59,7 @@ def check_distillation_loss(fn, seed: int = 1313) -> str:
     return "distillation loss: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_dsd_masks(fn, seed: int = 17) -> str:
     """Chapter 13: ``fn(model, sparsity, skip_first) -> {name: bool mask}``, DSD's sparse-phase masks:
     per layer, the ``round(sparsity · numel)`` smallest-|w| weights of every prunable weight

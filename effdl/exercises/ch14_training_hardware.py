@@ -14,8 +14,10 @@ import torch
 from ..hardware import specs
 from ..training import mixed_precision as mp
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_training_days(fn, seed: int = 1400) -> str:
     """Chapter 14: ``fn(total_flops, peak_tflops, utilization) -> days`` to train on one chip.
 
@@ -44,6 +46,7 @@ def check_training_days(fn, seed: int = 1400) -> str:
     return "training days: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_tensor_core_fp32_mma(fn, seed: int = 1401) -> str:
     """Chapter 14: ``fn(a, b, c) -> d``, one 4×4×4 Tensor Core step: fp16 inputs, exact products, fp32 sums.
 

@@ -13,8 +13,10 @@ import torch
 
 from ..train import accuracy_stderr
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_accuracy_stderr(fn, seed: int = 1515) -> str:
     """Chapter 15: ``fn(accuracy, n_images) -> float``, the binomial standard error in percentage points.
 
@@ -44,6 +46,7 @@ def check_accuracy_stderr(fn, seed: int = 1515) -> str:
     return "accuracy standard error: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_geomean_speedup(fn, seed: int = 1516) -> str:
     """Chapter 15: ``fn(baseline_times, new_times) -> float``, the geometric mean of baseline/new over layers.
 

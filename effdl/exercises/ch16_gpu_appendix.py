@@ -14,8 +14,10 @@ import torch
 from ..hardware import gpu_bench
 from ..hardware import roofline
 from ._common import fail
+from ..validation import Callable, Seed, validate_params
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_matmul_intensity(fn, seed: int = 1601) -> str:
     """Chapter 16: ``fn(m, k, n, bytes_per_element) -> FLOP per DRAM byte`` of ``(m×k) @ (k×n)``.
 
@@ -35,6 +37,7 @@ def check_matmul_intensity(fn, seed: int = 1601) -> str:
     return "matmul intensity: all checks passed"
 
 
+@validate_params(fn=Callable(), seed=Seed())
 def check_two_four_mask(fn, seed: int = 1600) -> str:
     """Chapter 16: ``fn(weight) -> bool mask`` keeping exactly 2 of every 4 consecutive weights by magnitude.
 

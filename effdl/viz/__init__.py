@@ -14,23 +14,25 @@ chapters) of ``book.yml`` (chapter 9 has two, one per algorithm module it draws)
 ``quantization``          5  Quantization (bit-width widget)
 ``ternary``               6  Binary and ternary nets
 ``lowrank``               7  Low-rank approximation
+``winograd``              8  Winograd convolution (time breakdown, speed-ups)
 ``roofline``              9  The roofline and the TPU (batch-size animation and widget)
 ``systolic``              9  Systolic arrays: three dataflows (animations, dataflow widget)
 ``eie``                   10 EIE (dataflow animation, density widget)
+``flipbook``              1–3, 5, 10 The widgets' states as flip-books that play without a kernel
 ``training``              11–13 Parallelization, mixed precision, distillation and DSD
 ``training_hardware``     14, 16 Hardware for training, measured on a GPU
 ``summary``               15 Wrap-up
 ========================  ==============================================
 
-Chapter 8 (Winograd) draws with ``style`` alone. Views take results computed
+Views take results computed
 by the algorithm layers and never recompute a model; a widget binds controls
 to a pure ``*_state`` function (which calls the algorithms) and draws its
 result with the matching ``*_figure``. Chapters use ``from effdl import viz``
 and call ``viz.<module>.<function>``: the modules share their names with the
 algorithms they draw.
 """
-from . import (coding, eie, lowrank, numbers, overview, pruning, quantization, roofline, sharing, style, summary,
-               systolic, ternary, training, training_hardware)
+from . import (coding, eie, flipbook, lowrank, numbers, overview, pruning, quantization, roofline, sharing, style,
+               summary, systolic, ternary, training, training_hardware, winograd)
 
-__all__ = ["coding", "eie", "lowrank", "numbers", "overview", "pruning", "quantization", "roofline", "sharing",
-           "style", "summary", "systolic", "ternary", "training", "training_hardware"]
+__all__ = ["coding", "eie", "flipbook", "lowrank", "numbers", "overview", "pruning", "quantization", "roofline",
+           "sharing", "style", "summary", "systolic", "ternary", "training", "training_hardware", "winograd"]

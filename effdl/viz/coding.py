@@ -9,8 +9,10 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter
 
 from .style import COLORS, grouped_bars, new_figure
+from ..validation import Dict, Instance, ListOf, PositiveInt, Records, Text, validate_params
 
 
+@validate_params(panels=ListOf(Instance(tuple, 'a (label, stream, code) tuple')), title=Text())
 def symbol_histograms(panels: list[tuple[str, np.ndarray, dict]], *, title: str):
     """Counts of each symbol of a stream, with the Huffman codeword length on a second axis.
 
@@ -36,6 +38,7 @@ def symbol_histograms(panels: list[tuple[str, np.ndarray, dict]], *, title: str)
     return fig
 
 
+@validate_params(rows=Records(), title=Text(), chosen=PositiveInt(optional=True))
 def index_width_sweep(rows: list[dict], *, title: str, chosen: int | None = None):
     """Bits per non-zero weight against the relative-index width: fixed width and Huffman-coded.
 
@@ -72,6 +75,7 @@ BYTE_PARTS = {"codebook": "codebook", "code_lengths": "Huffman tables", "weight_
               "relative_index_huffman": "relative indexes", "bias": "biases (fp32)"}
 
 
+@validate_params(breakdowns=Dict(), title=Text())
 def byte_breakdown(breakdowns: dict[str, dict], *, title: str):
     """Where the bytes of compressed files go: one stacked bar per layer of each file.
 
@@ -103,6 +107,7 @@ def byte_breakdown(breakdowns: dict[str, dict], *, title: str):
     return fig
 
 
+@validate_params(stages=Dict(), title=Text())
 def stage_sizes(stages: dict[str, dict[str, tuple[int, float]]], *, title: str):
     """Size after each Deep Compression stage (log scale) with the ratio and accuracy on each bar.
 
@@ -130,6 +135,7 @@ def stage_sizes(stages: dict[str, dict[str, tuple[int, float]]], *, title: str):
     return fig
 
 
+@validate_params(values=Dict(), title=Text())
 def speedups(values: dict[str, dict[str, float]], *, title: str):
     """Measured speed-up (dense time ÷ sparse time) per layer and backend, with the break-even line.
 

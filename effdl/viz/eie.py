@@ -228,7 +228,7 @@ def density_figure(state: dict):
     """
     s = state
     fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 3.4), constrained_layout=True,
-                                      gridspec_kw={"width_ratios": [1.9, 1]})
+                                      width_ratios=[1.9, 1])
     x = np.arange(s["n_pes"])
     bottom = np.zeros(s["n_pes"])
     for key in ("busy", "stall", "idle"):

@@ -10,8 +10,10 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from .style import COLORS, WIDTH, new_figure
+from ..validation import Dict, Interval, PositiveInt, Records, Text, validate_params
 
 
+@validate_params(spectra=Dict(), title=Text(), what=Text())
 def energy_spectra(spectra: dict[str, np.ndarray], *, title: str, what: str = "σᵢ²"):
     """How fast a matrix's energy is captured by its top components, one line per matrix.
 
@@ -44,6 +46,7 @@ def energy_spectra(spectra: dict[str, np.ndarray], *, title: str, what: str = "�
     return fig
 
 
+@validate_params(curves=Dict(), dense_acc=Interval(float, 0, 100), param_ratio=Dict(), title=Text())
 def accuracy_vs_rank(curves: dict[str, tuple[list, list]], *, dense_acc: float,
                      param_ratio: dict[int, float], title: str):
     """Accuracy of a factorized layer against its rank, one line per method.
@@ -72,6 +75,7 @@ def accuracy_vs_rank(curves: dict[str, tuple[list, list]], *, dense_acc: float,
     return fig
 
 
+@validate_params(c=PositiveInt(), d=PositiveInt(), k=PositiveInt(), rank=PositiveInt(), out_hw=PositiveInt(optional=True))
 def conv_decomposition(c: int, d: int, k: int, rank: int, *, out_hw: int | None = None):
     """Zhang et al.'s decomposition as a picture: d filters k×k×c → d′ filters k×k×c, then d filters 1×1×d′.
 
@@ -115,6 +119,7 @@ def conv_decomposition(c: int, d: int, k: int, rank: int, *, out_hw: int | None 
     return fig
 
 
+@validate_params(rows=Records(), dense_acc=Interval(float, 0, 100), title=Text())
 def speedup_vs_accuracy(rows: list[dict], *, dense_acc: float, title: str):
     """Accuracy against theoretical speedup for several ways of choosing ranks.
 

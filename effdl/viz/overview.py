@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from .style import COLORS, new_figure, readable
+from ..validation import Dict, Records, validate_params
 
 
+@validate_params(rows=Records())
 def model_growth(rows: list[dict]):
     """Parameters (and fp32 megabytes) of architectures against their year.
 
@@ -33,6 +35,7 @@ def model_growth(rows: list[dict]):
     return fig
 
 
+@validate_params(table=Records())
 def energy_per_operation(table: list[dict]):
     """Horizontal bars of energy per operation (pJ, log scale), relative to a 32-bit int add.
 
@@ -57,6 +60,7 @@ def energy_per_operation(table: list[dict]):
     return fig
 
 
+@validate_params(breakdowns=Dict())
 def energy_breakdown(breakdowns: dict[str, dict[str, dict]]):
     """Energy of one inference split into arithmetic and weight fetches.
 

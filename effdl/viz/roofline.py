@@ -279,7 +279,9 @@ def batch_sweep_animation(apps_sweep: dict, latency_sweep: dict, *, table4: list
         title.set_text(f"batch {sizes[k]}: filled = now, hollow = deployed")
         return []
 
-    return FuncAnimation(fig, draw, frames=len(sizes), interval=interval, blit=False)
+    anim = FuncAnimation(fig, draw, frames=len(sizes), interval=interval, blit=False)
+    plt.close(fig)          # shown once, as the player: an open figure would also show as a static frame
+    return anim
 
 
 # ---------------------------------------------------------------- the batch-size widget

@@ -13,8 +13,11 @@ import re
 from typing import Callable
 
 import matplotlib.pyplot as plt
+from matplotlib.animation import Animation
+from matplotlib.figure import Figure
 import numpy as np
 from IPython.display import HTML, Markdown
+from ..validation import (Bool, Dict, Instance, Interval, ListOf, Options, PositiveInt, Records, Text, validate_params)
 
 # One palette for the whole book (colour-blind safe, Okabe-Ito).
 COLORS = {"compute": "#0072B2", "memory": "#D55E00", "sign": "#CC79A7", "exponent": "#009E73",
@@ -22,6 +25,7 @@ COLORS = {"compute": "#0072B2", "memory": "#D55E00", "sign": "#CC79A7", "exponen
 WIDTH = 7.5  # inches: the book's text width
 
 
+@validate_params(value=Interval(float, None, None))
 def readable(value: float) -> str:
     """A number for a label: 4 significant digits past a million, thousands separators
     from 100, 3 significant digits below.
@@ -33,14 +37,21 @@ def readable(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
-def new_figure(height: float = 3.6, ncols: int = 1, **kwargs):
-    """``(fig, axes)``: one row of ``ncols`` axes at book width, ``height`` inches tall.
+@validate_params(height=Interval(float, 0, None, closed='neither'), ncols=PositiveInt(), width_ratios=ListOf(Interval(float, 0, None, closed='neither'), optional=True), sharex=Bool(), sharey=Bool())
+def new_figure(height: float = 3.6, ncols: int = 1, *, width_ratios: list[float] | None = None,
+               sharex: bool = False, sharey: bool = False):
+    """``(fig, axes)``: one row of ``ncols`` axes at book width, ``height`` inches tall
+    (``width_ratios``: one relative width per axis; ``sharex``/``sharey`` as in ``plt.subplots``).
 
     Behind chapter 00, "Why efficiency".
     """
-    return plt.subplots(1, ncols, figsize=(WIDTH, height), constrained_layout=True, **kwargs)
+    if width_ratios is not None and len(width_ratios) != ncols:
+        raise ValueError(f"new_figure: width_ratios must have ncols = {ncols} entries; got {width_ratios!r}.")
+    return plt.subplots(1, ncols, figsize=(WIDTH, height), constrained_layout=True, width_ratios=width_ratios,
+                        sharex=sharex, sharey=sharey)
 
 
+@validate_params(fig=Instance(Figure, 'a matplotlib Figure'))
 def closed(fig):
     """``fig``, closed: a cell ending with the call shows it once (by its repr), not twice
     (repr and the inline backend's flush).
@@ -51,6 +62,7 @@ def closed(fig):
     return fig
 
 
+@validate_params(fig=Instance(Figure, 'a matplotlib Figure'), dpi=Interval(int, 10, 1000))
 def figure_png(fig, dpi: int = 100) -> bytes:
     """PNG bytes of a figure (closed afterwards), for an ``ipywidgets.Image``.
 
@@ -62,6 +74,7 @@ def figure_png(fig, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
+@validate_params(rows=Records(nonempty=False), columns=Dict(), formats=Dict(optional=True))
 def markdown_table(rows: list[dict], columns: dict[str, str],
                    formats: dict[str, Callable | str] | None = None):
     """Render ``rows`` as an IPython Markdown table (stable text for nbval).
@@ -92,6 +105,7 @@ _ICONS = {"fa fa-minus": "−", "fa fa-fast-backward": "⏮", "fa fa-step-backwa
           "fa fa-step-forward": "⏵", "fa fa-fast-forward": "⏭", "fa fa-plus": "+"}
 
 
+@validate_params(anim=Instance(Animation, 'a matplotlib Animation'), default_mode=Options(('loop', 'once', 'reflect')))
 def jshtml(anim, *, default_mode: str = "loop"):
     """The animation as a self-contained, offline ``IPython.display.HTML``: ``anim.to_jshtml()``
     without the Font Awesome stylesheet from a CDN (which the offline HTML book must not load);
@@ -107,6 +121,7 @@ def jshtml(anim, *, default_mode: str = "loop"):
 
 
 # ---------------------------------------------------------------- plots several chapters draw
+@validate_params(values=Dict(), ylabel=Text(), title=Text(), log=Bool())
 def grouped_bars(values: dict[str, dict[str, float]], *, ylabel: str, title: str, log: bool = False):
     """One group of bars per outer key, one bar per inner key (e.g. layer → method → ms).
 
@@ -131,6 +146,7 @@ def grouped_bars(values: dict[str, dict[str, float]], *, ylabel: str, title: str
     return fig
 
 
+@validate_params(rows=Records(), key=Text(), ylabel=Text(), title=Text(), log=Bool(), reference=Instance(tuple, 'a (label, value) tuple', optional=True))
 def metric_vs_bits(rows: list[dict], key: str, *, ylabel: str, title: str, log: bool = False,
                    reference: tuple[str, float] | None = None):
     """A metric (``rows[i][key]``) against bit width (``rows[i]["bits"]``), one line per ``rows[i]["family"]``.
@@ -157,6 +173,7 @@ def metric_vs_bits(rows: list[dict], key: str, *, ylabel: str, title: str, log: 
     return fig
 
 
+@validate_params(panels=ListOf(Instance(tuple, 'a (label, weights) tuple')), bins=PositiveInt(), title=Text(), markers=Dict(optional=True))
 def weight_histograms(panels: list[tuple[str, np.ndarray]], *, bins: int = 81, title: str = "",
                       markers: dict[str, np.ndarray] | None = None):
     """Side-by-side histograms of weight values (zeros of pruned weights left out).
@@ -183,6 +200,7 @@ def weight_histograms(panels: list[tuple[str, np.ndarray]], *, bins: int = 81, t
     return fig
 
 
+@validate_params(panels=ListOf(Instance(tuple, 'a (label, matrix) tuple')), title=Text(), fmt=Text())
 def matrices(panels: list[tuple[str, np.ndarray]], *, title: str, fmt: str = ".2f"):
     """Small matrices side by side as annotated heat maps (one shared colour scale per panel).
 

@@ -10,10 +10,12 @@ import numpy as np
 
 from ..summary import REPRODUCED
 from .style import WIDTH
+from ..validation import Records, validate_params
 
 VERDICT_COLORS = {REPRODUCED: "#009E73", "not reproduced": "#D55E00"}
 
 
+@validate_params(rows=Records())
 def claims_overview(rows: list[dict]):
     """Top: ratios and speedups as ours ÷ paper (log axis). Bottom: accuracy changes, ours next to the paper's.
 

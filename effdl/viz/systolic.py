@@ -41,7 +41,7 @@ def systolic_layers(networks: dict, *, title: str):
     Taught in chapter 09, "The roofline and the TPU".
     """
     fig, axes = plt.subplots(1, len(networks), figsize=(WIDTH, 3.4), constrained_layout=True,
-                             gridspec_kw={"width_ratios": [len(v.layers) for v in networks.values()]})
+                             width_ratios=[len(v.layers) for v in networks.values()])
     axes = np.atleast_1d(axes)
     for ax, (name, net) in zip(axes, networks.items()):
         rows = net.layers
@@ -163,7 +163,9 @@ def systolic_animation(result, *, dpi: int = 72, interval: int = 700, queue: int
         ax.set_title(f"cycle {t}: fold {f + 1} of {len(folds)}, {what}", fontsize=10)
         return []
 
-    return FuncAnimation(fig, draw, frames=trace.n_cycles, interval=interval, blit=False)
+    anim = FuncAnimation(fig, draw, frames=trace.n_cycles, interval=interval, blit=False)
+    plt.close(fig)          # shown once, as the player: an open figure would also show as a static frame
+    return anim
 
 
 # ---------------------------------------------------------------- the dataflow widget

@@ -10,12 +10,14 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter
 
 from .style import COLORS, WIDTH, new_figure
+from ..validation import Array, Dict, Instance, Interval, ListOf, PositiveInt, Records, Text, validate_params
 
 
 METHOD_COLORS = {"fp32": COLORS["other"], "binary": COLORS["memory"], "twn": COLORS["exponent"],
                  "ttq": COLORS["compute"]}
 
 
+@validate_params(history=Dict(), layers=ListOf(Text()), title=Text(), steps_per_epoch=Interval(float, 0, None, closed='neither', optional=True))
 def ternary_evolution(history: dict, layers: list[str], *, title: str, steps_per_epoch: float | None = None):
     """TTQ's weight evolution (Zhu et al.'s figure): per layer, Wp and −Wn above, the fractions of
     negative / zero / positive weights below, against training steps.
@@ -52,6 +54,7 @@ def ternary_evolution(history: dict, layers: list[str], *, title: str, steps_per
     return fig
 
 
+@validate_params(weights=Array(), thresholds=Dict(), title=Text(), bins=PositiveInt())
 def weight_thresholds(weights: np.ndarray, thresholds: dict[str, float], *, title: str, bins: int = 121):
     """Histogram of a layer's weights with each method's ±Δ marked and the share it zeroes in the legend.
 
@@ -77,6 +80,7 @@ def weight_thresholds(weights: np.ndarray, thresholds: dict[str, float], *, titl
     return fig
 
 
+@validate_params(panels=ListOf(Instance(tuple, 'a (label, kernels) tuple')), title=Text(), ncols=PositiveInt())
 def kernel_images(panels: list[tuple[str, np.ndarray]], *, title: str, ncols: int = 10):
     """Small kernels as images, one block per panel (e.g. full precision next to ternary).
 
@@ -105,6 +109,7 @@ def kernel_images(panels: list[tuple[str, np.ndarray]], *, title: str, ncols: in
     return fig
 
 
+@validate_params(rows=Records(), title=Text())
 def accuracy_vs_bytes(rows: list[dict], *, title: str):
     """Test accuracy against stored size (kB, log scale): one marker per (model, method).
 

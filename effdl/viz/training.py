@@ -13,6 +13,7 @@ from matplotlib.patches import Patch
 
 from ..numerics import FP16
 from .style import COLORS, WIDTH, closed, new_figure
+from ..validation import (Array, Callable, Dict, Interval, ListOf, PositiveInt, Text, Unchecked, validate_params)
 
 RANK_COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999"]
 PRECISION_COLORS = {"fp32": "#0072B2", "fp16_master": "#009E73", "fp16_pure": "#D55E00"}
@@ -20,6 +21,7 @@ PRECISION_LABELS = {"fp32": "fp32", "fp16_master": "fp16 + fp32 master weights",
 
 
 # ------------------------------------------------------------------ chapter 11
+@validate_params(fc_out=PositiveInt(), conv_out=PositiveInt(), world_size=PositiveInt(), ranges=Callable())
 def split_ownership(fc_out: int, conv_out: int, world_size: int, ranges):
     """Which process holds which outputs: FC rows and conv output maps, coloured by rank.
 
@@ -42,6 +44,7 @@ def split_ownership(fc_out: int, conv_out: int, world_size: int, ranges):
     return fig
 
 
+@validate_params(runs=Dict())
 def staleness(runs: dict):
     """Staleness of each parameter-server update, one panel per run; ``runs``: title → (workers, staleness).
 
@@ -62,6 +65,7 @@ def staleness(runs: dict):
     return fig
 
 
+@validate_params(n_params=PositiveInt(), workers=ListOf(PositiveInt()), bytes_fn=Callable())
 def traffic(n_params: int, workers, bytes_fn):
     """Bytes per step through the parameter server's link vs through each process in ring all-reduce.
 
@@ -82,6 +86,7 @@ def traffic(n_params: int, workers, bytes_fn):
     return fig
 
 
+@validate_params(events=ListOf(Unchecked('events of effdl.training.parallel.pipeline_schedule')), n_stages=PositiveInt(), bubble=Interval(float, 0, 1, optional=True))
 def pipeline_timeline(events: list, n_stages: int, *, bubble: float | None = None):
     """Gantt chart of a pipelined step: when each stage computed which micro-batch (forward, backward).
 
@@ -106,6 +111,7 @@ def pipeline_timeline(events: list, n_stages: int, *, bubble: float | None = Non
     return fig
 
 
+@validate_params(times=Dict())
 def epoch_times(times: dict):
     """Seconds per epoch against processes; ``times``: label → {world_size: seconds}.
 
@@ -134,6 +140,7 @@ def _fp16_regions(ax):
     ax.axvspan(hi, ax.get_xlim()[1], color="#CC79A7", alpha=0.12, label="→ inf in fp16")
 
 
+@validate_params(panels=Dict(), scale=Interval(float, 0, None, closed='neither', optional=True))
 def gradient_histograms(panels: dict, *, scale: float | None = None):
     """Histograms of log2|g| (non-zero values) with fp16's ranges shaded; ``panels``: title → values.
 
@@ -158,6 +165,7 @@ def gradient_histograms(panels: dict, *, scale: float | None = None):
     return fig
 
 
+@validate_params(log2_scales=Array(ndim=1), underflow=Dict(), overflow=Dict(), chosen=Interval(float, None, None, optional=True))
 def scale_sweep(log2_scales, underflow: dict, overflow: dict, *, chosen: float | None = None):
     """Underflow and overflow fractions against the loss scale, per model.
 
@@ -182,6 +190,7 @@ def scale_sweep(log2_scales, underflow: dict, overflow: dict, *, chosen: float |
     return fig
 
 
+@validate_params(scales=Array(ndim=1), skipped=Array(ndim=1, nonempty=False, optional=True), title=Text())
 def scaler_trace(scales, skipped=None, *, title: str = "Dynamic loss scale during training"):
     """The loss scale at each step (log2), skipped steps marked.
 
@@ -203,6 +212,7 @@ def scaler_trace(scales, skipped=None, *, title: str = "Dynamic loss scale durin
     return fig
 
 
+@validate_params(runs=Dict(), lost=Array(ndim=(1, 2), optional=True), title=Text())
 def precision_curves(runs: dict, *, lost: list | None = None, title: str = ""):
     """Validation accuracy per epoch for each precision (mean over seeds), and pure fp16's lost updates.
 
@@ -230,6 +240,7 @@ def precision_curves(runs: dict, *, lost: list | None = None, title: str = ""):
     return fig
 
 
+@validate_params(ratios=Array(ndim=1), fractions=Array(ndim=1))
 def lost_update_curve(ratios, fractions):
     """Fraction of updates lost against the update's size relative to its weight.
 
@@ -246,6 +257,7 @@ def lost_update_curve(ratios, fractions):
     return fig
 
 
+@validate_params(ks=Array(ndim=1), errors=Dict())
 def accumulation_errors(ks, errors: dict):
     """Relative error of a K-deep dot product against K, per accumulator format (log-log).
 
@@ -262,6 +274,7 @@ def accumulation_errors(ks, errors: dict):
     return fig
 
 
+@validate_params(gflops=Dict(), title=Text())
 def matmul_speed(gflops: dict, *, title: str):
     """Bars of measured GFLOP/s per dtype.
 
@@ -284,6 +297,7 @@ def matmul_speed(gflops: dict, *, title: str):
 DISTILL_COLORS = {"teacher": "#999999", "full": "#0072B2", "hard": "#D55E00", "soft": "#009E73"}
 
 
+@validate_params(probs=Dict(), label=Interval(int, 0, None, optional=True), title=Text())
 def softmax_temperatures(probs: dict, *, label: int | None = None, title: str = ""):
     """One image's class probabilities at several temperatures (log scale); ``probs``: T → (classes,).
 
@@ -304,6 +318,7 @@ def softmax_temperatures(probs: dict, *, label: int | None = None, title: str = 
     return closed(fig)
 
 
+@validate_params(data=Dict())
 def dark_knowledge_figure(data: dict):
     """Per image: the hard one-hot target vs the teacher's probabilities at T = 1 and at T (log scale).
 
@@ -313,7 +328,7 @@ def dark_knowledge_figure(data: dict):
     """
     n = len(data["labels"])
     fig, axes = plt.subplots(n, 2, figsize=(WIDTH, 1.9 * n), constrained_layout=True,
-                             gridspec_kw={"width_ratios": [1, 6]}, squeeze=False)
+                             width_ratios=[1, 6], squeeze=False)
     k = data["hard"].shape[1]
     x = np.arange(k)
     floor = 1e-12
@@ -338,13 +353,14 @@ def dark_knowledge_figure(data: dict):
     return closed(fig)
 
 
+@validate_params(summary=Dict(), paper=Dict())
 def distillation_results(summary: dict, paper: dict):
     """Test accuracy of teacher, full-data student, 3 % hard and 3 % soft (mean ± std over seeds),
     next to the paper's speech numbers. ``summary``: key → {"mean", "std"} or a float; ``paper``: label → %.
 
     Taught in chapter 13, "Distillation and DSD".
     """
-    fig, axes = new_figure(3.3, 2, gridspec_kw={"width_ratios": [4, 3]})
+    fig, axes = new_figure(3.3, 2, width_ratios=[4, 3])
     names = [("teacher", "teacher"), ("full", "student,\nall data"), ("hard", "student, 3 %\nhard targets"),
              ("soft", "student, 3 %\nsoft targets")]
     names = [(k, lab) for k, lab in names if k in summary]
@@ -369,6 +385,7 @@ def distillation_results(summary: dict, paper: dict):
     return closed(fig)
 
 
+@validate_params(curves=Dict(), chosen=Dict(optional=True))
 def student_curves(curves: dict, *, chosen: dict | None = None):
     """Validation accuracy against epochs (mean ± std over seeds) per condition; the chosen epoch marked.
 
@@ -400,6 +417,7 @@ DSD_COLORS = {"baseline": "#0072B2", "dsd": "#D55E00"}
 PHASE_SHADES = {"dense": "#FFFFFF", "sparse": "#E8E8E8", "redense": "#D6EAF8"}
 
 
+@validate_params(curves=Dict(), phases=ListOf(Unchecked('(name, start, end) phases of the DSD record')), losses=Dict(optional=True), test_acc=Dict(optional=True), title=Text())
 def dsd_curves(curves: dict, phases, *, losses: dict | None = None, test_acc: dict | None = None,
                title: str = "DSD vs a dense baseline trained as long (phases D, S, D′ shaded)"):
     """Validation accuracy per epoch of DSD and its baseline with the phases D, S, D′ shaded.
@@ -416,7 +434,7 @@ def dsd_curves(curves: dict, phases, *, losses: dict | None = None, test_acc: di
     Taught in chapter 13, "Distillation and DSD".
     """
     ncols = 1 + (losses is not None) + (test_acc is not None)
-    fig, axes = new_figure(3.3, ncols, **({"width_ratios": [2, 2, 1][:ncols]} if ncols == 3 else {}))
+    fig, axes = new_figure(3.3, ncols, width_ratios=[2, 2, 1] if ncols == 3 else None)
     axes = np.atleast_1d(axes)
 
     def shade(ax):

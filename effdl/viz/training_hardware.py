@@ -28,7 +28,7 @@ def chip_generations(rows: list[dict], *, measured_tflops: float | None = None, 
 
     Taught in chapter 14, "Hardware for training".
     """
-    fig, (left, right) = new_figure(3.8, 2, gridspec_kw={"width_ratios": [3, 2]})
+    fig, (left, right) = new_figure(3.8, 2, width_ratios=[3, 2])
     for r in rows:
         offset = {"KNL": -0.12, "Cloud TPU v2": 0.2}.get(r["name"], 0.0)   # same-year chips side by side
         x = r["year"] + offset
