@@ -486,7 +486,7 @@ def instructor_table(book: Book | None = None) -> str:
         exercises = find_exercises(nbformat.read(c.path, as_version=4))
         points = sum(ex.points for ex in exercises)
         # a chapter built on the GPU benchmarks still runs (and passes its tests) on a CPU, measuring nothing
-        gpu = "optional: measures only on CUDA" if "effdl.hardware.gpu_bench" in c.modules else "no"
+        gpu = "optional: live only with EFFDL_GPU=1 and CUDA" if "effdl.hardware.gpu_bench" in c.modules else "no"
         rows.append(f"| {c.id} {c.title} | {c.budget_s} s | {len(exercises)} | {points:g} | {gpu} |")
     return "\n".join(rows)
 

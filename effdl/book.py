@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 import nbformat
 
-from .validation import Instance, validate_params
+from .validation import Bool, Dict, Instance, ListOf, PositiveInt, Text, validate_params
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +113,7 @@ class BookError(ValueError):
     """book.yml is malformed or disagrees with the files."""
 
 
+@validate_params(path=Instance((str, os.PathLike), 'a path'), check_files=Bool())
 def load_book(path: Path | str = BOOK_YML, *, check_files: bool = True) -> Book:
     """Parse and validate ``book.yml``.
 
@@ -159,6 +160,7 @@ def load_book(path: Path | str = BOOK_YML, *, check_files: bool = True) -> Book:
     return Book(raw.get("title", ""), raw.get("author", ""), tuple(parts))
 
 
+@validate_params(book=Instance(Book, 'an effdl.book.Book', optional=True))
 def readme_table(book: Book | None = None) -> str:
     """The README's chapter table (Markdown), generated from ``book.yml``."""
     book = load_book() if book is None else book
@@ -171,6 +173,7 @@ def readme_table(book: Book | None = None) -> str:
     return "\n".join(rows)
 
 
+@validate_params(results_dir=Instance((str, os.PathLike), 'a path', optional=True))
 def readme_measurements(results_dir: Path | None = None) -> str:
     """The README's table of measured install and test times (Markdown), from ``benchmarks/results``.
 
@@ -279,6 +282,7 @@ def _landing_page(book: Book, figure: str | None = None) -> str:
     return "\n".join(lines)
 
 
+@validate_params(book=Instance(Book, 'an effdl.book.Book'))
 def landing_figure(book: Book) -> bytes:
     """The landing page's figure as PNG bytes: a chapter's stored output (:data:`LANDING_FIGURE`).
 
@@ -391,6 +395,7 @@ def _extensions_without_thebe() -> list[str] | None:
     return extensions + ["sphinx-mathjax-offline", "sphinxcontrib.bibtex"]
 
 
+@validate_params(book=Instance(Book, 'an effdl.book.Book'), stage=Instance((str, os.PathLike), 'a path'))
 def stage_book(book: Book, stage: Path) -> Path:
     """Write a Jupyter Book 1 project for ``book`` into ``stage`` (config, TOC, pages)."""
     if stage.exists():
@@ -466,6 +471,7 @@ def _stage_notebook(src: Path, dst: Path) -> None:
     nbformat.write(nb, dst)
 
 
+@validate_params(out_dir=Instance((str, os.PathLike), 'a path'), book=Instance(Book, 'an effdl.book.Book', optional=True), quiet=Bool())
 def build_html(out_dir: Path | str = ROOT, *, book: Book | None = None, quiet: bool = False) -> Path:
     """Build the HTML book from stored outputs into ``out_dir/_build/html``; return its ``index.html``.
 
@@ -490,6 +496,7 @@ def build_html(out_dir: Path | str = ROOT, *, book: Book | None = None, quiet: b
 
 
 # ------------------------------------------------------------ chapter execution
+@validate_params(chapter_ids=ListOf(Text(), optional=True), timeout=PositiveInt())
 def execute_chapters(chapter_ids: list[str] | None = None, *, timeout: int = 1200) -> dict[str, float]:
     """Execute chapters in place (stored outputs refreshed); return seconds per chapter.
 
@@ -531,6 +538,7 @@ def _strip_volatile_metadata(nb) -> None:
         cell.get("metadata", {}).pop("execution", None)
 
 
+@validate_params(times=Dict(), book=Instance(Book, 'an effdl.book.Book', optional=True))
 def over_budget(times: dict[str, float], book: Book | None = None) -> list[str]:
     """Human-readable lines for chapters whose time exceeded their budget."""
     book = load_book(check_files=False) if book is None else book

@@ -544,9 +544,9 @@ def Dict(*, optional: bool = False) -> Instance:
     return Instance(Mapping, "a dict", optional=optional)
 
 
-def Records(*, nonempty: bool = True) -> ListOf:
+def Records(*, nonempty: bool = True, optional: bool = False) -> ListOf:
     """A list of dicts (table rows)."""
-    return ListOf(Instance(Mapping, "a dict"), nonempty=nonempty)
+    return ListOf(Instance(Mapping, "a dict"), nonempty=nonempty, optional=optional)
 
 
 __all__ = ["Constraint", "Interval", "Options", "Bool", "Instance", "Tensor", "ListOf", "OneOf", "Callable",

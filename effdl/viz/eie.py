@@ -22,6 +22,7 @@ from matplotlib.patches import Rectangle
 
 from ..hardware import eie
 from .style import COLORS, WIDTH, figure_png, readable
+from ..validation import (Bool, Dict, Fraction, Instance, Interval, PositiveInt, Records, Seed, Text, validate_params)
 
 # One colour per PE (Okabe-Ito, as in style.COLORS), cycled past eight.
 PE_COLORS = ["#009E73", "#CC79A7", "#0072B2", "#E69F00", "#56B4E9", "#D55E00", "#F0E442", "#999999"]
@@ -55,6 +56,7 @@ def _matrix(ax, layer: eie.EIELayer, x0: float = 0.0, y0: float = 0.0):
                     fontsize=8, color="black" if nz else "#999999")
 
 
+@validate_params(layer=Instance(eie.EIELayer, 'an effdl.hardware.eie.EIELayer'), pe=Interval(int, 0, None))
 def storage_figure(layer: eie.EIELayer, pe: int = 0):
     """The matrix interleaved over the PEs and PE ``pe``'s three arrays (small layers).
 
@@ -97,6 +99,7 @@ def _queue_columns(result: eie.Result, columns: list[int], t: int) -> list[list[
     return [[columns[k] for k in range(b.size) if b[k] <= t < s[k, p]] for p in range(result.config.n_pes)]
 
 
+@validate_params(result=Instance(eie.Result, 'an effdl.hardware.eie.Result'), dpi=Interval(int, 10, 600), interval=PositiveInt())
 def dataflow_animation(result: eie.Result, *, dpi: int = 70, interval: int = 1400) -> FuncAnimation:
     """The step simulator's trace as an animation: one frame per cycle, then ReLU.
 
@@ -189,6 +192,7 @@ def dataflow_animation(result: eie.Result, *, dpi: int = 70, interval: int = 140
 
 
 # ------------------------------------------------------------------ widget
+@validate_params(weight_density=Fraction(closed='right'), act_density=Fraction(closed='right'), n_pes=PositiveInt(), queue_depth=PositiveInt(), rows=PositiveInt(), cols=PositiveInt(), seed=Seed())
 def density_state(weight_density: float = 0.09, act_density: float = 0.35, n_pes: int = 64,
                   queue_depth: int = 8, *, rows: int = 1024, cols: int = 1024, seed: int = 0) -> dict:
     """What the EIE density widget shows: a random ``rows × cols`` layer at the given densities,
@@ -220,6 +224,7 @@ _ENERGY_GROUPS = {"arithmetic": ("macs", "filler_macs"),
                                      "accumulator_accesses", "output_writes")}
 
 
+@validate_params(state=Dict())
 def density_figure(state: dict):
     """A :func:`density_state`: each PE's busy, stalled and idle cycles (left) and the energy
     against a dense layer's (right). Also the widget's static rendering.
@@ -255,13 +260,14 @@ def density_figure(state: dict):
     return fig
 
 
+@validate_params(weight_density=Fraction(closed='right'), act_density=Fraction(closed='right'), n_pes=PositiveInt(), queue_depth=PositiveInt(), rows=PositiveInt(), cols=PositiveInt(), seed=Seed())
 def density_widget(weight_density: float = 0.09, act_density: float = 0.35, n_pes: int = 64,
-                   queue_depth: int = 8, **kwargs):
+                   queue_depth: int = 8, *, rows: int = 1024, cols: int = 1024, seed: int = 0):
     """Sliders for the weight and activation densities, the PEs and the queue depth.
 
     Taught in chapter 10, "EIE: the efficient inference engine".
     """
-    density_state(weight_density, act_density, n_pes, queue_depth, **kwargs)   # validate first
+    density_state(weight_density, act_density, n_pes, queue_depth, rows=rows, cols=cols, seed=seed)
     wd = widgets.FloatSlider(value=weight_density, min=0.01, max=1.0, step=0.01, description="weights",
                              readout_format=".0%", continuous_update=False)
     ad = widgets.FloatSlider(value=act_density, min=0.01, max=1.0, step=0.01, description="inputs",
@@ -272,7 +278,8 @@ def density_widget(weight_density: float = 0.09, act_density: float = 0.35, n_pe
     image = widgets.Image(format="png")
 
     def redraw(_=None):
-        image.value = figure_png(density_figure(density_state(wd.value, ad.value, pes.value, depth.value, **kwargs)))
+        image.value = figure_png(density_figure(density_state(wd.value, ad.value, pes.value, depth.value,
+                                                                rows=rows, cols=cols, seed=seed)))
 
     for control in (wd, ad, pes, depth):
         control.observe(redraw, names="value")
@@ -281,6 +288,7 @@ def density_widget(weight_density: float = 0.09, act_density: float = 0.35, n_pe
 
 
 # ------------------------------------------------------- benchmark figures
+@validate_params(rows=Records(), title=Text())
 def speedup_figure(rows: list[dict], *, title: str):
     """Speedup of the simulated EIE over the paper's four baselines, per layer (log scale).
 
@@ -309,6 +317,7 @@ def speedup_figure(rows: list[dict], *, title: str):
     return fig
 
 
+@validate_params(curves=Dict(), xlabel=Text(), ylabel=Text(), title=Text(), ideal=Bool(), log_y=Bool())
 def sweep_figure(curves: dict[str, list[tuple[float, float]]], *, xlabel: str, ylabel: str, title: str,
                  ideal: bool = False, log_y: bool = False):
     """One line per layer of a sweep (x on a log-2 axis), e.g. load balance vs queue depth.

@@ -15,10 +15,12 @@ from matplotlib.patches import Rectangle
 from .. import numerics
 from .._validate import check_choice
 from .style import COLORS, figure_png, new_figure
+from ..validation import Dict, Interval, Records, Text, validate_params
 
 BIT_WIDTH_FORMATS = ["fp32", "fp16", "bf16", "fp8_e5m2", "int8", "int16", "fixed point"]
 
 
+@validate_params(rows=Records())
 def bit_layouts(rows: list[dict]):
     """The bit fields of several formats as coloured boxes, one row per format.
 
@@ -48,6 +50,7 @@ def bit_layouts(rows: list[dict]):
     return fig
 
 
+@validate_params(table=Records())
 def energy_area_vs_bits(table: list[dict]):
     """Energy and area of adders and multipliers against operand width (log scales).
 
@@ -76,6 +79,7 @@ def energy_area_vs_bits(table: list[dict]):
     return fig
 
 
+@validate_params(value=Interval(float, None, None), format_name=Text(), int_bits=Interval(int, 0, 16), frac_bits=Interval(int, 0, 24))
 def bit_width_state(value: float, format_name: str, int_bits: int = 3, frac_bits: int = 4) -> dict:
     """What the bit-width widget shows: the format, the value's bits and its rounding.
 
@@ -92,6 +96,7 @@ def bit_width_state(value: float, format_name: str, int_bits: int = 3, frac_bits
     return {"format": numerics.format_row(fmt), "bits": numerics.bit_fields(value, fmt)}
 
 
+@validate_params(state=Dict())
 def bit_width_figure(state: dict):
     """One value in one format (a :func:`bit_width_state`): its bits coloured by field, what is stored,
     the error and the range. Also the widget's static rendering.
@@ -121,6 +126,7 @@ def bit_width_figure(state: dict):
     return fig
 
 
+@validate_params(value=Interval(float, None, None), format_name=Text(), int_bits=Interval(int, 0, 16), frac_bits=Interval(int, 0, 24))
 def bit_width_widget(value: float = 0.1, format_name: str = "fp16", int_bits: int = 3, frac_bits: int = 4):
     """Pick a format (and fixed-point split) and a value; see its bits, error and range.
 

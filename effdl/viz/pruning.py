@@ -14,10 +14,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..pruning import nonzero_parameters, prunable_parameters, pruned_copy
+from ..data import Split
 from ..train import evaluate
 from .style import COLORS, WIDTH, figure_png, new_figure
+from ..validation import Array, Dict, Fraction, Instance, Module, Text, validate_params
 
 
+@validate_params(curves=Dict())
 def pruning_curves(curves: dict):
     """Accuracy against fraction of weights pruned: prune only, prune + retrain, iterative.
 
@@ -42,6 +45,7 @@ def pruning_curves(curves: dict):
     return fig
 
 
+@validate_params(curves=Dict(), title=Text())
 def sensitivity_curves(curves: dict[str, list[tuple[float, float]]], *, title: str):
     """Accuracy against sparsity, one line per layer pruned alone.
 
@@ -60,6 +64,7 @@ def sensitivity_curves(curves: dict[str, list[tuple[float, float]]], *, title: s
     return fig
 
 
+@validate_params(images=Array(), labels=Array(ndim=1), predictions=Dict(), title=Text())
 def prediction_grid(images: np.ndarray, labels: np.ndarray, predictions: dict[str, np.ndarray], *, title: str):
     """Digits with their label and each model's prediction; a changed prediction is red.
 
@@ -81,6 +86,7 @@ def prediction_grid(images: np.ndarray, labels: np.ndarray, predictions: dict[st
     return fig
 
 
+@validate_params(model=Module(), sparsity=Fraction(closed='left'), split=Instance(Split, 'an effdl.data.Split'), layer=Text())
 def sparsity_state(model, sparsity: float, split, layer: str = "fc1.weight") -> dict:
     """What the sparsity widget shows: ``model`` pruned globally to ``sparsity`` (a copy,
     no retraining), its accuracy on ``split``, its non-zero parameters, and one layer's weights.
@@ -98,6 +104,7 @@ def sparsity_state(model, sparsity: float, split, layer: str = "fc1.weight") -> 
             "layer_nonzeros": int((w_layer != 0).sum()), "weight_range": float(abs(dense_w).max())}
 
 
+@validate_params(state=Dict(), curve=Dict(optional=True))
 def sparsity_figure(state: dict, curve: dict | None = None):
     """The sparsity widget's picture: remaining weights of one layer, and accuracy vs sparsity.
 
@@ -132,6 +139,7 @@ def sparsity_figure(state: dict, curve: dict | None = None):
     return fig
 
 
+@validate_params(model=Module(), split=Instance(Split, 'an effdl.data.Split'), curve=Dict(optional=True), sparsity=Fraction(closed='left'), layer=Text())
 def sparsity_widget(model, split, curve: dict | None = None, *, sparsity: float = 0.9,
                     layer: str = "fc1.weight"):
     """A global-sparsity slider and a layer menu: accuracy, parameters left and the histogram.

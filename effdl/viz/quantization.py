@@ -25,6 +25,7 @@ from .._validate import check_bool, check_choice, check_int, check_type
 from ..data import Split
 from ..train import evaluate
 from .style import COLORS, figure_png, new_figure
+from ..validation import Bool, Dict, Instance, Interval, Module, Text, Unchecked, validate_params
 
 MAX_LEVELS_DRAWN = 64        # beyond this many levels (7 bits), lines would fill the panel: shade the range
 WIDGET_BITS = [2, 3, 4, 5, 6, 7, 8, 10, 12, 16]
@@ -62,6 +63,7 @@ def _saturated(values: np.ndarray, scale, zero_point, n_bits: int, signed: bool)
 
 
 @torch.no_grad()
+@validate_params(model=Module(), n_bits_weight=Interval(int, 1, 32, optional=True), n_bits_act=Interval(int, 1, 32, optional=True), split=Instance(Split, 'an effdl.data.Split'), calib=Unchecked('calibration batches, checked by effdl.quantization'), layer=Text(), per_channel=Bool())
 def quant_state(model: nn.Module, n_bits_weight: int | None, n_bits_act: int | None, split: Split, calib: Any,
                 layer: str = "fc1", *, per_channel: bool = True) -> dict:
     """What the bit-width widget shows for ``model`` quantized to ``n_bits_weight`` / ``n_bits_act``.
@@ -172,6 +174,7 @@ def _panel(ax, values: np.ndarray, levels: np.ndarray | None, *, color: str, xla
     ax.set_title(title, fontsize=9)
 
 
+@validate_params(state=Dict())
 def quant_figure(state: dict):
     """The widget's picture of a :func:`quant_state`: weights and input activations with their levels.
 
@@ -203,6 +206,7 @@ def quant_figure(state: dict):
     return fig
 
 
+@validate_params(model=Module(), split=Instance(Split, 'an effdl.data.Split'), calib=Unchecked('calibration batches, checked by effdl.quantization'), n_bits_weight=Interval(int, 1, 32, optional=True), n_bits_act=Interval(int, 1, 32, optional=True), layer=Text(), per_channel=Bool())
 def quant_widget(model: nn.Module, split: Split, calib: Any, *, n_bits_weight: int | None = 4,
                  n_bits_act: int | None = 4, layer: str = "fc1", per_channel: bool = True):
     """Sliders for weight and activation bits (or float), a layer menu and a per-channel switch.
@@ -244,6 +248,7 @@ MODE_LABELS = {"w": "weights only", "a": "activations only", "wa": "weights and 
 MODE_COLORS = {"w": COLORS["compute"], "a": COLORS["exponent"], "wa": COLORS["memory"]}
 
 
+@validate_params(curves=Dict(), float_acc=Interval(float, 0, 100), title=Text(), float_ft_acc=Interval(float, 0, 100, optional=True), ylim=Instance(tuple, 'a (low, high) tuple', optional=True))
 def bits_sweep_figure(curves: dict, *, float_acc: float, title: str, float_ft_acc: float | None = None,
                       ylim: tuple[float, float] | None = None):
     """Accuracy against bit width, one colour per mode; dashed: after training only, solid: fine-tuned.
@@ -282,6 +287,7 @@ def bits_sweep_figure(curves: dict, *, float_acc: float, title: str, float_ft_ac
 
 
 # ---------------------------------------------------------------- fake quantization
+@validate_params(n_bits=Interval(int, 1, 8), scale=Interval(float, 0, None, closed='neither'), zero_point=Interval(int, None, None), signed=Bool())
 def ste_figure(n_bits: int = 3, scale: float = 0.25, zero_point: int = 0, *, signed: bool = True):
     """Fake quantization and its straight-through gradient, computed by :func:`effdl.quantization.fake_quantize`.
 

@@ -27,10 +27,12 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.animation import FuncAnimation
+from matplotlib.axes import Axes
 
 from .._validate import check_float, check_int
 from ..hardware import roofline as rl
 from .style import COLORS, WIDTH, figure_png, readable
+from ..validation import (Bool, Dict, Instance, Interval, ListOf, PositiveInt, Records, Text, Unchecked, validate_params)
 
 # One colour per chip and per TPU app, shared by every figure of the chapter.
 CHIP_COLORS = {"TPU": "#0072B2", "K80": "#D55E00", "Haswell": "#009E73", "P40": "#CC79A7",
@@ -44,6 +46,7 @@ def _color(name: str, i: int = 0) -> str:
     return CHIP_COLORS.get(name, plt.rcParams["axes.prop_cycle"].by_key()["color"][i % 10])
 
 
+@validate_params(ax=Instance(Axes, 'a matplotlib Axes'), roof=Instance(rl.Roofline, 'an effdl.hardware.roofline.Roofline'), x_range=Instance(tuple, 'a (low, high) tuple'), scale=Interval(float, 0, None, closed='neither'), color=Unchecked('any matplotlib colour'), label=Text(optional=True), log=Bool(), ridge_label=Bool())
 def draw_roofline(ax, roof, *, x_range=(0.1, 1e5), scale: float = 1e12, color=None, label=None,
                   log: bool = True, ridge_label: bool = True):
     """Draw one roofline (``effdl.hardware.roofline.Roofline``) on ``ax``; y in ops/s ÷ ``scale``.
@@ -61,6 +64,7 @@ def draw_roofline(ax, roof, *, x_range=(0.1, 1e5), scale: float = 1e12, color=No
                     xytext=(4, 4), fontsize=7, color=color)
 
 
+@validate_params(roofs=ListOf(Instance(rl.Roofline, 'an effdl.hardware.roofline.Roofline')), placements=Records(nonempty=False), log=Bool(), title=Text(optional=True), x_range=Instance(tuple, 'a (low, high) tuple'), ax=Instance(Axes, 'a matplotlib Axes', optional=True))
 def apps_on_rooflines(roofs, placements: list[dict], *, log: bool = True, title: str | None = None,
                       x_range=(1, 1e5), ax=None):
     """The TPU paper's six apps on one or more rooflines (weight convention).
@@ -96,6 +100,7 @@ def apps_on_rooflines(roofs, placements: list[dict], *, log: bool = True, title:
     return fig
 
 
+@validate_params(sweep=Dict(), table4=Records(nonempty=False, optional=True), limit_ms=Interval(float, 0, None, closed='neither', optional=True), current=PositiveInt(optional=True), ax=Instance(Axes, 'a matplotlib Axes', optional=True), title=Text(optional=True))
 def latency_throughput(sweep: dict, *, table4: list[dict] | None = None, limit_ms: float | None = None,
                        current: int | None = None, ax=None, title: str | None = None):
     """Batch time against throughput as the batch grows, one curve per chip (``roofline.batch_sweep``).
@@ -135,6 +140,7 @@ def latency_throughput(sweep: dict, *, table4: list[dict] | None = None, limit_m
     return fig
 
 
+@validate_params(state=Dict())
 def batch_size_figure(state: dict):
     """The batch-size widget's picture: the six apps at one batch on the TPU's roofline (left),
     and the MLP0 latency/throughput trade-off with Table 4's measurements (right).
@@ -170,6 +176,7 @@ def batch_size_figure(state: dict):
     return fig
 
 
+@validate_params(measured=Unchecked('a measured roofline of effdl.hardware.roofline'), ax=Instance(Axes, 'a matplotlib Axes', optional=True), title=Text(optional=True))
 def machine_roofline(measured, *, ax=None, title: str | None = None):
     """This machine's measured roofline (DRAM convention) with its kernels placed from their times.
 
@@ -204,6 +211,7 @@ def machine_roofline(measured, *, ax=None, title: str | None = None):
     return fig
 
 
+@validate_params(ax=Instance(Axes, 'a matplotlib Axes'), text=Text())
 def gpu_panel_placeholder(ax, text: str):
     """An empty panel with a message (e.g. no CUDA device), so a figure keeps its number of axes.
 
@@ -215,6 +223,7 @@ def gpu_panel_placeholder(ax, text: str):
 
 
 # ---------------------------------------------------------------- animations
+@validate_params(apps_sweep=Dict(), latency_sweep=Dict(), table4=Records(nonempty=False, optional=True), limit_ms=Interval(float, 0, None, closed='neither', optional=True), dpi=Interval(int, 10, 600), interval=PositiveInt())
 def batch_sweep_animation(apps_sweep: dict, latency_sweep: dict, *, table4: list[dict] | None = None,
                           limit_ms: float | None = None, dpi: int = 80, interval: int = 500):
     """The six workloads climbing the roofline as the batch grows, with MLP0's latency beside them.
@@ -288,6 +297,7 @@ def batch_sweep_animation(apps_sweep: dict, latency_sweep: dict, *, table4: list
 BATCH_SIZES = tuple(int(b) for b in 2 ** np.arange(0, 13))       # 1 … 4096, the widget's stops
 
 
+@validate_params(batch_size=Interval(int, 1, 1 << 20), app=Text(), chips=ListOf(Text()), limit_ms=Interval(float, 0, None, closed='neither'))
 def batch_size_state(batch_size: int, *, app: str = "MLP0", chips=rl.PAPER_CHIPS,
                      limit_ms: float = rl.MLP0_LATENCY_LIMIT_MS) -> dict:
     """What the batch-size widget shows at ``batch_size``.
@@ -321,11 +331,14 @@ def batch_size_state(batch_size: int, *, app: str = "MLP0", chips=rl.PAPER_CHIPS
             "current": current, "table4": rl.table4_comparison(), "limit_ms": limit_ms}
 
 
-def batch_size_widget(batch_size: int = 16, **kwargs):
+@validate_params(batch_size=Interval(int, 1, 1 << 20), app=Text(), chips=ListOf(Text()), limit_ms=Interval(float, 0, None, closed='neither'))
+def batch_size_widget(batch_size: int = 16, *, app: str = "MLP0", chips=("TPU", "K80", "Haswell"),
+                      limit_ms: float = 7.0):
     """A batch-size slider (1 … 4096, powers of two); the apps on the roofline and MLP0's latency.
 
     Taught in chapter 09, "The roofline and the TPU".
     """
+    kwargs = dict(app=app, chips=chips, limit_ms=limit_ms)
     batch_size_state(batch_size, **kwargs)                 # validate before building controls
     options = sorted(set(BATCH_SIZES) | {batch_size})
     slider = widgets.SelectionSlider(options=options, value=batch_size, description="batch size",

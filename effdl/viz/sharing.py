@@ -13,10 +13,13 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from ..pruning import prunable_parameters
 from ..sharing import quantized_model, share_weights
+from ..data import Split
 from ..train import evaluate
 from .style import COLORS, figure_png, new_figure, weight_histograms
+from ..validation import Dict, Instance, Interval, Module, Text, validate_params
 
 
+@validate_params(series=Dict(), reference=Interval(float, 0, 100), title=Text())
 def accuracy_vs_size(series: dict[str, list[tuple[float, float]]], *, reference: float, title: str):
     """Accuracy against compressed size (% of dense fp32), one line per method.
 
@@ -45,6 +48,7 @@ def accuracy_vs_size(series: dict[str, list[tuple[float, float]]], *, reference:
     return fig
 
 
+@validate_params(model=Module(), n_bits_conv=Interval(int, 1, 16), n_bits_fc=Interval(int, 1, 16), split=Instance(Split, 'an effdl.data.Split'), layer=Text())
 def sharing_state(model, n_bits_conv: int, n_bits_fc: int, split, layer: str) -> dict:
     """What the weight-sharing widget shows: ``model``'s conv and fc weights shared with
     ``2**n_bits``-entry codebooks (linear init, no fine-tuning), the accuracy on ``split``,
@@ -68,6 +72,7 @@ def sharing_state(model, n_bits_conv: int, n_bits_fc: int, split, layer: str) ->
             "codebook": chosen.codebook[int(chosen.reserves_zero):]}
 
 
+@validate_params(state=Dict())
 def sharing_figure(state: dict):
     """A :func:`sharing_state`: the layer's original and shared weights, the codebook marked
     (also the widget's static rendering).
@@ -81,6 +86,7 @@ def sharing_figure(state: dict):
               f"test accuracy {state['accuracy']:.1f} %")
 
 
+@validate_params(model=Module(), split=Instance(Split, 'an effdl.data.Split'), n_bits_conv=Interval(int, 1, 16), n_bits_fc=Interval(int, 1, 16), layer=Text())
 def sharing_widget(model, split, *, n_bits_conv: int = 4, n_bits_fc: int = 2, layer: str = "fc1.weight"):
     """Sliders for the conv and fc index widths; the accuracy and a layer's shared weights.
 

@@ -26,6 +26,7 @@ from matplotlib.patches import Rectangle
 
 from ..hardware import systolic as sy
 from .style import COLORS, WIDTH, figure_png, readable
+from ..validation import Dict, Interval, Options, PositiveInt, Text, Unchecked, validate_params
 
 DATAFLOW_COLORS = {"ws": COLORS["compute"], "os": COLORS["memory"], "is": COLORS["exponent"]}
 DATAFLOW_NAMES = {"ws": "weight-stationary", "os": "output-stationary", "is": "input-stationary"}
@@ -35,6 +36,7 @@ _LABELS = {"ws": ("w", "a", "Σ", "inputs x (skewed)", "weights W", "weights"),
            "os": ("Σ", "x", "w", "inputs x (skewed)", "outputs Y", "")}
 
 
+@validate_params(networks=Dict(), title=Text())
 def systolic_layers(networks: dict, *, title: str):
     """Utilisation of the array per layer, one panel per network (``systolic.estimate_network`` results).
 
@@ -59,6 +61,7 @@ def systolic_layers(networks: dict, *, title: str):
     return fig
 
 
+@validate_params(result=Unchecked('a step-simulator result of effdl.hardware.systolic'), dpi=Interval(int, 10, 600), interval=PositiveInt(), queue=PositiveInt())
 def systolic_animation(result, *, dpi: int = 72, interval: int = 700, queue: int = 3):
     """A systolic array computing ``result``'s GEMM, one frame per cycle.
 
@@ -169,6 +172,7 @@ def systolic_animation(result, *, dpi: int = 72, interval: int = 700, queue: int
 
 
 # ---------------------------------------------------------------- the dataflow widget
+@validate_params(dataflow=Options(('ws', 'os', 'is')), rows=PositiveInt(), cols=PositiveInt(), M=PositiveInt(), K=PositiveInt(), N=PositiveInt(), timing=Options(('tpu', 'scalesim')))
 def dataflow_state(*, dataflow: str = "ws", rows: int = 32, cols: int = 32, M: int = 256, K: int = 256,
                    N: int = 256, timing: str = "tpu") -> dict:
     """What the dataflow widget shows: the three dataflows on one array and GEMM (closed form).
@@ -185,6 +189,7 @@ def dataflow_state(*, dataflow: str = "ws", rows: int = 32, cols: int = 32, M: i
     return {"dataflow": dataflow, "timing": timing, "gemm": gemm, "results": results}
 
 
+@validate_params(state=Dict())
 def dataflow_figure(state: dict):
     """Cycles and utilisation (left) and SRAM traffic (right) of the three dataflows; the chosen one bold.
 
@@ -219,6 +224,7 @@ def dataflow_figure(state: dict):
     return fig
 
 
+@validate_params(dataflow=Options(('ws', 'os', 'is')), rows=PositiveInt(), cols=PositiveInt(), M=PositiveInt(), K=PositiveInt(), N=PositiveInt(), timing=Options(('tpu', 'scalesim')))
 def dataflow_widget(*, dataflow: str = "ws", rows: int = 32, cols: int = 32, M: int = 256, K: int = 256,
                     N: int = 256, timing: str = "tpu"):
     """Controls for dataflow, timing, array size and GEMM shape, bound to :func:`dataflow_state`.
@@ -252,6 +258,7 @@ def dataflow_widget(*, dataflow: str = "ws", rows: int = 32, cols: int = 32, M: 
 
 
 # ---------------------------------------------------------------- array size
+@validate_params(sweep=Dict(), title=Text())
 def array_size_figure(sweep: dict, *, title: str):
     """A network's cycles (left, log-log) and utilisation (right) against the array's side, one line per
     dataflow (``systolic.sweep_array_sizes`` results).

@@ -13,6 +13,7 @@ from matplotlib.ticker import FuncFormatter
 
 from .roofline import draw_roofline
 from .style import COLORS, closed, grouped_bars, new_figure
+from ..validation import Dict, Instance, Interval, ListOf, Records, Text, Unchecked, validate_params
 
 
 TREND_COLORS = {"transistors": "#E69F00", "single_thread": "#0072B2", "frequency": "#009E73",
@@ -20,6 +21,7 @@ TREND_COLORS = {"transistors": "#E69F00", "single_thread": "#0072B2", "frequency
 TREND_MARKERS = {"transistors": "D", "single_thread": "s", "frequency": "o", "power": "v", "cores": "^"}
 
 
+@validate_params(rows=Records(), measured_tflops=Interval(float, 0, None, closed='neither', optional=True), measured_label=Text())
 def chip_generations(rows: list[dict], *, measured_tflops: float | None = None, measured_label: str = ""):
     """Peak TFLOPS (fp32 and the best 16-bit rate) and memory bandwidth by release year, log axes.
 
@@ -66,6 +68,7 @@ def chip_generations(rows: list[dict], *, measured_tflops: float | None = None, 
     return closed(fig)
 
 
+@validate_params(trends=Dict(), split_year=Interval(float, 1900, 2100), source=Text())
 def moore_trends(trends: dict, *, split_year: float = 2005.0, source: str = ""):
     """The five microprocessor trends against the year on a log axis, with a line at ``split_year``.
 
@@ -91,6 +94,7 @@ def moore_trends(trends: dict, *, split_year: float = 2005.0, source: str = ""):
     return closed(fig)
 
 
+@validate_params(step_ms=Dict(), title=Text())
 def step_times(step_ms: dict[str, dict[str, float]], *, title: str):
     """Milliseconds per training step per precision mode, one bar group per mode, one bar per device.
 
@@ -102,6 +106,7 @@ def step_times(step_ms: dict[str, dict[str, float]], *, title: str):
     return closed(fig)
 
 
+@validate_params(peaks=Dict(), measured=Dict(), title=Text(), unit=Text())
 def measured_against_peaks(peaks: dict[str, float], measured: dict[str, float], *, title: str,
                            unit: str = "TFLOPS"):
     """Horizontal bars on a log axis: cited peaks (grey-blue) and rates measured here (orange), one per row.
@@ -127,6 +132,7 @@ def measured_against_peaks(peaks: dict[str, float], measured: dict[str, float], 
     return closed(fig)
 
 
+@validate_params(tflops=Dict(), title=Text())
 def format_throughput(tflops: dict[str, dict[str, float]], *, title: str):
     """Matmul throughput per number format (one bar group per format, one bar per device), log axis.
 
@@ -144,6 +150,7 @@ def format_throughput(tflops: dict[str, dict[str, float]], *, title: str):
     return closed(fig)
 
 
+@validate_params(roof=Unchecked('a roofline of effdl.hardware.roofline'), points=ListOf(Instance(tuple, 'a (label, intensity) tuple'), nonempty=False), title=Text())
 def matmul_roofline(roof, points: list[tuple[str, float]], *, title: str):
     """A measured roofline (``effdl.hardware.roofline.Roofline``, DRAM convention) with matmuls placed on it.
 
