@@ -449,7 +449,9 @@ def write_assignment(out_dir: Path | str, chapter_ids: list[str] | None = None, 
             raise ExerciseError(f"chapter {c.id}'s exercises are not in nbgrader's format: " + " ".join(problems))
         stem = Path(c.notebook).stem
         if nbgrader:
-            planned[out / "source" / stem / f"{stem}.ipynb"] = nb
+            source = copy.deepcopy(nb)
+            show_solutions(source)      # nbgrader's release keeps the source's metadata: the stub must be open
+            planned[out / "source" / stem / f"{stem}.ipynb"] = source
         else:
             planned[out / f"{stem}.ipynb"] = student_version(nb)
     if nbgrader:

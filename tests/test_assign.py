@@ -323,7 +323,9 @@ def test_write_assignment_and_cli(tmp_path, capsys):
     assert student == assign.student_version(_read(book.load_book().chapter("08")))
     assert cli.main(["assign", str(tmp_path / "course"), "08", "--nbgrader"]) == 0
     source = tmp_path / "course" / "source" / "08_winograd" / "08_winograd.ipynb"
-    assert nbformat.read(source, as_version=4) == _read(book.load_book().chapter("08"))
+    unfolded = _read(book.load_book().chapter("08"))
+    assert book.show_solutions(unfolded) > 0             # the book folds its solutions; the course source does not
+    assert nbformat.read(source, as_version=4) == unfolded
     assert "ClearSolutions.code_stub" in (tmp_path / "course" / "nbgrader_config.py").read_text()
 
 
@@ -444,7 +446,9 @@ def test_write_assignment_into_a_course(tmp_path):
         assign.write_assignment(course, ["08"], nbgrader=True)
     assert nbformat.read(first, as_version=4) == edited
     assign.write_assignment(course, ["08"], nbgrader=True, overwrite=True)
-    assert nbformat.read(first, as_version=4) == _read(book.load_book().chapter("08"))
+    unfolded = _read(book.load_book().chapter("08"))
+    book.show_solutions(unfolded)
+    assert nbformat.read(first, as_version=4) == unfolded
     (course / "nbgrader_config.py").write_text("c = get_config()\n")
     with pytest.raises(ValueError, match="does not set ClearSolutions.code_stub"):
         assign.write_assignment(course, ["08"], nbgrader=True)

@@ -208,6 +208,8 @@ def test_release_version_is_effdl_assigns_student_version(course):
     assert [c.metadata.get("nbgrader", {}).get("grade_id") for c in course.release.cells] == \
         [c.metadata.get("nbgrader", {}).get("grade_id") for c in ours.cells]
     assert all(not c.outputs for c in course.release.cells if c.cell_type == "code")
+    folded = [i for i, c in enumerate(course.release.cells) if c.metadata.get("jupyter", {}).get("source_hidden")]
+    assert not folded, f"the student's stubs must be open in nbgrader's release; folded cells {folded}"
     text = "\n".join(c.source for c in course.release.cells)
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
         assert marker not in text, marker
