@@ -248,6 +248,9 @@ def test_lab_runs_chapter_and_slider_changes_figure(browser, lab, chapter_id, de
         # the chapters are stored executed: clear the stored execution counts, so that a count
         # below means this kernel ran the cell, and the stored widget views go
         _menu(page, "Edit", "Clear Outputs of All Cells")
+        # the book folds each exercise's reference solution (jupyter.source_hidden); unfold them so that
+        # every code cell shows its execution count below
+        _menu(page, "View", "Expand All Code")
         page.wait_for_function("() => ![...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) "
                                ".jp-CodeCell .jp-InputPrompt')].some(p => /\\[\\d+\\]/.test(p.textContent))",
                                timeout=30_000)
