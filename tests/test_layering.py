@@ -20,7 +20,7 @@ LAYERS = {
     "base": ["effdl", "effdl._validate", "effdl.numerics", "effdl.data", "effdl.models", "effdl.architectures",
              "effdl.train"],
     "algorithms": ["effdl.pruning", "effdl.sharing", "effdl.coding", "effdl.compression", "effdl.quantization",
-                   "effdl.ternary", "effdl.lowrank", "effdl.winograd", "effdl.paper_tables", "effdl.hardware",
+                   "effdl.ternary", "effdl.lowrank", "effdl.winograd", "effdl.paper_tables", "effdl.hardware", "effdl.nas",
                    "effdl.training"],
     "experiments": ["effdl.precompute", "effdl.zoo", "effdl.reproduce", "effdl.summary"],
     "views": ["effdl.viz"],
