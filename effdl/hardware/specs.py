@@ -29,6 +29,7 @@ memory in MiB. A field the sources do not give is ``None``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from effdl._validate import _fail
 from effdl.validation import Constraint, Interval, Options, PositiveInt, check_part, validate_params
@@ -172,6 +173,21 @@ _ALIASES = {"haswell": "Haswell", "cpu": "Haswell", "e5-2699 v3": "Haswell", "k8
 # ("Build and train machine learning models on our new Google Cloud TPUs", The Keyword blog).
 CLOUD_TPU_V2_POD_PFLOPS = 11.5
 CLOUD_TPU_V2_POD_SIZE = 64
+
+# The first TPU's blocks (chapter 9's block diagram), each with its source. Jouppi et al., ISCA 2017:
+# §2 and Fig. 1 (the 256 × 256 matrix unit, the weight FIFO "four tiles deep", the 24 MiB unified
+# buffer, 4 MiB of 32-bit accumulators, the PCIe Gen3 ×16 host interface); the comparison with the
+# K80 is the paper's conclusion ("65,536 8-bit vs. 2,496 32-bit" MACs, "28 MiB vs. 8 MiB" on chip).
+TPU_V1_BLOCKS = MappingProxyType({
+    "matrix_side": 256,
+    "weight_fifo_tiles": 4,
+    "unified_buffer_mib": 24,
+    "accumulators_mib": 4,
+    "host_interface": "PCIe Gen3 ×16",
+    "k80_macs": 2496,
+    "k80_on_chip_mib": 8,
+    "source": "Jouppi et al., ISCA 2017, §2, Fig. 1 and the conclusion",
+})
 
 
 class ChipName(Constraint):

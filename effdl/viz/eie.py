@@ -18,7 +18,7 @@ import matplotlib.colors as mc
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.animation import FuncAnimation
-from matplotlib.patches import Rectangle
+from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from ..hardware import eie
 from .style import COLORS, WIDTH, figure_png, readable
@@ -348,4 +348,57 @@ def sweep_figure(curves: dict[str, list[tuple[float, float]]], *, xlabel: str, y
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(True, alpha=0.3)
+    return fig
+
+
+def _stage_box(ax, x: float, y: float, w: float, h: float, text: str, color: str):
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
+                                facecolor=color, edgecolor="black", lw=1.0))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=7)
+
+
+@validate_params(config=eie.CONFIG)
+def pe_block_diagram(config: eie.EIEConfig | None = None):
+    """One EIE processing element as its five pipeline stages, labelled from ``config``.
+
+    Activation queue → pointer read → sparse matrix access → arithmetic unit
+    → activation read/write, with the memory each stage reads (after Han et
+    al., ISCA 2016, §IV and Fig. 4). The queue depth, the widths of a weight
+    index, of a relative index and of an SRAM read come from ``config``
+    (default: the paper's design, :class:`effdl.hardware.eie.EIEConfig`).
+
+    Taught in chapter 10, "EIE: the efficient inference engine".
+    """
+    config = config or eie.EIEConfig()
+    memory, logic = _tint(COLORS["memory"], 0.7), _tint(COLORS["compute"], 0.7)
+    stages = [
+        ("activation\nqueue", f"{config.queue_depth} entries of\n(column j,\nvalue $a_j$)", memory),
+        ("pointer\nread", f"$p_j$ and $p_{{j+1}}$,\n{eie.POINTER_BITS}-bit, from\neven and odd\nbanks at once",
+         memory),
+        ("sparse matrix\naccess", f"{config.sram_width_bits}-bit SRAM\nreads, "
+         f"{config.entries_per_read} entries\neach: {config.weight_bits}-bit\nweight + "
+         f"{config.index_bits}-bit\nrow gap", memory),
+        ("arithmetic\nunit", f"codebook of\n{2 ** config.weight_bits} entries\n→ 16-bit value $v$;\n"
+         "$b_x \\leftarrow b_x + v \\, a_j$;\nrow $x$ += gap + 1", logic),
+        ("activation\nread / write", "source and\ndestination\nregister files;\nReLU at the end", memory),
+    ]
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.6), constrained_layout=True)
+    ax.set_xlim(0, 10)
+    ax.set_ylim(-0.35, 4)
+    ax.axis("off")
+    width, gap = 1.7, 0.3
+    for i, (name, detail, color) in enumerate(stages):
+        x = 0.15 + i * (width + gap)
+        _stage_box(ax, x, 2.45, width, 0.95, name, color)
+        _stage_box(ax, x, 0.3, width, 1.9, detail, "#F4F4F4")
+        ax.text(x + width / 2, 3.6, f"stage {i + 1}", ha="center", va="center", fontsize=8,
+                color="#444444")
+        if i:
+            ax.annotate("", xy=(x, 2.92), xytext=(x - gap, 2.92),
+                        arrowprops=dict(arrowstyle="-|>", lw=1.3, color="black"))
+    ax.text(5.0, -0.05, f"input: the leading-non-zero detector broadcasts one (j, $a_j$) to all "
+            f"{config.n_pes} PEs;\nat {config.clock_mhz:g} MHz each stage works on a different entry "
+            "every cycle", fontsize=7.5, ha="center", va="center", color="#444444")
+    ax.set_title("One EIE PE in five pipeline stages (after Han et al., ISCA 2016, Fig. 4);\n"
+                 "orange stages read or write memory, blue computes", fontsize=10)
     return fig

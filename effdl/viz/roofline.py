@@ -28,9 +28,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.animation import FuncAnimation
 from matplotlib.axes import Axes
+from matplotlib.patches import FancyBboxPatch
 
 from .._validate import check_float, check_int
 from ..hardware import roofline as rl
+from ..hardware import specs
 from .style import COLORS, WIDTH, figure_png, readable
 from ..validation import (Bool, Dict, Instance, Interval, ListOf, PositiveInt, Records, Text, Unchecked, validate_params)
 
@@ -351,3 +353,69 @@ def batch_size_widget(batch_size: int = 16, *, app: str = "MLP0", chips=("TPU", 
     slider.observe(redraw, names="value")
     redraw()
     return widgets.VBox([slider, image])
+
+
+def _block(ax, x: float, y: float, w: float, h: float, text: str, color: str, *, dashed: bool = False):
+    """A labelled box with its lower-left corner at (x, y), in the diagram's data units."""
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
+                                facecolor=color, edgecolor="black", alpha=0.9,
+                                lw=1.0, ls="--" if dashed else "-"))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
+
+
+def _arrow(ax, start: tuple[float, float], end: tuple[float, float], label: str = ""):
+    ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="-|>", lw=1.3, color="black"))
+    if label:                      # beside a vertical arrow, above any other
+        vertical = abs(end[0] - start[0]) < 1e-9
+        x, y = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
+        ax.text(x + (0.1 if vertical else 0), y + (0 if vertical else 0.12), label,
+                ha="left" if vertical else "center", va="center" if vertical else "bottom",
+                fontsize=7, color="#444444")
+
+
+@validate_params(title=Text(optional=True))
+def tpu_block_diagram(*, title: str | None = None):
+    """The first TPU's main blocks and its data paths, drawn from ``effdl.hardware.specs``.
+
+    Weights come from the off-chip weight memory through the weight FIFO
+    into the matrix unit; activations leave the unified buffer, cross the
+    matrix unit, are summed in the accumulators, go through the activation
+    and normalise/pool units, and return to the unified buffer. Sizes and
+    rates are :func:`effdl.hardware.specs.get_chip` ("TPU") and
+    :data:`effdl.hardware.specs.TPU_V1_BLOCKS` (after Jouppi et al., ISCA
+    2017, Fig. 1).
+
+    Taught in chapter 09, "The roofline and the TPU".
+    """
+    tpu, blocks = specs.get_chip("TPU"), specs.TPU_V1_BLOCKS
+    side = blocks["matrix_side"]
+    memory, compute, offchip = "#F6D3BF", "#BFD9EC", "#EEEEEE"
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.2), constrained_layout=True)
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 6)
+    ax.axis("off")
+    # off chip (dashed): weight memory above, host below
+    _block(ax, 6.0, 5.0, 3.8, 0.85, f"weight memory (off chip)\n{tpu.memory}, {tpu.bandwidth_gbs:g} GB/s",
+           offchip, dashed=True)
+    _block(ax, 0.1, 0.1, 3.0, 0.8, f"host (off chip)\n{blocks['host_interface']}", offchip, dashed=True)
+    # on chip
+    _block(ax, 6.0, 3.75, 3.8, 0.8, f"weight FIFO\n{blocks['weight_fifo_tiles']} tiles deep", memory)
+    _block(ax, 0.1, 2.0, 2.5, 1.7, f"unified buffer\n{blocks['unified_buffer_mib']} MiB\n(activations)",
+           memory)
+    _block(ax, 3.2, 1.6, 5.0, 1.9, f"matrix multiply unit\n{side} × {side} = {tpu.macs:,} 8-bit MACs\n"
+           f"{tpu.clock_mhz:g} MHz, {tpu.peak_tops():g} TOPS", compute)
+    _block(ax, 8.5, 1.6, 1.4, 1.9, f"accumu-\nlators\n{blocks['accumulators_mib']} MiB", memory)
+    _block(ax, 5.6, 0.1, 2.0, 0.8, "activation\n(ReLU, sigmoid …)", compute)
+    _block(ax, 3.4, 0.1, 2.0, 0.8, "normalise /\npool", compute)
+    _arrow(ax, (7.9, 5.0), (7.9, 4.55), "weights")
+    _arrow(ax, (7.9, 3.75), (7.9, 3.5))
+    _arrow(ax, (2.6, 2.85), (3.2, 2.85), "inputs")
+    _arrow(ax, (8.2, 2.55), (8.5, 2.55))
+    _arrow(ax, (9.2, 1.6), (7.6, 0.5), "sums")
+    _arrow(ax, (5.6, 0.5), (5.4, 0.5))
+    _arrow(ax, (3.4, 0.5), (1.35, 2.0), "outputs")
+    _arrow(ax, (1.6, 0.9), (1.6, 2.0))
+    ax.set_title(title or "The TPU's blocks (after Jouppi et al., ISCA 2017, Fig. 1); "
+                          "blue computes, orange stores", fontsize=10)
+    return fig
+
