@@ -36,6 +36,13 @@ Architectures in :data:`ARCHITECTURES` (papers):
 - SqueezeNet 1.0 — Iandola et al., "SqueezeNet: AlexNet-level accuracy with
   50x fewer parameters and <0.5MB model size", arXiv:1602.07360, 2016.
 
+Efficient building blocks, taught in chapter 17, "Designing efficient models":
+:func:`fire` (SqueezeNet), :func:`depthwise_separable` (Howard et al.,
+"MobileNets", arXiv:1704.04861, 2017) and :func:`inverted_residual` (Sandler
+et al., "MobileNetV2", CVPR 2018), and in :data:`DESIGNS` the book's three MNIST
+nets built from them (the specs of :class:`effdl.models.ConvNet`,
+:class:`~effdl.models.FireNet` and :class:`~effdl.models.SeparableNet`).
+
 >>> net = Sequential([Flatten(), Linear(784, 300, name="ip1"), ReLU(),
 ...                   Linear(300, 10, name="ip2")])
 >>> count_params(net), count_macs(net, (1, 28, 28))
@@ -64,7 +71,8 @@ from effdl.validation import (Bool, Constraint, Instance, Interval, Options, Pos
 __all__ = [
     "Layer", "Conv2d", "Linear", "MaxPool", "AvgPool", "AdaptiveAvgPool", "GlobalAvgPool",
     "ReLU", "Flatten", "BatchNorm2d", "Dropout", "LRN", "Sequential", "Residual", "Concat",
-    "LayerStats", "Architecture", "ARCHITECTURES", "get_architecture",
+    "LayerStats", "Architecture", "ARCHITECTURES", "DESIGNS", "get_architecture",
+    "fire", "depthwise_separable", "inverted_residual",
     "layer_table", "count_params", "count_macs", "output_shape", "model_bytes", "to_torch",
 ]
 
@@ -144,7 +152,7 @@ def _window_len(n: int, kernel: int, stride: int, padding: int, ceil_mode: bool,
 class Conv2d(Layer):
     """2-D convolution with a square ``kernel``; ``groups`` splits channels as in AlexNet.
 
-    Behind chapter 00, "Why efficiency".
+    Taught in chapter 17, "Designing efficient models".
     """
 
     in_ch: int
@@ -553,8 +561,8 @@ class Architecture:
     """A named spec with the metadata chapter 0 plots and the tests check against.
 
     ``published_params`` / ``published_macs`` are the figures the cited sources
-    print (``published_source`` says which); ``published_macs`` is None where no
-    source gives one.
+    print (``published_source`` says which); they are None where no source gives
+    one (always for the book's own :data:`DESIGNS`).
 
     Behind chapter 00, "Why efficiency".
     """
@@ -565,7 +573,7 @@ class Architecture:
     citation: str
     input_shape: Shape
     spec: Layer
-    published_params: int
+    published_params: int | None
     published_macs: int | None
     published_source: str
     notes: str = ""
@@ -888,12 +896,21 @@ def _resnet(bottleneck: bool, blocks: list[int]) -> Layer:
                        Linear(in_ch, 1000, name="fc")])
 
 
-def _fire(name: str, in_ch: int, squeeze: int, expand1: int, expand3: int) -> Layer:
-    # Fire module: 1x1 squeeze, then 1x1 and 3x3 expand side by side.
+def _conv_unit(in_ch: int, out_ch: int, kernel: int, name: str, *, stride: int = 1, groups: int = 1,
+               bn: bool = False, relu: bool = True) -> list[Layer]:
+    # conv (+ batch norm, then no bias) (+ ReLU), "same" padding for odd kernels
+    layers: list[Layer] = [Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, groups, bias=not bn, name=name)]
+    if bn:
+        layers.append(BatchNorm2d(out_ch, name=f"{name}/bn"))
+    return layers + [ReLU()] if relu else layers
+
+
+def _fire(name: str, in_ch: int, squeeze: int, expand1: int, expand3: int, bn: bool = False) -> Layer:
+    # Fire module: 1x1 squeeze, then 1x1 and 3x3 expand side by side (SqueezeNet: no batch norm).
     return Sequential([
-        *_relu_conv(in_ch, squeeze, 1, name=f"{name}/squeeze1x1"),
-        Concat([Sequential(_relu_conv(squeeze, expand1, 1, name=f"{name}/expand1x1")),
-                Sequential(_relu_conv(squeeze, expand3, 3, padding=1, name=f"{name}/expand3x3"))]),
+        *_conv_unit(in_ch, squeeze, 1, f"{name}/squeeze1x1", bn=bn),
+        Concat([Sequential(_conv_unit(squeeze, expand1, 1, f"{name}/expand1x1", bn=bn)),
+                Sequential(_conv_unit(squeeze, expand3, 3, f"{name}/expand3x3", bn=bn))]),
     ], name=name)
 
 
@@ -986,10 +1003,116 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType({a.key: a for a in 
 ]})
 
 
-@validate_params(name=Options(ARCHITECTURES))
+# --------------------------------------------------------------------------- efficient blocks (chapter 17)
+
+_BLOCK_NAME = Instance(str, "a string (the block's name prefix)")
+
+
+@validate_params(in_ch=_COUNT, squeeze=_COUNT, expand1=_COUNT, expand3=_COUNT, batch_norm=_BOOL, name=_BLOCK_NAME)
+def fire(in_ch: int, squeeze: int, expand1: int, expand3: int, *, batch_norm: bool = True,
+         name: str = "fire") -> Layer:
+    """SqueezeNet's fire module: 1×1 squeeze conv, then 1×1 ‖ 3×3 expand convs, concatenated.
+
+    Each conv is followed by a ReLU, with a batch norm before it when
+    ``batch_norm`` (then the conv has no bias; :class:`effdl.models.Fire`);
+    ``batch_norm=False`` is SqueezeNet's original (biases, no batch norm).
+    Output channels: ``expand1 + expand3``, same height and width.
+
+    >>> count_params(fire(16, 8, 16, 16, batch_norm=False))   # 16·8+8 + 8·16+16 + 9·8·16+16
+    1448
+
+    Taught in chapter 17, "Designing efficient models".
+    """
+    return _fire(name, in_ch, squeeze, expand1, expand3, bn=batch_norm)
+
+
+def _odd(func: str, kernel: int) -> None:
+    if kernel % 2 == 0:
+        raise ValueError(f"{func}: kernel must be an odd positive integer; got {kernel!r}.")
+
+
+@validate_params(in_ch=_COUNT, out_ch=_COUNT, kernel=_COUNT, stride=_COUNT, name=_BLOCK_NAME)
+def depthwise_separable(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, *,
+                        name: str = "separable") -> Layer:
+    """MobileNet's block: k×k depthwise conv (``groups=in_ch``) + BN + ReLU, 1×1 pointwise conv + BN + ReLU.
+
+    The spec of :class:`effdl.models.DepthwiseSeparable`. MACs per output
+    pixel ``in_ch·k² + in_ch·out_ch``: ``1/out_ch + 1/k²`` of a standard conv's
+    ``in_ch·out_ch·k²``.
+
+    >>> count_macs(depthwise_separable(32, 64), (32, 14, 14)) / count_macs(
+    ...     Conv2d(32, 64, 3, padding=1, bias=False), (32, 14, 14)) == 1 / 64 + 1 / 9
+    True
+
+    Taught in chapter 17, "Designing efficient models".
+    """
+    _odd("depthwise_separable", kernel)
+    return Sequential([*_conv_unit(in_ch, in_ch, kernel, f"{name}/depthwise", stride=stride, groups=in_ch, bn=True),
+                       *_conv_unit(in_ch, out_ch, 1, f"{name}/pointwise", bn=True)], name=name)
+
+
+@validate_params(in_ch=_COUNT, out_ch=_COUNT, expansion=_COUNT, kernel=_COUNT, stride=_COUNT, name=_BLOCK_NAME)
+def inverted_residual(in_ch: int, out_ch: int, expansion: int = 6, kernel: int = 3, stride: int = 1, *,
+                      name: str = "inverted") -> Layer:
+    """MobileNetV2's block: 1×1 expand to ``in_ch·expansion``, k×k depthwise, 1×1 linear projection.
+
+    The spec of :class:`effdl.models.InvertedResidual` (its ReLU6 is a
+    :class:`ReLU` here: neither has parameters or MACs). No expand conv when
+    ``expansion == 1``; a :class:`Residual` (identity shortcut, no final ReLU)
+    when ``stride == 1`` and ``in_ch == out_ch``.
+
+    Taught in chapter 17, "Designing efficient models".
+    """
+    _odd("inverted_residual", kernel)
+    hidden = in_ch * expansion
+    layers: list[Layer] = []
+    if expansion != 1:
+        layers += _conv_unit(in_ch, hidden, 1, f"{name}/expand", bn=True)
+    layers += _conv_unit(hidden, hidden, kernel, f"{name}/depthwise", stride=stride, groups=hidden, bn=True)
+    layers += _conv_unit(hidden, out_ch, 1, f"{name}/project", bn=True, relu=False)
+    body = Sequential(layers, name=name)
+    return Residual(body, None, relu=False, name=name) if stride == 1 and in_ch == out_ch else body
+
+
+_MNIST_WIDTHS = (16, 32, 64, 64)   # effdl.models.WIDTHS
+
+
+def _mnist_net(block: Callable[[int, int, str], Layer]) -> Layer:
+    # stem 3×3 conv, blocks 16→32 (28×28), pool, 32→64 (14×14), pool, 64→64 (7×7), GAP, fc 64→10
+    layers: list[Layer] = _conv_unit(1, _MNIST_WIDTHS[0], 3, "stem", bn=True)
+    pairs = list(zip(_MNIST_WIDTHS, _MNIST_WIDTHS[1:]))
+    for i, (in_ch, out_ch) in enumerate(pairs, 1):
+        layers.append(block(in_ch, out_ch, f"block{i}"))
+        if i < len(pairs):
+            layers.append(MaxPool(2, 2, name=f"pool{i}"))
+    return Sequential([*layers, GlobalAvgPool(name="gap"), Flatten(), Linear(_MNIST_WIDTHS[-1], 10, name="fc")])
+
+
+_BOOK_NET = "effdl's own MNIST design (chapter 17): no published count"
+
+DESIGNS: Mapping[str, Architecture] = MappingProxyType({a.key: a for a in [
+    Architecture(
+        "mnist_conv", "standard 3×3 conv net", 2015,
+        "the book's reference net (3×3 convs as in VGG: Simonyan & Zisserman, ICLR 2015)",
+        (1, 28, 28), _mnist_net(lambda i, o, n: Sequential(_conv_unit(i, o, 3, n, bn=True), name=n)),
+        published_params=None, published_macs=None, published_source=_BOOK_NET),
+    Architecture(
+        "mnist_fire", "fire-module net", 2016,
+        "the book's net of fire modules (Iandola et al., SqueezeNet, arXiv:1602.07360, 2016)",
+        (1, 28, 28), _mnist_net(lambda i, o, n: _fire(n, i, o // 4, o // 2, o // 2, bn=True)),
+        published_params=None, published_macs=None, published_source=_BOOK_NET),
+    Architecture(
+        "mnist_separable", "depthwise-separable net", 2017,
+        "the book's net of depthwise-separable convs (Howard et al., MobileNets, arXiv:1704.04861, 2017)",
+        (1, 28, 28), _mnist_net(lambda i, o, n: depthwise_separable(i, o, 3, name=n)),
+        published_params=None, published_macs=None, published_source=_BOOK_NET),
+]})
+
+
+@validate_params(name=Options((*ARCHITECTURES, *DESIGNS)))
 def get_architecture(name: str) -> Architecture:
-    """The registered :class:`Architecture` called ``name`` (one of ``ARCHITECTURES``).
+    """The registered :class:`Architecture` called ``name`` (one of ``ARCHITECTURES`` or ``DESIGNS``).
 
     Taught in chapter 00, "Why efficiency".
     """
-    return ARCHITECTURES[name]
+    return ARCHITECTURES[name] if name in ARCHITECTURES else DESIGNS[name]

@@ -22,8 +22,10 @@ from .paper_tables import paper_tables_report
 from .precompute.compression import compression_report
 from .precompute.distillation import distillation_report
 from .precompute.dsd import dsd_report
+from .precompute.efficient_blocks import efficient_blocks_report
 from .precompute.lowrank import lowrank_report
 from .precompute.mixed_precision import mixed_precision_report
+from .precompute.nas import nas_report
 from .precompute.quantization import quantization_report
 from .precompute.ternary import ternary_report
 from .train import evaluate
@@ -287,3 +289,25 @@ def _distillation() -> dict:
                   "sparsity": float})
 def _dsd() -> dict:
     return dsd_report()
+
+
+@experiment("efficient-blocks", chapter="17",
+            summary="three MNIST nets of one skeleton, standard 3×3 convs vs fire modules vs depthwise-separable "
+                    "convs: parameters, MACs, test accuracy (record), CPU ms per image (batch 1, one thread, live)",
+            keys={"fire": {"params": int, "macs": int, "acc": float},
+                  "depthwise_separable": {"params": int, "macs": int, "acc": float, "cpu_ms": float},
+                  "standard": {"params": int, "macs": int, "acc": float, "cpu_ms": float}})
+def _efficient_blocks() -> dict:
+    return efficient_blocks_report()
+
+
+@experiment("nas", chapter="17",
+            summary="once-for-all supernet on MNIST: regularized evolution vs random search at equal evaluations "
+                    "under a CPU latency budget (3 seeds, re-run from the record), latency-table error on held-out "
+                    "networks, the architecture chosen for CPU / systolic array / energy",
+            keys={"space_size": int, "supernet_acc": float, "evaluations": int,
+                  "evolution": {"best_acc": float, "latency_ms": float, "energy_uj": float},
+                  "random": {"best_acc": float, "latency_ms": float}, "predictor_mape": float,
+                  "targets": {"cpu": dict, "systolic": dict, "energy": dict}})
+def _nas() -> dict:
+    return nas_report()

@@ -81,7 +81,7 @@ def threads(n: int):
     Records are computed on one thread so that float sums add in the same order
     on every machine; this keeps that setting from leaking into the caller.
 
-    Taught in chapter 11, "Parallelization".
+    Taught in chapter 17, "Designing efficient models".
     """
     before = torch.get_num_threads()
     torch.set_num_threads(n)

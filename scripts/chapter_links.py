@@ -58,11 +58,21 @@ def _covers(module: str, listed: set[str]) -> bool:
 
 def wanted_link(module: str, name: str, book: list[dict]) -> str | None:
     word = re.compile(rf"(?<![\w.])(?:\w+\.)*{re.escape(name)}\b")
+    # taught in: the first chapter (book order) that calls it and lists its module in book.yml, else the first
+    # that calls it and imports its module
     for c in book:
-        if word.search(c["code"]) and (_covers(module, c["modules"]) or module in c["code"]):
+        if word.search(c["code"]) and _covers(module, c["modules"]):
             return f'Taught in chapter {c["id"]}, "{c["title"]}".'
     for c in book:
-        if _covers(module, c["modules"]) or re.search(rf"\b{re.escape(module)}\b", c["code"]):
+        if word.search(c["code"]) and module in c["code"]:
+            return f'Taught in chapter {c["id"]}, "{c["title"]}".'
+    # behind: the first chapter that lists the module in book.yml (it teaches the module), else the first
+    # whose code names it
+    for c in book:
+        if _covers(module, c["modules"]):
+            return f'Behind chapter {c["id"]}, "{c["title"]}".'
+    for c in book:
+        if re.search(rf"\b{re.escape(module)}\b", c["code"]):
             return f'Behind chapter {c["id"]}, "{c["title"]}".'
     return None
 

@@ -70,6 +70,11 @@ WRONG = {
     "my_geomean_speedup": "return sum(b / t for b, t in zip(baseline_times, new_times)) / len(new_times)"
                           "  # arithmetic mean",
     "my_matmul_intensity": "return 2 * m * k * n / (bytes_per_element * (m * k + k * n))  # forgot the output",
+    "my_separable_cost": "out = (size + 2 * (kernel // 2) - kernel) // stride + 1\n"
+                         "return kernel * kernel * in_ch + in_ch * out_ch, in_ch * out_ch * out * out"
+                         "  # forgot the depthwise MACs",
+    "my_kv_cache_bytes": "return 2 * spec.n_layer * spec.n_head * spec.head_dim * spec.bytes_per_value * context"
+                         " * batch_size  # query heads, not key/value heads",
 }
 
 OVERFIT = '''

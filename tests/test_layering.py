@@ -18,9 +18,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "effdl"
 # (layer index, module prefixes); the first matching prefix wins, so list specific before general
 LAYERS = {
     "base": ["effdl", "effdl._validate", "effdl.numerics", "effdl.data", "effdl.models", "effdl.architectures",
-             "effdl.train"],
+             "effdl.train", "effdl.transformer"],
     "algorithms": ["effdl.pruning", "effdl.sharing", "effdl.coding", "effdl.compression", "effdl.quantization",
                    "effdl.ternary", "effdl.lowrank", "effdl.winograd", "effdl.paper_tables", "effdl.hardware", "effdl.nas",
+                   "effdl.llm",
                    "effdl.training"],
     "experiments": ["effdl.precompute", "effdl.zoo", "effdl.reproduce", "effdl.summary"],
     "views": ["effdl.viz"],

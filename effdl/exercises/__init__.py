@@ -32,6 +32,7 @@ from .ch13_distillation_dsd import check_distillation_loss, check_dsd_masks
 from .ch14_training_hardware import check_tensor_core_fp32_mma, check_training_days
 from .ch15_wrap_up import check_accuracy_stderr, check_geomean_speedup
 from .ch16_gpu_appendix import check_matmul_intensity, check_two_four_mask
+from .ch17_designing_efficient_models import check_depthwise_intensity, check_pareto_front, check_separable_cost
 
 __all__ = [
     "check_conv_counts", "check_energy_per_image",
@@ -51,4 +52,5 @@ __all__ = [
     "check_tensor_core_fp32_mma", "check_training_days",
     "check_accuracy_stderr", "check_geomean_speedup",
     "check_matmul_intensity", "check_two_four_mask",
+    "check_depthwise_intensity", "check_pareto_front", "check_separable_cost",
 ]

@@ -37,7 +37,8 @@ STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lo
           "compression": "effdl.precompute.compression", "ternary": "effdl.precompute.ternary",
           "quantization": "effdl.precompute.quantization",
           "mixed_precision": "effdl.precompute.mixed_precision",
-          "distillation": "effdl.precompute.distillation", "dsd": "effdl.precompute.dsd"}
+          "distillation": "effdl.precompute.distillation", "dsd": "effdl.precompute.dsd",
+          "efficient_blocks": "effdl.precompute.efficient_blocks", "nas": "effdl.precompute.nas"}
 
 
 @validate_params(stage=Options(tuple(STAGES)),
@@ -89,7 +90,7 @@ def rerun_check(recorded: dict[str, float], live: dict[str, float], *, n_images:
     >>> rerun_check({"a": 94.0}, {"a": 92.0})["matches_record"]
     False
 
-    Behind chapter 05, "Quantization".
+    Taught in chapter 17, "Designing efficient models".
     """
     if set(live) != set(recorded):
         raise ValueError(f"rerun_check: live must have the record's keys {sorted(recorded)}; got {sorted(live)}.")

@@ -15,6 +15,8 @@ chapters) of ``book.yml`` (chapter 9 has two, one per algorithm module it draws)
 ``ternary``               6  Binary and ternary nets
 ``lowrank``               7  Low-rank approximation
 ``winograd``              8  Winograd convolution (time breakdown, speed-ups)
+``design``                17 Designing efficient models: the blocks (pictures, MACs vs time, roofline)
+``nas``                   17 Designing efficient models: the search (Pareto fronts, predictor, constraint widget)
 ``roofline``              9  The roofline and the TPU (batch-size animation and widget)
 ``systolic``              9  Systolic arrays: three dataflows (animations, dataflow widget)
 ``eie``                   10 EIE (dataflow animation, density widget)
@@ -31,8 +33,9 @@ result with the matching ``*_figure``. Chapters use ``from effdl import viz``
 and call ``viz.<module>.<function>``: the modules share their names with the
 algorithms they draw.
 """
-from . import (coding, eie, flipbook, lowrank, numbers, overview, pruning, quantization, roofline, sharing, style,
-               summary, systolic, ternary, training, training_hardware, winograd)
+from . import (coding, design, eie, flipbook, lowrank, nas, numbers, overview, pruning, quantization, roofline,
+               sharing, style, summary, systolic, ternary, training, training_hardware, winograd)
 
-__all__ = ["coding", "eie", "flipbook", "lowrank", "numbers", "overview", "pruning", "quantization", "roofline",
-           "sharing", "style", "summary", "systolic", "ternary", "training", "training_hardware", "winograd"]
+__all__ = ["coding", "design", "eie", "flipbook", "lowrank", "nas", "numbers", "overview", "pruning", "quantization",
+           "roofline", "sharing", "style", "summary", "systolic", "ternary", "training", "training_hardware",
+           "winograd"]
