@@ -22,10 +22,13 @@ from torch import nn
 from .data import DATA_DIR, DataError, load_mnist, read_manifest, refresh_manifest, verified_path
 from .models import MODELS, build_model, count_parameters
 from .train import evaluate, fit, progress
+from .transformer import TinyGPT, TransformerSpec
 from .validation import Instance, ListOf, Module, Options, Seed, check_part, validate_params
 
 ZOO_DIR = DATA_DIR / "zoo"
 CHECKPOINT_FORMAT = 1
+# the "arch" of a language-model checkpoint (effdl precompute lm), which also stores its TransformerSpec
+TRANSFORMER_ARCH = "tinygpt"
 # Training recipe per model. SGD with momentum 0.9, batch 64; the grid spans
 # a decade of learning rates around the usual MNIST values.
 RECIPES = {
@@ -74,12 +77,15 @@ def load(name: str, *, data_dir: Path | None = None) -> nn.Module:
     except Exception as err:  # torch raises several types for a damaged zip
         raise DataError(f"{path} is not a readable checkpoint: {err}") from None
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT or blob.get("name") != name \
-            or blob.get("arch", name) not in MODELS:
+            or blob.get("arch", name) not in (*MODELS, TRANSFORMER_ARCH):
         raise DataError(f"{path} is not an effdl checkpoint of {name!r}.")
-    model = build_model(blob.get("arch", name))
     try:
+        if blob.get("arch") == TRANSFORMER_ARCH:      # a language model: its shape travels with it
+            model = TinyGPT(TransformerSpec(**blob["spec"]))
+        else:
+            model = build_model(blob.get("arch", name))
         model.load_state_dict(blob["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as err:  # missing/extra keys or shapes of another model
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # missing keys, a bad spec, another shape
         raise DataError(f"{path} does not hold the weights of a {blob.get('arch', name)!r} model: {err}") from None
     return model.eval()
 

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_book_yml_is_valid_and_complete():
     b = book.load_book()
     assert [p.id for p in b.parts] == ["intro", "inference-algorithms", "inference-hardware",
-                                       "training-algorithms", "training-hardware", "wrap-up", "appendix"]
+                                       "training-algorithms", "training-hardware", "efficient-transformers", "wrap-up",
+                                       "appendix"]
     assert b.chapters, "the book has no chapters"
     listed = {c.path.resolve() for c in b.chapters}
     on_disk = {p.resolve() for p in (ROOT / "chapters").glob("*.ipynb")}

@@ -33,6 +33,7 @@ from .ch14_training_hardware import check_tensor_core_fp32_mma, check_training_d
 from .ch15_wrap_up import check_accuracy_stderr, check_geomean_speedup
 from .ch16_gpu_appendix import check_matmul_intensity, check_two_four_mask
 from .ch17_designing_efficient_models import check_depthwise_intensity, check_pareto_front, check_separable_cost
+from .ch18_transformer_costs import check_kv_cache_bytes, check_online_softmax
 
 __all__ = [
     "check_conv_counts", "check_energy_per_image",
@@ -53,4 +54,5 @@ __all__ = [
     "check_accuracy_stderr", "check_geomean_speedup",
     "check_matmul_intensity", "check_two_four_mask",
     "check_depthwise_intensity", "check_pareto_front", "check_separable_cost",
+    "check_kv_cache_bytes", "check_online_softmax",
 ]

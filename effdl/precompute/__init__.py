@@ -38,7 +38,8 @@ STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lo
           "quantization": "effdl.precompute.quantization",
           "mixed_precision": "effdl.precompute.mixed_precision",
           "distillation": "effdl.precompute.distillation", "dsd": "effdl.precompute.dsd",
-          "efficient_blocks": "effdl.precompute.efficient_blocks", "nas": "effdl.precompute.nas"}
+          "efficient_blocks": "effdl.precompute.efficient_blocks", "nas": "effdl.precompute.nas",
+          "lm": "effdl.precompute.lm"}
 
 
 @validate_params(stage=Options(tuple(STAGES)),

@@ -24,6 +24,7 @@ chapters) of ``book.yml`` (chapter 9 has two, one per algorithm module it draws)
 ``training``              11–13 Parallelization, mixed precision, distillation and DSD
 ``training_hardware``     14, 16 Hardware for training, measured on a GPU
 ``summary``               15 Wrap-up
+``transformer``           18 Where the time goes in a transformer (batch / context widget)
 ========================  ==============================================
 
 Views take results computed
@@ -34,8 +35,8 @@ and call ``viz.<module>.<function>``: the modules share their names with the
 algorithms they draw.
 """
 from . import (coding, design, eie, flipbook, lowrank, nas, numbers, overview, pruning, quantization, roofline,
-               sharing, style, summary, systolic, ternary, training, training_hardware, winograd)
+               sharing, style, summary, systolic, ternary, training, training_hardware, transformer, winograd)
 
 __all__ = ["coding", "design", "eie", "flipbook", "lowrank", "nas", "numbers", "overview", "pruning", "quantization",
            "roofline", "sharing", "style", "summary", "systolic", "ternary", "training", "training_hardware",
-           "winograd"]
+           "transformer", "winograd"]
