@@ -33,7 +33,7 @@ class Operation:
 
 
 ENERGY_SOURCE = "Horowitz, 'Computing's energy problem', ISSCC 2014, energy table (45 nm, 0.9 V)"
-AREA_SOURCE = ("Han & Dally, CS231n 2017, lecture 15 (Efficient Methods and Hardware for Deep Learning): "
+AREA_SOURCE = ("Han, CS231n 2017, lecture 15 (Efficient Methods and Hardware for Deep Learning): "
                "areas from synthesis with Synopsys Design Compiler, TSMC 45 nm")
 # energy_pj: Horowitz's table (ENERGY_SOURCE); area_um2: the lecture's synthesis (AREA_SOURCE).
 # The memory reads are per 32-bit word; the SRAM is an 8 KB array.

@@ -5,7 +5,7 @@ GPU of the same datacenter generation (K80), Google's first TPU, and the GPUs
 and Cloud TPU that followed (P40, P100, V100, Cloud TPU v2). The TPU, K80 and
 Haswell figures are Table 2 of Jouppi et al., "In-Datacenter Performance
 Analysis of a Tensor Processing Unit", ISCA 2017 (per die); the P100, V100 and
-Cloud TPU v2 figures are those of the course's lecture (Han & Dally, CS231n 2017);
+Cloud TPU v2 figures are those of the course's lecture (Han, CS231n 2017);
 the P40's are NVIDIA's Tesla P40 datasheet.
 
 Chapter 14 (hardware for training) adds the training chips of the course's
@@ -105,8 +105,8 @@ class Chip:
 
 
 _TPU_PAPER = "Jouppi et al., ISCA 2017, Table 2 (per die)"
-# The course lecture this book follows: Song Han and Bill Dally, Stanford CS231n, lecture 15 (2017).
-_LECTURE = ("Han & Dally, \"Efficient Methods and Hardware for Deep Learning\", Stanford CS231n lecture 15, "
+# The course lecture this book follows: Song Han's invited talk, Stanford CS231n, lecture 15 (2017).
+_LECTURE = ("Han, \"Efficient Methods and Hardware for Deep Learning\", Stanford CS231n lecture 15, "
             "2017 (training hardware)")
 
 _CHIPS = (
