@@ -66,6 +66,10 @@ div.cell_output table {
 div.cell_output table th, div.cell_output table td {
   padding: 0.25rem 0.45rem;
 }
+/* a long identifier in a table cell (the instructors' exercise table) may break rather than widen the table */
+article.bd-article td code {
+  overflow-wrap: anywhere;
+}
 """
 
 
