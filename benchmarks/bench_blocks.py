@@ -26,7 +26,6 @@ Writes benchmarks/results/blocks.json and prints a table.
 """
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -36,22 +35,13 @@ import torch
 
 from effdl.architectures import Conv2d, count_macs, depthwise_separable
 from effdl.hardware.roofline import conv_work, measure_machine
+from effdl.hardware.specs import cpu_model
 from effdl.train import threads
 
 OUT = Path(__file__).resolve().parent / "results" / "blocks.json"
 SHAPES = [(32, 56), (64, 56), (64, 28), (128, 28), (128, 14), (256, 14), (512, 7)]   # (C, H = W)
 ROUNDS = 51
 LAYERS = ("standard", "depthwise", "pointwise", "separable")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def layer_fns(c: int, size: int, gen: torch.Generator) -> dict:
@@ -139,7 +129,7 @@ def main(quick: bool = False) -> dict:
         "timing": f"median and best of {rounds} interleaved rounds, each ~1 ms of repeated calls",
         "intensity": "ops (2 per MAC) per DRAM byte, fp32, weights + input + output moved once "
                      "(effdl.hardware.roofline.conv_work, 'dram' convention)",
-        "machine": {"cpu": cpu_name(), "torch": torch.__version__, "threads": 1,
+        "machine": {"cpu": cpu_model(), "torch": torch.__version__, "threads": 1,
                     "peak_gflops": round(peak, 2), "matmul_gflops": round(machine.peak_gflops, 2),
                     "bandwidth_gbs": round(machine.bandwidth_gbs, 2),
                     "ridge_ops_per_byte": round(peak / machine.bandwidth_gbs, 3),

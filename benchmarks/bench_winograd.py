@@ -25,7 +25,6 @@ Writes benchmarks/results/winograd.json and prints a table.
 import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import torch
 
 from effdl.architectures import get_architecture, layer_table
+from effdl.hardware.specs import cpu_model
 from effdl.winograd import BREAKDOWN_METHODS, TIMED_METHODS, layer_counts, time_breakdown, time_conv3x3
 
 OUT = Path(__file__).resolve().parent / "results" / "winograd.json"
@@ -44,16 +44,6 @@ BATCHES = {1: 7, 8: 3}           # batch size: repeats (rounds of interleaved me
 THREADS = (1, 2)
 WINOGRAD = {"F2": "winograd", "F4": "winograd_4x4"}
 TARGETS = {"F2_vs_im2col": 1.5, "F2_vs_torch_C256": 1.0, "F4_vs_im2col": 2.0}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def geomean(values) -> float:
@@ -98,7 +88,7 @@ def main(quick: bool = False) -> None:
                 "breakdown_ms = median per stage (separate runs)",
         "targets": "batch 1, 1 thread: geomean F2_vs_im2col >= 1.5; F2_vs_torch >= 1.0 on C >= 256; "
                    "F4_vs_im2col >= 2.0",
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
                     "torch": torch.__version__, "loadavg_1min_before": round(os.getloadavg()[0], 2),
                     "started_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())},
         "methods": {

@@ -23,12 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from effdl.hardware.specs import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "portability.json"
@@ -54,14 +55,6 @@ def counts(summary_line: str) -> dict:
     if "error" in found:
         found["errors"] = found.pop("error")
     return {k: found.get(k, 0) for k in ("passed", "failed", "errors", "skipped", "xfailed")}
-
-
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        return re.search(r"model name\s*:\s*(.*)", text).group(1).strip()
-    except (OSError, AttributeError):
-        return platform.processor() or platform.machine()
 
 
 def run_setting(label: str, env_extra: dict, browser: bool, log_dir: Path) -> dict:

@@ -28,7 +28,10 @@ memory in MiB. A field the sources do not give is ``None``.
 """
 from __future__ import annotations
 
+import platform
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 
 from effdl._validate import _fail
@@ -316,3 +319,20 @@ def training_time_s(total_flops: float, peak_tflops: float, utilization: float =
     Taught in chapter 14, "Hardware for training".
     """
     return total_flops / (peak_tflops * 1e12 * utilization)
+
+
+@validate_params()
+def cpu_model() -> str:
+    """This machine's CPU model name (``/proc/cpuinfo``'s "model name"; else what ``platform`` knows).
+
+    The benchmarks record it next to each measurement: a speed ratio holds for the CPU that measured it.
+
+    Behind chapter 09, "The roofline and the TPU".
+    """
+    try:
+        found = re.search(r"^model name\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.M)
+        if found:
+            return found.group(1).strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
