@@ -259,6 +259,15 @@ def _phase_choices(phase: str) -> dict:
             "expand": dict(depths=DEPTHS, kernels=KERNELS, expansions=EXPANSIONS)}[phase]
 
 
+def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) -> None:
+    """One optimiser step at learning rate ``lr`` (the supernet's and a standalone sub-network's loop)."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def _cosine(lr: float, step: int, total: int) -> float:
     return 0.5 * lr * (1 + math.cos(math.pi * step / max(total, 1)))
 
@@ -313,11 +322,7 @@ def train_supernet(supernet: Supernet, train: Split, *, epochs: int = 3, full_ep
                     with torch.no_grad():
                         soft = F.softmax(teacher(images[big.resolution][idx], big), dim=1)
                     loss = loss + (-(soft * F.log_softmax(logits, dim=1)).sum(1).mean())
-                for group in opt.param_groups:
-                    group["lr"] = _cosine(base_lr, step, steps)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                _step(opt, loss, _cosine(base_lr, step, steps))
                 step += 1
                 total += loss.item() * len(idx)
             history[phase].append(total / len(train))
@@ -348,11 +353,7 @@ def train_subnet(model: SubNet, train: Split, *, epochs: int = 12, lr: float = 3
         for start in range(0, len(train), batch_size):
             idx = order[start:start + batch_size]
             loss = F.cross_entropy(model(x_all[idx]), train.y[idx])
-            for group in opt.param_groups:
-                group["lr"] = _cosine(lr, step, steps)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            _step(opt, loss, _cosine(lr, step, steps))
             step += 1
             total += loss.item() * len(idx)
         losses.append(total / len(train))
