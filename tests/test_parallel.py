@@ -267,6 +267,32 @@ def test_model_parallel_conv_matches_one_process_with_uneven_split():
     assert r.max_abs_diff <= max(float(b.max()) for b in bounds)
 
 
+@pytest.mark.parametrize("stride,padding,world", [(1, 0, 2), (2, 1, 3), (1, (1, 2), 2)])
+def test_region_parallel_conv_matches_one_process(stride, padding, world):
+    with seeded(2):
+        conv = nn.Conv2d(3, 5, 3, stride=stride, padding=padding)
+        x = torch.randn(2, 3, 11, 9)
+    ref = conv(x.clone())
+    g = torch.randn(ref.shape, generator=torch.Generator().manual_seed(3))
+    r = P.region_parallel_forward(conv, x, world, grad_output=g)
+    xr = x.clone().requires_grad_(True)
+    y = conv(xr)
+    y.backward(g)
+    # each process computes whole output rows from the same products as the whole layer; the input
+    # gradient's halo rows add two partial sums; the weight gradient sums `world` partial sums (all-reduce)
+    scale = lambda t: 64 * EPS32 * (t.abs().max() + 1)
+    assert_within(r.output, y, scale(y))
+    assert_within(r.grad_input, xr.grad, scale(xr.grad))
+    assert_within(r.grad_weight, conv.weight.grad, 2 * 9 * 9 * EPS32 * conv.weight.grad.abs().max() + scale(conv.weight.grad))
+    rows = r.output_rows
+    assert rows == P.split_ranges(y.shape[2], world)
+    ph = conv.padding[0]
+    assert all(b - a == (d - c - 3) // stride + 1 for (a, b), (c, d) in zip(rows, r.input_rows))
+    assert r.max_rel_diff < 1e-5
+    assert r.input_rows[0][0] == 0 and r.input_rows[-1][1] <= x.shape[2] + 2 * ph   # each band: its rows + halo
+    assert sum(d - c for c, d in r.input_rows) > x.shape[2] + 2 * ph          # the halos overlap
+
+
 @pytest.mark.parametrize("n_stages", [2, 3])
 def test_pipeline_step_matches_one_process(n_stages):
     r = P.pipeline_train_step(n_stages, batch_size=32, micro_batches=4)
@@ -327,6 +353,14 @@ def test_parallel_sweep_deals_configurations_and_matches_a_serial_run():
     (lambda: P.model_parallel_forward(nn.Linear(4, 3), torch.randn(2, 5), 2), ValueError, "x must fit the layer"),
     (lambda: P.model_parallel_forward(nn.Linear(4, 3), torch.randn(2, 4), 2, grad_output=torch.randn(2, 2)),
      ValueError, "grad_output must have the output's shape"),
+    (lambda: P.region_parallel_forward(nn.Conv2d(2, 2, 3), torch.randn(1, 3, 5, 5), 2), ValueError,
+     "x must fit the layer"),
+    (lambda: P.region_parallel_forward(nn.Conv2d(2, 2, 3), torch.randn(1, 2, 4, 4), 3), ValueError,
+     "world_size must be an integer in \\[1, 2\\]"),
+    (lambda: P.region_parallel_forward(nn.Conv2d(2, 2, 3, dilation=2), torch.randn(1, 2, 9, 9), 2), ValueError,
+     "undilated"),
+    (lambda: P.region_parallel_forward(nn.Linear(2, 2), torch.randn(1, 2, 4, 4), 2), TypeError,
+     "layer must be an nn.Conv2d"),
     (lambda: P.pipeline_train_step(4), ValueError, "n_stages must be an integer in \\[1, 3\\]"),
     (lambda: P.pipeline_train_step(2, batch_size=30, micro_batches=4), ValueError, "divisible by micro_batches"),
     (lambda: P.pipeline_stages(nn.Linear(2, 2), 2), TypeError, "model must be an effdl.models.LeNet300"),

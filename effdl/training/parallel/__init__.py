@@ -22,7 +22,8 @@ several machines. One module per job:
   Distributed Deep Networks*, NIPS 2012);
 - ``model_parallel`` — **model parallelism**: a fully connected layer split by
   output activations and a convolution split by output feature maps
-  (:func:`model_parallel_forward`); **pipeline parallelism**: LeNet-300-100's
+  (:func:`model_parallel_forward`), and a convolution split by output region
+  (:func:`region_parallel_forward`); **pipeline parallelism**: LeNet-300-100's
   layers as stages, micro-batches GPipe-style (:func:`pipeline_train_step`;
   Huang et al., *GPipe*, NeurIPS 2019);
 - ``sweep`` — **hyper-parameter parallelism**: a learning-rate sweep as
@@ -39,8 +40,9 @@ from .ddp import (TrainResult, data_parallel_train, ddp_equivalence, large_batch
                   time_per_epoch, torchrun_main)
 from .launcher import (BACKENDS, HOST, START_METHODS, WorkerError, default_backend, default_start_method, hello,
                        launch, worker_device)
-from .model_parallel import (ModelParallelResult, PipelineResult, all_gather_dim1, model_parallel_forward,
-                             pipeline_bubble, pipeline_stages, pipeline_train_step, split_layer, split_ranges)
+from .model_parallel import (ModelParallelResult, PipelineResult, RegionParallelResult, all_gather_dim1,
+                             model_parallel_forward, pipeline_bubble, pipeline_stages, pipeline_train_step,
+                             region_parallel_forward, split_layer, split_ranges)
 from .parameter_server import communication_bytes, parameter_server_train, staleness_of
 from .report import parallel_report
 from .sweep import parallel_sweep
@@ -52,7 +54,8 @@ __all__ = [
     "TrainResult", "data_parallel_train", "ddp_equivalence", "large_batch_train", "time_allreduce",
     "time_per_epoch", "torchrun_main",
     "communication_bytes", "parameter_server_train", "staleness_of",
-    "ModelParallelResult", "PipelineResult", "all_gather_dim1", "model_parallel_forward", "pipeline_bubble",
-    "pipeline_stages", "pipeline_train_step", "split_layer", "split_ranges",
+    "ModelParallelResult", "PipelineResult", "RegionParallelResult", "all_gather_dim1", "model_parallel_forward",
+    "pipeline_bubble", "pipeline_stages", "pipeline_train_step", "region_parallel_forward", "split_layer",
+    "split_ranges",
     "parallel_sweep", "parallel_report",
 ]

@@ -7,7 +7,9 @@ Chapter 11 (Parallelization) teaches it.
   machines): a fully connected layer split by output activations and a
   convolution split by output feature maps (:func:`split_layer`), run forward
   and backward across processes and checked against one process
-  (:func:`model_parallel_forward`).
+  (:func:`model_parallel_forward`); a convolution split by output region —
+  bands of output rows, each process holding all the filters and only its
+  input rows plus a halo (:func:`region_parallel_forward`).
 - **Pipeline parallelism** (Huang et al., *GPipe: Efficient Training of Giant
   Neural Networks using Pipeline Parallelism*, NeurIPS 2019): LeNet-300-100's
   layers as stages, the batch cut into micro-batches
@@ -206,6 +208,104 @@ def model_parallel_forward(layer: nn.Module, x: torch.Tensor, world_size: int, *
     diffs = [(out[0]["output"] - ref.detach()).abs().max(), (out[0]["grad_input"] - x.grad).abs().max(),
              (grad_w - layer.weight.grad).abs().max()]
     return ModelParallelResult(out[0]["output"], out[0]["grad_input"], grad_w, float(max(diffs)))
+
+
+CONV = Instance(nn.Conv2d, "an nn.Conv2d")
+
+
+def _region_parallel_worker(rank: int, world_size: int, layer_args: dict, state: dict, bands: list,
+                            grad_bands: list, sizes: list) -> dict:
+    layer = nn.Conv2d(**layer_args)                      # every process holds all the filters
+    layer.load_state_dict(state)
+    band = bands[rank].clone().requires_grad_(True)      # this process computes from its band (with halo) alone
+    local = layer(band)                                  # (batch, K, rows_r, W_out)
+    y = all_gather_dim1(local.detach().transpose(1, 2).contiguous(), sizes).transpose(1, 2)   # forward: gather rows
+    local.backward(grad_bands[rank])
+    grad_w = layer.weight.grad.clone()
+    dist.all_reduce(grad_w)                              # backward: the weights are replicated, so sum their gradients
+    return {"output": y, "grad_band": band.grad.clone(), "grad_weight": grad_w}
+
+
+@dataclass
+class RegionParallelResult:
+    """A convolution split by output rows across processes, with what each process read.
+
+    Behind chapter 11, "Parallelization".
+    """
+
+    output: torch.Tensor
+    grad_input: torch.Tensor
+    grad_weight: torch.Tensor
+    max_abs_diff: float
+    max_rel_diff: float          # the largest difference over each quantity's largest magnitude
+    output_rows: list            # (start, stop) of the output rows per process
+    input_rows: list             # (start, stop) of the (padded) input rows each process read
+
+
+@validate_params(layer=CONV, x=Tensor(dtype=None, convert=False, ndim=4), world_size=PositiveInt(),
+                 grad_output=Tensor(dtype=None, convert=False, optional=True), timeout_s=TIMEOUT_S,
+                 start_method=START_METHOD)
+def region_parallel_forward(layer: nn.Conv2d, x: torch.Tensor, world_size: int, *,
+                            grad_output: torch.Tensor | None = None, timeout_s: float = 120.0,
+                            start_method: str | None = None) -> RegionParallelResult:
+    """Run a convolution split by **output region** over ``world_size`` processes (forward and backward).
+
+    The output rows are cut into contiguous bands (:func:`split_ranges`).
+    Each process holds *all* the filters and receives only the input rows
+    its band needs: with kernel height R and stride s, output rows
+    ``[a, b)`` read (zero-padded) input rows ``[a·s, (b − 1)·s + R)``, its own
+    rows plus a halo shared with the neighbour. The forward all-gathers the
+    bands of output rows; the backward all-reduces the weight gradient
+    (the weights are replicated, as in data parallelism) and adds the
+    overlapping halo rows of the input gradients. ``max_abs_diff`` compares
+    output, input gradient and weight gradient with ``layer`` run here
+    (``max_rel_diff``: each difference over that quantity's largest value —
+    the weight gradient sums every position's products, so it is large).
+    Needs one output row per process, an ungrouped, undilated convolution
+    with zero padding.
+
+    Taught in chapter 11, "Parallelization".
+    """
+    func = "region_parallel_forward"
+    if layer.groups != 1 or layer.dilation != (1, 1) or layer.padding_mode != "zeros" or isinstance(layer.padding, str):
+        raise ValueError(f"{func}: layer must be an ungrouped, undilated convolution with numeric zero padding; "
+                         f"got groups={layer.groups!r}, dilation={layer.dilation!r}, padding={layer.padding!r}, "
+                         f"padding_mode={layer.padding_mode!r}.")
+    layer = copy.deepcopy(layer).cpu().float()
+    x = x.detach().cpu().float().requires_grad_(True)
+    try:
+        ref = layer(x)
+    except RuntimeError as err:
+        raise ValueError(f"{func}: x must fit the layer; got shape {tuple(x.shape)} ({err}).") from None
+    check_part(func, Interval(int, 1, ref.shape[2]), "world_size", world_size)
+    if grad_output is None:
+        grad_output = torch.randn(ref.shape, generator=torch.Generator().manual_seed(0))
+    if grad_output.shape != ref.shape:
+        raise ValueError(f"{func}: grad_output must have the output's shape {tuple(ref.shape)}; "
+                         f"got {tuple(grad_output.shape)}.")
+    layer.zero_grad(set_to_none=True)
+    ref.backward(grad_output)
+    (ph, pw), (sh, _), r = layer.padding, layer.stride, layer.kernel_size[0]
+    padded = nn.functional.pad(x.detach(), (pw, pw, ph, ph))
+    out_rows = _chunks(ref.shape[2], world_size)
+    in_rows = [(a * sh, (b - 1) * sh + r) for a, b in out_rows]
+    args = dict(in_channels=layer.in_channels, out_channels=layer.out_channels, kernel_size=layer.kernel_size,
+                stride=layer.stride, padding=(0, 0), bias=layer.bias is not None)
+    state = {k: v.detach().clone() for k, v in layer.state_dict().items()}
+    bands = [padded[:, :, a:b].contiguous() for a, b in in_rows]
+    grad_bands = [grad_output[:, :, a:b].detach().contiguous() for a, b in out_rows]
+    out = launch(_region_parallel_worker, world_size,
+                 (args, state, bands, grad_bands, [b - a for a, b in out_rows]),
+                 timeout_s=timeout_s, backend="gloo", start_method=start_method)
+    grad_padded = torch.zeros_like(padded)
+    for (a, b), o in zip(in_rows, out):
+        grad_padded[:, :, a:b] += o["grad_band"]          # the halo rows get two contributions
+    grad_x = grad_padded[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]
+    pairs = [(out[0]["output"], ref.detach()), (grad_x, x.grad), (out[0]["grad_weight"], layer.weight.grad)]
+    diffs = [float((a - b).abs().max()) for a, b in pairs]
+    rel = [d / max(float(b.abs().max()), torch.finfo(torch.float32).tiny) for d, (_, b) in zip(diffs, pairs)]
+    return RegionParallelResult(out[0]["output"], grad_x, out[0]["grad_weight"], max(diffs), max(rel),
+                                out_rows, in_rows)
 
 
 # ======================================================= pipeline parallelism
