@@ -48,6 +48,19 @@ def test_chapter_exercises_are_in_nbgrader_format(chapter):
 
 
 @pytest.mark.parametrize("chapter", [pytest.param(c, id=c.id) for c in CHAPTERS])
+def test_check_cells_print_their_verdict(chapter):
+    """nbgrader reads a graded cell's ``execute_result`` as a partial-credit number (and warns when it is not
+    one), so each check call is printed: its verdict is a stdout stream, and the stored output holds it."""
+    nb = nbformat.read(chapter.path, as_version=4)
+    for ex in assign.find_exercises(nb):
+        cell = nb.cells[ex.check]
+        calls = [line for line in cell.source.split("\n") if "check_" in line and not line.startswith("#")]
+        assert calls and all(line.startswith("print(check_") for line in calls), cell.source
+        assert [o.output_type for o in cell.outputs] == ["stream"], f"cell {ex.check}: {cell.outputs}"
+        assert cell.outputs[0].text.count("\n") == len(calls)
+
+
+@pytest.mark.parametrize("chapter", [pytest.param(c, id=c.id) for c in CHAPTERS])
 def test_student_version_stubs_solutions_and_hides_tests(chapter):
     nb = _read(chapter)
     before = copy.deepcopy(nb)
