@@ -597,16 +597,20 @@ def check_submission(path: Path | str) -> list[str]:
     return problems
 
 
-@validate_params(course_dir=Instance((str, os.PathLike), 'a path'), args=ListOf(Text()), timeout=Interval(float, 0, None, closed='neither', optional=True))
+@validate_params(course_dir=Instance((str, os.PathLike), 'a path'), args=ListOf(Text()),
+                 timeout=Interval(float, 0, None, closed='neither', optional=True), env=Dict(optional=True))
 def run_nbgrader(course_dir: Path | str, args: list[str], *,
-                 timeout: float | None = None) -> subprocess.CompletedProcess:
+                 timeout: float | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``nbgrader ARGS`` (``args``: its command line after ``nbgrader``) in ``course_dir`` with this Python; output captured, exit status not checked.
 
     This interpreter's ``bin/`` goes first on ``PATH``: nbgrader runs the
     ``alembic`` executable installed beside it (otherwise "No such file or
-    directory: 'alembic'").
+    directory: 'alembic'"). ``env``: environment variables to set for
+    nbgrader and the kernels it starts (e.g. ``{"OMP_NUM_THREADS": "1"}`` to
+    grade two courses side by side on two cores), on top of this process's.
     """
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    env = dict(os.environ, **(env or {}),
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

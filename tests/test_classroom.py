@@ -25,6 +25,9 @@ overfitted one fails at the hidden tests; what ``reference`` and ``stubs`` add
 (full marks on a whole notebook, an untouched stub scores 0 without a crash) is
 nbgrader's own behaviour and does not depend on the chapter, so two chapters
 show it. This halves the classroom time of CI.
+The courses are graded by two worker threads side by side
+(``EFFDL_CLASSROOM_WORKERS``), nbgrader and its kernels on one thread each:
+a chapter's kernel keeps a core busy only part of the time.
 
 A second course (chapter 00) takes the bad submissions: a file that is not
 JSON, a deleted check cell, a deleted answer cell, an edited check cell;
@@ -37,6 +40,9 @@ import copy
 import hashlib
 import os
 import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +97,7 @@ WRONG = {
                          "  # forgot the depthwise MACs",
     "my_kv_cache_bytes": "return 2 * spec.n_layer * spec.n_head * spec.head_dim * spec.bytes_per_value * context"
                          " * batch_size  # query heads, not key/value heads",
+    "my_smooth_scales": "return act_max ** (1 - alpha) / weight.abs().amax(dim=0) ** alpha  # alpha on the wrong side",
 }
 
 OVERFIT = '''
@@ -198,34 +205,65 @@ class Course:
     scores: dict              # from the gradebook
 
 
-def _new_course(root: Path, chapter_id: str):
-    """`effdl assign ROOT ID --nbgrader` then `nbgrader generate_assignment`: (chapter, stem, source, release)."""
+def _new_course(root: Path, chapter_id: str, *, env: dict | None = None):
+    """`effdl assign ROOT ID --nbgrader` then `nbgrader generate_assignment`: (chapter, stem, source, release).
+
+    Both are the instructor's commands, run as subprocesses (so that worker threads can build courses side by side).
+    """
     try:
         import nbgrader  # noqa: F401
     except ImportError:
         pytest.fail("nbgrader is not installed: pip install -e '.[classroom]' (make setup installs it); "
                     "the classroom tests fail rather than skip, so that CI always runs them.")
 
-    assert cli.main(["assign", str(root), chapter_id, "--nbgrader"]) == 0
+    run = subprocess.run([sys.executable, "-m", "effdl", "assign", str(root), chapter_id, "--nbgrader"],
+                         capture_output=True, text=True, env=dict(os.environ, **(env or {})))
+    assert run.returncode == 0, run.stdout + run.stderr
     chapter = BOOK.chapter(chapter_id)
     stem = Path(chapter.notebook).stem
-    run = assign.run_nbgrader(root, ["generate_assignment", stem])
+    run = assign.run_nbgrader(root, ["generate_assignment", stem], env=env)
     assert run.returncode == 0, run.stdout + run.stderr
     return chapter, stem, _read(root / "source" / stem / f"{stem}.ipynb"), _read(root / "release" / stem / f"{stem}.ipynb")
 
 
-@pytest.fixture(scope="module", params=CHAPTER_IDS)
-def course(request, tmp_path_factory):
-    root = tmp_path_factory.mktemp(f"course_{request.param}")
-    chapter, stem, source, release = _new_course(root, request.param)
+def _graded_course(root: Path, chapter_id: str, env: dict | None) -> Course:
+    """The whole flow for one chapter: course, submissions, autograde, feedback, scores."""
+    chapter, stem, source, release = _new_course(root, chapter_id, env=env)
     for student, nb in _submissions(source, release).items():
-        if student in students(request.param):
+        if student in students(chapter_id):
             _write_submission(root, student, stem, nb)
     submitted = _hashes(root, "submitted")
-    autograde = assign.run_nbgrader(root, ["autograde", stem])
-    feedback = assign.run_nbgrader(root, ["generate_feedback", stem])
+    autograde = assign.run_nbgrader(root, ["autograde", stem], env=env)
+    feedback = assign.run_nbgrader(root, ["generate_feedback", stem], env=env)
     return Course(root, chapter, stem, source, release, submitted, autograde, feedback,
                   assign.gradebook_scores(root, stem))
+
+
+# Autograding is most of this file's time, and a chapter's kernel keeps one core busy only part of the time
+# (imports, Python, small tensors). So the courses of all selected chapters are graded by WORKERS threads side by
+# side, each course's nbgrader and kernels on one thread each (OMP/MKL), and each chapter's tests wait for theirs.
+WORKERS = int(os.environ.get("EFFDL_CLASSROOM_WORKERS", "2"))
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+_graded: dict = {}
+
+
+def _schedule(session, tmp_path_factory) -> dict:
+    """Start grading every chapter that a selected test asks for (once per session); chapter id → Future."""
+    if not _graded:
+        wanted = {item.callspec.params["course"] for item in session.items
+                  if hasattr(item, "callspec") and "course" in item.callspec.params}
+        pool = ThreadPoolExecutor(max_workers=max(1, WORKERS))
+        env = ONE_THREAD if WORKERS > 1 else None
+        for chapter_id in (c for c in CHAPTER_IDS if c in wanted):
+            _graded[chapter_id] = pool.submit(_graded_course, tmp_path_factory.mktemp(f"course_{chapter_id}"),
+                                              chapter_id, env)
+        pool.shutdown(wait=False)
+    return _graded
+
+
+@pytest.fixture(scope="module", params=CHAPTER_IDS)
+def course(request, tmp_path_factory):
+    return _schedule(request.session, tmp_path_factory)[request.param].result()
 
 
 def test_release_version_is_effdl_assigns_student_version(course):
@@ -284,7 +322,7 @@ def test_hidden_tests_are_put_back_and_run_at_autograde(course):
 
 def test_feedback_is_an_html_report_per_student(course):
     assert course.feedback.returncode == 0, course.feedback.stdout + course.feedback.stderr
-    assert course.scores["reference"], "no grades to report"
+    assert all(course.scores[s] for s in students(course.chapter.id)), "no grades to report"
     for student in students(course.chapter.id):
         html = (course.root / "feedback" / student / course.stem / f"{course.stem}.html").read_text()
         score = sum(course.scores[student].values())
