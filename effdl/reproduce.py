@@ -23,6 +23,7 @@ from .precompute.compression import compression_report
 from .precompute.distillation import distillation_report
 from .precompute.dsd import dsd_report
 from .precompute.efficient_blocks import efficient_blocks_report
+from .precompute.llm_quant import llm_quant_report
 from .precompute.lowrank import lowrank_report
 from .precompute.mixed_precision import mixed_precision_report
 from .precompute.nas import nas_report
@@ -311,3 +312,19 @@ def _efficient_blocks() -> dict:
                   "targets": {"cpu": dict, "systolic": dict, "energy": dict}})
 def _nas() -> dict:
     return nas_report()
+
+
+@experiment("llm-quant", chapter="19",
+            summary="the book's 1.3 M-parameter byte-level GPT quantized after training: perplexity per byte on the "
+                    "test split for RTN (8 bits per channel; 4 and 3 bits in groups of 32), GPTQ and AWQ (4 and 3 "
+                    "bits, groups of 32, and the papers' groups of 128, the last of a 160-wide row narrower), W8A8 "
+                    "naive and SmoothQuant (alpha chosen on validation); bytes on disk of the fp32 and packed "
+                    "4-bit models (from the record)",
+            keys={"fp_ppl": float, "group_size": int, "paper_group_size": int,
+                  "rtn": {"w8": float, "w4_g32": float, "w3_g32": float, "w4_g128": float, "w3_g128": float},
+                  **{m: {"w4_g32": float, "w3_g32": float, "w4_g128": float, "w3_g128": float}
+                     for m in ("gptq", "awq")},
+                  "w8a8": {"naive": float, "smoothquant": float},
+                  "bytes": {"fp32": int, "w4_g32": int, "w4_g128": int}})
+def _llm_quant() -> dict:
+    return llm_quant_report()

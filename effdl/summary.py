@@ -240,6 +240,23 @@ CLAIMS: tuple[Claim, ...] = (
           "the book's criterion, not a paper figure: Once-for-All's sub-networks match networks trained alone on "
           "ImageNet after a long progressive-shrinking schedule; ours has the same epochs as one network alone",
           "Cai et al., Once-for-All, ICLR 2020", "within 1 point", lambda o, p, r: o <= 1.0, "pts"),
+    # --- quantizing a language model (chapter 19); perplexity per byte on the test split, groups of 32 columns
+    Claim("19", "llm-quant", "GPTQ vs round-to-nearest, 3-bit weights: perplexity saved",
+          lambda r: round(r["rtn"]["w3_g32"] - r["gptq"]["w3_g32"], 4), None,
+          "a property, not one figure: at 3 and 4 bits GPTQ stays far closer to the fp16 perplexity of OPT and "
+          "BLOOM models than round-to-nearest; ours uses groups of 32 (128 does not divide our width of 160)",
+          "Frantar et al., GPTQ, ICLR 2023", "GPTQ below RTN (difference > 0)", lambda o, p, r: o > 0, "ppl"),
+    Claim("19", "llm-quant", "AWQ vs round-to-nearest, 3-bit weights: perplexity saved",
+          lambda r: round(r["rtn"]["w3_g32"] - r["awq"]["w3_g32"], 4), None,
+          "a property, not one figure: activation-aware channel scaling lowers the perplexity of low-bit "
+          "weight-only quantization against round-to-nearest on Llama and OPT models",
+          "Lin et al., AWQ, MLSys 2024", "AWQ below RTN (difference > 0)", lambda o, p, r: o > 0, "ppl"),
+    Claim("19", "llm-quant", "SmoothQuant vs naive W8A8 (static per-tensor int8 activations): perplexity saved",
+          lambda r: round(r["w8a8"]["naive"] - r["w8a8"]["smoothquant"], 4), None,
+          "a property, not one figure: migrating activation outliers into the weights keeps W8A8 near fp16 on "
+          "large models where naive W8A8 collapses; our 1.3 M-parameter model has mild outliers",
+          "Xiao et al., SmoothQuant, ICML 2023", "SmoothQuant no worse than naive (difference ≥ 0)",
+          lambda o, p, r: o >= 0, "ppl"),
 )
 
 

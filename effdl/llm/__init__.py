@@ -1,8 +1,10 @@
-"""Part V's algorithms for language models: attention's IO and decoding.
+"""Part V's algorithms for language models: attention's IO, decoding, calibration and quantization.
 
 ``attention``  FlashAttention's tiled, online-softmax attention and its HBM count (chapter 18)
 ``decode``     generation with and without a KV cache, and its speed (chapter 18)
+``calibration`` the inputs of every linear layer on calibration text (chapter 19)
+``quantize``   RTN, GPTQ, AWQ and SmoothQuant's W8A8 on a model's linear layers (chapter 19)
 """
-from . import attention, decode
+from . import attention, calibration, decode, quantize
 
-__all__ = ["attention", "decode"]
+__all__ = ["attention", "calibration", "decode", "quantize"]

@@ -25,6 +25,7 @@ chapters) of ``book.yml`` (chapter 9 has two, one per algorithm module it draws)
 ``training_hardware``     14, 16 Hardware for training, measured on a GPU
 ``summary``               15 Wrap-up
 ``transformer``           18 Where the time goes in a transformer (batch / context widget)
+``llm_quant``             19 Quantizing a language model (bits / group widget)
 ========================  ==============================================
 
 Views take results computed
@@ -34,9 +35,9 @@ result with the matching ``*_figure``. Chapters use ``from effdl import viz``
 and call ``viz.<module>.<function>``: the modules share their names with the
 algorithms they draw.
 """
-from . import (coding, design, eie, flipbook, lowrank, nas, numbers, overview, pruning, quantization, roofline,
-               sharing, style, summary, systolic, ternary, training, training_hardware, transformer, winograd)
+from . import (coding, design, eie, flipbook, llm_quant, lowrank, nas, numbers, overview, pruning, quantization,
+               roofline, sharing, style, summary, systolic, ternary, training, training_hardware, transformer, winograd)
 
-__all__ = ["coding", "design", "eie", "flipbook", "lowrank", "nas", "numbers", "overview", "pruning", "quantization",
+__all__ = ["coding", "design", "eie", "flipbook", "llm_quant", "lowrank", "nas", "numbers", "overview", "pruning", "quantization",
            "roofline", "sharing", "style", "summary", "systolic", "ternary", "training", "training_hardware",
            "transformer", "winograd"]

@@ -141,6 +141,24 @@ def _model_parallel_worker(rank: int, world_size: int, kind: str, layer_args: tu
     return {"output": y, "grad_input": grad_x, "grad_weight": part.weight.grad.clone(), "range": (start, stop)}
 
 
+def _reference(func: str, layer: nn.Module, x: torch.Tensor, grad_output: torch.Tensor | None):
+    """``layer`` run forward and backward in this process, on copies: (layer, x, output, grad_output)."""
+    layer = copy.deepcopy(layer).cpu().float()         # the caller's layer and its .grad stay untouched
+    x = x.detach().cpu().float().requires_grad_(True)
+    try:
+        ref = layer(x)
+    except RuntimeError as err:
+        raise ValueError(f"{func}: x must fit the layer; got shape {tuple(x.shape)} ({err}).") from None
+    if grad_output is None:
+        grad_output = torch.randn(ref.shape, generator=torch.Generator().manual_seed(0))
+    if grad_output.shape != ref.shape:
+        raise ValueError(f"{func}: grad_output must have the output's shape {tuple(ref.shape)}; "
+                         f"got {tuple(grad_output.shape)}.")
+    layer.zero_grad(set_to_none=True)
+    ref.backward(grad_output)
+    return layer, x, ref, grad_output
+
+
 @dataclass
 class ModelParallelResult:
     """Output and gradients of a layer computed across processes, with the single-process reference.
@@ -181,19 +199,7 @@ def model_parallel_forward(layer: nn.Module, x: torch.Tensor, world_size: int, *
     if isinstance(layer, nn.Conv2d) and layer.groups != 1:
         raise ValueError(f"model_parallel_forward: layer must be an ungrouped convolution; "
                          f"got groups={layer.groups!r}.")
-    layer = copy.deepcopy(layer).cpu().float()         # the caller's layer and its .grad stay untouched
-    x = x.detach().cpu().float().requires_grad_(True)
-    try:
-        ref = layer(x)
-    except RuntimeError as err:
-        raise ValueError(f"model_parallel_forward: x must fit the layer; got shape {tuple(x.shape)} ({err}).") from None
-    if grad_output is None:
-        grad_output = torch.randn(ref.shape, generator=torch.Generator().manual_seed(0))
-    if grad_output.shape != ref.shape:
-        raise ValueError(f"model_parallel_forward: grad_output must have the output's shape {tuple(ref.shape)}; "
-                         f"got {tuple(grad_output.shape)}.")
-    layer.zero_grad(set_to_none=True)
-    ref.backward(grad_output)
+    layer, x, ref, grad_output = _reference("model_parallel_forward", layer, x, grad_output)
     if isinstance(layer, nn.Linear):
         kind, args = "linear", (layer.in_features, layer.out_features, layer.bias is not None)
     else:
@@ -271,20 +277,8 @@ def region_parallel_forward(layer: nn.Conv2d, x: torch.Tensor, world_size: int, 
         raise ValueError(f"{func}: layer must be an ungrouped, undilated convolution with numeric zero padding; "
                          f"got groups={layer.groups!r}, dilation={layer.dilation!r}, padding={layer.padding!r}, "
                          f"padding_mode={layer.padding_mode!r}.")
-    layer = copy.deepcopy(layer).cpu().float()
-    x = x.detach().cpu().float().requires_grad_(True)
-    try:
-        ref = layer(x)
-    except RuntimeError as err:
-        raise ValueError(f"{func}: x must fit the layer; got shape {tuple(x.shape)} ({err}).") from None
+    layer, x, ref, grad_output = _reference(func, layer, x, grad_output)
     check_part(func, Interval(int, 1, ref.shape[2]), "world_size", world_size)
-    if grad_output is None:
-        grad_output = torch.randn(ref.shape, generator=torch.Generator().manual_seed(0))
-    if grad_output.shape != ref.shape:
-        raise ValueError(f"{func}: grad_output must have the output's shape {tuple(ref.shape)}; "
-                         f"got {tuple(grad_output.shape)}.")
-    layer.zero_grad(set_to_none=True)
-    ref.backward(grad_output)
     (ph, pw), (sh, _), r = layer.padding, layer.stride, layer.kernel_size[0]
     padded = nn.functional.pad(x.detach(), (pw, pw, ph, ph))
     out_rows = _chunks(ref.shape[2], world_size)

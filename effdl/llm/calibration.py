@@ -1,0 +1,151 @@
+"""Calibration for post-training quantization: what each linear layer of a language model sees.
+
+Taught in chapter 19. GPTQ, AWQ and SmoothQuant quantize a trained model
+without training it again; what they need is a small sample of the inputs of
+every ``nn.Linear`` on real text, taken with forward hooks:
+
+- :func:`calibration_windows` carves fixed, seeded windows (by default 32 of
+  256 bytes) out of a token stream — the **train** split in the book, never
+  the text the perplexity is measured on;
+- :func:`capture_inputs` runs the model on them and returns, for the named
+  layers, the rows ``X`` (tokens × input width) they received;
+- :func:`hessian` turns ``X`` into GPTQ's ``H = 2·XᵀX / n`` (the Hessian of
+  the layer's squared output error with respect to one row of weights);
+- :func:`activation_stats` keeps, for every linear layer, the largest and the
+  mean magnitude of each input channel (``max|x_j|``, ``mean|x_j|``): the
+  outliers SmoothQuant migrates and the salient channels AWQ protects.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..validation import Instance, ListOf, Module, PositiveInt, Seed, Tensor, Text, validate_params
+
+WINDOWS = Tensor(dtype="int", ndim=2)
+
+
+@validate_params(model=Module())
+def linear_names(model: nn.Module) -> list[str]:
+    """Names of every ``nn.Linear`` of ``model`` in module order (TinyGPT: q, k, v, out, mlp.0, mlp.2 per block).
+
+    Taught in chapter 19, "Quantizing a language model".
+    """
+    return [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+
+
+@validate_params(ids=Tensor(dtype="int", ndim=1), n_windows=PositiveInt(), seq_len=PositiveInt(), seed=Seed())
+def calibration_windows(ids: torch.Tensor, n_windows: int = 32, seq_len: int = 256, *, seed: int = 0) -> torch.Tensor:
+    """``n_windows`` windows of ``seq_len`` token ids at seeded random starts in ``ids``: shape (n_windows, seq_len).
+
+    Taught in chapter 19, "Quantizing a language model".
+    """
+    if ids.numel() < seq_len:
+        raise ValueError(f"calibration_windows: ids must hold at least seq_len ({seq_len}) tokens; "
+                         f"got {ids.numel()}.")
+    gen = torch.Generator().manual_seed(seed)
+    starts = torch.randint(0, ids.numel() - seq_len + 1, (n_windows,), generator=gen)
+    return torch.stack([ids[s:s + seq_len] for s in starts.tolist()]).long()
+
+
+def _hooked(model: nn.Module, names, on_input) -> None:
+    """Run ``on_input(name, x)`` with the 2-D input (tokens, width) of each named linear during forwards."""
+    modules = dict(model.named_modules())
+    missing = [n for n in names if not isinstance(modules.get(n), nn.Linear)]
+    if missing:
+        raise ValueError(f"capture_inputs: names must name nn.Linear layers of the model; got {missing!r}.")
+    handles = [modules[n].register_forward_hook(
+        lambda mod, args, out, n=n: on_input(n, args[0].detach().reshape(-1, args[0].shape[-1])))
+        for n in names]
+    return handles
+
+
+def _run(model: nn.Module, windows: torch.Tensor, batch_size: int = 8) -> None:
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(windows), batch_size):
+            model(windows[i:i + batch_size])
+
+
+@validate_params(model=Module(), windows=WINDOWS, names=ListOf(Text(), optional=True))
+def capture_inputs(model: nn.Module, windows: torch.Tensor, names: list[str] | None = None) -> dict:
+    """The inputs each named linear layer receives on ``windows``: ``{name: X}``, X of shape (tokens, in_features).
+
+    ``names`` default to every linear layer (:func:`linear_names`). The
+    model is run in eval mode, without gradients.
+
+    Taught in chapter 19, "Quantizing a language model".
+    """
+    names = linear_names(model) if names is None else list(names)
+    rows: dict[str, list] = {n: [] for n in names}
+    handles = _hooked(model, names, lambda n, x: rows[n].append(x.clone()))
+    try:
+        _run(model, windows)
+    finally:
+        for h in handles:
+            h.remove()
+    return {n: torch.cat(r) for n, r in rows.items()}
+
+
+@validate_params(x=Tensor(ndim=2))
+def hessian(x: torch.Tensor) -> torch.Tensor:
+    """GPTQ's ``H = 2·XᵀX / n`` (in_features × in_features, float64) of a layer's inputs ``x`` (n, in_features).
+
+    For one output row ``w`` the squared output error over the calibration
+    tokens is ``‖X·(w − ŵ)‖² / n = ½ (w − ŵ)ᵀ H (w − ŵ)``.
+
+    Taught in chapter 19, "Quantizing a language model".
+    """
+    x = x.double()
+    return 2.0 * x.T @ x / x.shape[0]
+
+
+@validate_params(model=Module(), windows=WINDOWS)
+def activation_stats(model: nn.Module, windows: torch.Tensor) -> dict:
+    """Per linear layer and input channel: ``{"max_abs": (in,), "mean_abs": (in,)}`` over ``windows``.
+
+    ``max_abs[j] = max |x_j|`` over every calibration token (SmoothQuant's
+    statistic), ``mean_abs[j]`` the mean (AWQ's). Nothing but these running
+    statistics is kept, so every layer can be measured in one pass.
+
+    Taught in chapter 19, "Quantizing a language model".
+    """
+    names = linear_names(model)
+    stats = {n: {"max_abs": None, "sum_abs": None, "count": 0} for n in names}
+
+    def update(n, x):
+        a = x.abs().double()
+        s = stats[n]
+        m = a.amax(dim=0)
+        s["max_abs"] = m if s["max_abs"] is None else torch.maximum(s["max_abs"], m)
+        s["sum_abs"] = a.sum(dim=0) if s["sum_abs"] is None else s["sum_abs"] + a.sum(dim=0)
+        s["count"] += a.shape[0]
+
+    handles = _hooked(model, names, update)
+    try:
+        _run(model, windows)
+    finally:
+        for h in handles:
+            h.remove()
+    return {n: {"max_abs": s["max_abs"].float(), "mean_abs": (s["sum_abs"] / s["count"]).float()}
+            for n, s in stats.items()}
+
+
+@validate_params(stats=Instance(dict, "a dict from activation_stats"))
+def outlier_summary(stats: dict) -> list[dict]:
+    """One row per layer: the largest channel max, the median channel max and their ratio (how outlying).
+
+    ``ratio = max_j max|x_j| / median_j max|x_j|``; large language models
+    show ratios near 100 in a few fixed channels (Dettmers et al. 2022; Xiao
+    et al. 2023), a ratio near 1 means no outlier channel.
+
+    Taught in chapter 19, "Quantizing a language model".
+    """
+    rows = []
+    for name, s in stats.items():
+        m = s["max_abs"]
+        top = int(m.argmax())
+        med = float(m.median())
+        rows.append({"layer": name, "in_features": int(m.numel()), "max": float(m.max()), "median": med,
+                     "ratio": float(m.max()) / med if med > 0 else float("inf"), "top_channel": top})
+    return rows
