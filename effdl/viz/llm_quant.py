@@ -42,18 +42,28 @@ def ppl_vs_bits(record: dict, *, title: str | None = None):
     sweep, g = record["sweep"], record["group_size"]
     fig, ax = plt.subplots(figsize=(WIDTH, 3.6), constrained_layout=True)
     for method, (label, color, fmt) in METHOD_STYLE.items():
-        rows = sorted((r for r in sweep["rows"] if r["method"] == method and r["group_size"] == g),
-                      key=lambda r: r["n_bits"])
+        rows = _sweep_rows(sweep, method, g)
         ax.plot([r["n_bits"] for r in rows], [r["ppl"] for r in rows], fmt, color=color, label=f"{label}, g = {g}")
-    ax.axhline(sweep["fp_ppl"], color="k", ls="--", lw=1, label=f"fp32 ({sweep['fp_ppl']:.3f})")
+    _finish_bits_axes(ax, sweep["fp_ppl"], f"fp32 ({sweep['fp_ppl']:.3f})",
+                      title or f"Weight-only quantization of the book's GPT (first {sweep['windows']} test windows)")
+    return fig
+
+
+def _sweep_rows(sweep: dict, method: str, group_size) -> list:
+    """The sweep's rows of one method and group size, by bit width."""
+    return sorted((r for r in sweep["rows"] if r["method"] == method and r["group_size"] == group_size),
+                  key=lambda r: r["n_bits"])
+
+
+def _finish_bits_axes(ax, fp_ppl: float, fp_label: str, title: str) -> None:
+    """The fp32 line, the log perplexity axis, labels, grid and legend of a perplexity-vs-bits plot."""
+    ax.axhline(fp_ppl, color="k", ls="--", lw=1, label=fp_label)
     _log_ppl_axis(ax)
     ax.set_xlabel("bits per weight (n_bits)")
     ax.set_ylabel("perplexity per byte (log scale)")
-    ax.set_title(title or f"Weight-only quantization of the book's GPT (first {sweep['windows']} test windows)",
-                 fontsize=9)
+    ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    return fig
 
 
 @validate_params(record=Dict(), title=Text(optional=True))
@@ -69,17 +79,10 @@ def group_sweep(record: dict, *, title: str | None = None):
         if r["method"] == "rtn" and r["group_size"] not in groups:
             groups.append(r["group_size"])
     for i, g in enumerate(groups):
-        rows = sorted((r for r in sweep["rows"] if r["method"] == "rtn" and r["group_size"] == g),
-                      key=lambda r: r["n_bits"])
+        rows = _sweep_rows(sweep, "rtn", g)
         ax.plot([r["n_bits"] for r in rows], [r["ppl"] for r in rows], "o-", color=f"C{i}",
                 label="per output channel" if g is None else f"groups of {g} columns")
-    ax.axhline(sweep["fp_ppl"], color="k", ls="--", lw=1, label="fp32")
-    _log_ppl_axis(ax)
-    ax.set_xlabel("bits per weight (n_bits)")
-    ax.set_ylabel("perplexity per byte (log scale)")
-    ax.set_title(title or "Round-to-nearest: smaller groups, finer grids", fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    _finish_bits_axes(ax, sweep["fp_ppl"], "fp32", title or "Round-to-nearest: smaller groups, finer grids")
     return fig
 
 
