@@ -11,6 +11,12 @@ every ``nn.Linear`` on real text, taken with forward hooks:
   layers, the rows ``X`` (tokens × input width) they received;
 - :func:`hessian` turns ``X`` into GPTQ's ``H = 2·XᵀX / n`` (the Hessian of
   the layer's squared output error with respect to one row of weights);
+- :func:`block_stages` and :func:`inputs_block_by_block` walk a model one
+  transformer block at a time, capturing each block's inputs on the model as
+  it is *then* — after the earlier blocks were compressed — the order GPTQ,
+  AWQ (chapter 19), SparseGPT and Wanda (chapter 20) all use;
+- :func:`inverse_hessian_factor` damps ``H`` and returns the upper Cholesky
+  factor of its inverse, the one matrix GPTQ and SparseGPT both update with;
 - :func:`activation_stats` keeps, for every linear layer, the largest and the
   mean magnitude of each input channel (``max|x_j|``, ``mean|x_j|``): the
   outliers SmoothQuant migrates and the salient channels AWQ protects.
@@ -20,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..validation import Instance, ListOf, Module, PositiveInt, Seed, Tensor, Text, validate_params
+from ..validation import Instance, Interval, ListOf, Module, PositiveInt, Seed, Tensor, Text, validate_params
 
 WINDOWS = Tensor(dtype="int", ndim=2)
 
@@ -98,6 +104,63 @@ def hessian(x: torch.Tensor) -> torch.Tensor:
     """
     x = x.double()
     return 2.0 * x.T @ x / x.shape[0]
+
+
+@validate_params(names=ListOf(Text()))
+def block_stages(names: list[str]) -> list[list[str]]:
+    """Linear-layer names grouped by transformer block (``blocks.i.…``), in order; other names form their own stage.
+
+    >>> block_stages(["blocks.0.attn.q", "blocks.0.mlp.0", "blocks.1.attn.q"])
+    [['blocks.0.attn.q', 'blocks.0.mlp.0'], ['blocks.1.attn.q']]
+
+    Taught in chapter 19, "Quantizing a language model".
+    """
+    out: dict[str, list[str]] = {}
+    for n in names:
+        parts = n.split(".")
+        out.setdefault(".".join(parts[:2]) if len(parts) > 2 else "", []).append(n)
+    return list(out.values())
+
+
+@validate_params(model=Module(), windows=WINDOWS, names=ListOf(Text(), optional=True))
+def inputs_block_by_block(model: nn.Module, windows: torch.Tensor, names: list[str] | None = None):
+    """Yield ``{name: X}`` for one block's linear layers at a time, captured when the block is reached.
+
+    A caller that replaces a block's weights before asking for the next
+    block gets that next block's inputs on the already-compressed model
+    (errors of earlier layers are then seen, and partly corrected, by later
+    ones). ``names`` default to every linear layer.
+
+    Taught in chapter 19, "Quantizing a language model".
+    """
+    for stage in block_stages(linear_names(model) if names is None else list(names)):
+        yield capture_inputs(model, windows, stage)
+
+
+@validate_params(h=Tensor(ndim=2), damp=Interval(float, 0, None))
+def inverse_hessian_factor(h: torch.Tensor, damp: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(U, dead)``: the upper Cholesky factor ``U`` of ``(H + λI)⁻¹`` (``UᵀU = (H + λI)⁻¹``), float64.
+
+    ``λ = damp · mean(diag H)`` (the papers' 1 %); inputs that are always zero
+    (``H_jj = 0``, returned as the bool ``dead``) get ``H_jj = 1`` first.
+    Row ``q`` of ``U`` from column ``q`` on is what GPTQ and SparseGPT
+    subtract, scaled by the error made at column ``q``, from the columns not
+    yet processed; ``U_qq² = [H_F⁻¹]_qq`` for the set ``F`` of columns from
+    ``q`` on.
+
+    Taught in chapter 19, "Quantizing a language model".
+    """
+    if h.shape[0] != h.shape[1]:
+        raise ValueError(f"inverse_hessian_factor: h must be square; got {tuple(h.shape)}.")
+    h = h.double().clone()
+    dead = torch.diag(h) == 0                                               # inputs that are always 0
+    h[dead, dead] = 1.0
+    h += damp * torch.diag(h).mean() * torch.eye(h.shape[0], dtype=h.dtype)  # λ = damp · mean diag(H)
+    try:
+        return torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True), dead
+    except RuntimeError as err:                                             # torch.linalg.LinAlgError
+        raise ValueError(f"inverse_hessian_factor: h must be positive definite after damping (damp={damp}); "
+                         f"got a matrix Cholesky refuses ({err}).") from None
 
 
 @validate_params(model=Module(), windows=WINDOWS)

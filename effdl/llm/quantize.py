@@ -50,7 +50,7 @@ from torch import nn
 from ..coding import pack_bits, unpack_bits
 from ..validation import (Bool, Fraction, Instance, Interval, Module, Options, PositiveInt, Tensor,
                           validate_params)
-from .calibration import activation_stats, capture_inputs, hessian, linear_names
+from .calibration import activation_stats, hessian, inputs_block_by_block, inverse_hessian_factor, linear_names
 
 N_BITS = Interval(int, 2, 8)
 GROUP = PositiveInt(optional=True)
@@ -143,17 +143,12 @@ def layer_error(weight: torch.Tensor, x: torch.Tensor, weight_hat: torch.Tensor)
 # ---------------------------------------------------------------- GPTQ
 def _gptq(w: torch.Tensor, h: torch.Tensor, n_bits: int, g: int, symmetric: bool, block_size: int, damp: float):
     w = w.double().clone()                                                  # (rows, cols)
-    h = h.double().clone()
     rows, cols = w.shape
-    dead = torch.diag(h) == 0                                               # inputs that are always 0
-    h[dead, dead] = 1.0
-    w[:, dead] = 0.0
-    h += damp * torch.diag(h).mean() * torch.eye(cols, dtype=h.dtype)      # λ = damp · mean diag(H)
     try:
-        hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
-    except RuntimeError as err:                                             # torch.linalg.LinAlgError
-        raise ValueError(f"gptq: h must be positive definite after damping (damp={damp}); got a matrix "
-                         f"Cholesky refuses ({err}).") from None
+        hinv, dead = inverse_hessian_factor(h, damp)                        # U, UᵀU = (H + λI)⁻¹
+    except ValueError as err:
+        raise ValueError(str(err).replace("inverse_hessian_factor:", "gptq:")) from None
+    w[:, dead] = 0.0
     q_all, deq = torch.zeros_like(w), torch.zeros_like(w)
     scales, zeros = (torch.zeros(rows, _n_groups(cols, g), dtype=w.dtype) for _ in range(2))
     if g == cols:                                                           # per row: one grid from the start
@@ -358,15 +353,6 @@ def _set(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, leaf, module)
 
 
-def _stages(names: list[str]) -> list[list[str]]:
-    """Linear layers grouped by block (``blocks.i.…``), in order: GPTQ and AWQ go one block at a time."""
-    out: dict[str, list[str]] = {}
-    for n in names:
-        parts = n.split(".")
-        out.setdefault(".".join(parts[:2]) if len(parts) > 2 else "", []).append(n)
-    return list(out.values())
-
-
 @validate_params(model=Module(), method=Options(METHODS), n_bits=N_BITS, group_size=GROUP,
                  windows=Tensor(dtype="int", ndim=2, optional=True), alpha=Fraction(), symmetric=Bool(),
                  block_size=PositiveInt(), damp=Interval(float, 0, None), n_bits_act=N_BITS, ragged=Bool())
@@ -407,9 +393,8 @@ def quantize_model(model: nn.Module, method: str, n_bits: int = 4, group_size: i
                                     n_bits=n_bits, n_bits_act=n_bits_act))
         return out
     state = {}
-    for stage in (_stages(names) if method != "rtn" else [names]):
-        xs = capture_inputs(out, windows, stage) if method != "rtn" else {}
-        for n in stage:
+    for xs in (inputs_block_by_block(out, windows, names) if method != "rtn" else [{n: None for n in names}]):
+        for n in xs:
             w = mods[n].weight.detach()
             g = w.shape[1] if group_size is None else group_size
             s = None
