@@ -24,6 +24,7 @@ from .precompute.distillation import distillation_report
 from .precompute.dsd import dsd_report
 from .precompute.efficient_blocks import efficient_blocks_report
 from .precompute.llm_quant import llm_quant_report
+from .precompute.llm_sparsity import llm_sparsity_report
 from .precompute.lowrank import lowrank_report
 from .precompute.mixed_precision import mixed_precision_report
 from .precompute.nas import nas_report
@@ -328,3 +329,13 @@ def _nas() -> dict:
                   "bytes": {"fp32": int, "w4_g32": int, "w4_g128": int}})
 def _llm_quant() -> dict:
     return llm_quant_report()
+
+
+@experiment("llm-sparsity", chapter="20",
+            summary="the book's 1.3 M-parameter byte-level GPT pruned after training, every linear layer per output "
+                    "row: perplexity per byte on the test split, dense and for magnitude, Wanda and SparseGPT at 50 % "
+                    "unstructured and at 2:4 (from the record; SparseGPT's mask block chosen on validation)",
+            keys={"dense_ppl": float, "sparsegpt_mask_block": int,
+                  **{m: {"50%": float, "2:4": float} for m in ("magnitude", "wanda", "sparsegpt")}})
+def _llm_sparsity() -> dict:
+    return llm_sparsity_report()

@@ -257,6 +257,24 @@ CLAIMS: tuple[Claim, ...] = (
           "large models where naive W8A8 collapses; our 1.3 M-parameter model has mild outliers",
           "Xiao et al., SmoothQuant, ICML 2023", "SmoothQuant no worse than naive (difference ≥ 0)",
           lambda o, p, r: o >= 0, "ppl"),
+    # --- pruning a language model (chapter 20); perplexity per byte on the test split, pruned per output row
+    Claim("20", "llm-sparsity", "Wanda vs magnitude, 50 % unstructured: perplexity saved",
+          lambda r: round(r["magnitude"]["50%"] - r["wanda"]["50%"], 4), None,
+          "a property, not one figure: on LLaMA and LLaMA-2 models at 50 % sparsity, weights × input norms "
+          "prune far better than weight magnitudes alone; ours is a 1.3 M-parameter model",
+          "Sun et al., Wanda, ICLR 2024", "Wanda no worse than magnitude (difference ≥ 0)",
+          lambda o, p, r: o >= 0, "ppl"),
+    Claim("20", "llm-sparsity", "SparseGPT vs magnitude, 50 % unstructured: perplexity saved",
+          lambda r: round(r["magnitude"]["50%"] - r["sparsegpt"]["50%"], 4), None,
+          "a property, not one figure: one-shot pruning with OBS reconstruction keeps OPT and BLOOM models "
+          "near their dense perplexity at 50 % where magnitude pruning collapses",
+          "Frantar & Alistarh, SparseGPT, ICML 2023", "SparseGPT no worse than magnitude (difference ≥ 0)",
+          lambda o, p, r: o >= 0, "ppl"),
+    Claim("20", "llm-sparsity", "SparseGPT vs magnitude, 2:4: perplexity saved",
+          lambda r: round(r["magnitude"]["2:4"] - r["sparsegpt"]["2:4"], 4), None,
+          "a property, not one figure: the same comparison under the 2:4 pattern of sparse tensor cores",
+          "Frantar & Alistarh, SparseGPT, ICML 2023", "SparseGPT no worse than magnitude (difference ≥ 0)",
+          lambda o, p, r: o >= 0, "ppl"),
 )
 
 

@@ -98,6 +98,7 @@ WRONG = {
     "my_kv_cache_bytes": "return 2 * spec.n_layer * spec.n_head * spec.head_dim * spec.bytes_per_value * context"
                          " * batch_size  # query heads, not key/value heads",
     "my_smooth_scales": "return act_max ** (1 - alpha) / weight.abs().amax(dim=0) ** alpha  # alpha on the wrong side",
+    "my_nm_bytes": "kept = rows * cols // m * n\nreturn -(-kept * n_bits_value // 8)  # forgot the indices",
 }
 
 OVERFIT = '''

@@ -16,7 +16,9 @@ every ``nn.Linear`` on real text, taken with forward hooks:
   it is *then* — after the earlier blocks were compressed — the order GPTQ,
   AWQ (chapter 19), SparseGPT and Wanda (chapter 20) all use;
 - :func:`inverse_hessian_factor` damps ``H`` and returns the upper Cholesky
-  factor of its inverse, the one matrix GPTQ and SparseGPT both update with;
+  factor of its inverse, and :func:`obs_sweep` runs Optimal Brain Surgeon's
+  column-by-column update with it: GPTQ (chapter 19) rounds each column,
+  SparseGPT (chapter 20) zeroes some of its weights, the sweep is the same;
 - :func:`activation_stats` keeps, for every linear layer, the largest and the
   mean magnitude of each input channel (``max|x_j|``, ``mean|x_j|``): the
   outliers SmoothQuant migrates and the salient channels AWQ protects.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..validation import Instance, Interval, ListOf, Module, PositiveInt, Seed, Tensor, Text, validate_params
+from ..validation import Callable, Instance, Interval, ListOf, Module, PositiveInt, Seed, Tensor, Text, validate_params
 
 WINDOWS = Tensor(dtype="int", ndim=2)
 
@@ -161,6 +163,57 @@ def inverse_hessian_factor(h: torch.Tensor, damp: float = 0.01) -> tuple[torch.T
     except RuntimeError as err:                                             # torch.linalg.LinAlgError
         raise ValueError(f"inverse_hessian_factor: h must be positive definite after damping (damp={damp}); "
                          f"got a matrix Cholesky refuses ({err}).") from None
+
+
+@validate_params(weight=Tensor(ndim=2), h=Tensor(ndim=2), target=Callable(), choose=Callable(optional=True),
+                 step=PositiveInt(optional=True), block_size=PositiveInt(), damp=Interval(float, 0, None))
+def obs_sweep(weight: torch.Tensor, h: torch.Tensor, target, *, choose=None, step: int | None = None,
+              block_size: int = 128, damp: float = 0.01) -> torch.Tensor:
+    """Optimal Brain Surgeon's sweep over the columns of ``weight``, left to right, all rows at once (float64).
+
+    At column ``q``, ``target(q, w_q)`` gets the column (rows,) as updated so
+    far and returns what it must become (GPTQ: its rounded values; SparseGPT:
+    the column with its pruned weights zeroed); the columns not yet visited
+    then move to cancel the error,
+    ``W[:, q+1:] −= (w_q − ŵ_q)/U_qq · U[q, q+1:]`` with ``U`` from
+    :func:`inverse_hessian_factor` (``h``, ``damp``). Every ``step`` columns
+    (from column 0), ``choose(q, ahead, u_diag)`` is called first with the
+    weights of columns ``q … q+step−1`` as updated so far (rows, ≤ step) and
+    ``diag(U)`` over them: where GPTQ picks a group's grid and SparseGPT a
+    mask. Updates inside a block of ``block_size`` columns are applied at
+    once, those to later columns once per block (lazy batches: the same
+    result up to rounding). Returns the swept weight, each column its target.
+
+    Taught in chapter 19, "Quantizing a language model".
+    """
+    if h.shape != (weight.shape[1], weight.shape[1]):
+        raise ValueError(f"obs_sweep: h must be in_features × in_features ({weight.shape[1]}); got {tuple(h.shape)}.")
+    if (choose is None) != (step is None):
+        raise ValueError(f"obs_sweep: choose and step must be given together; got step={step!r}.")
+    w = weight.double().clone()                                             # (rows, cols)
+    cols = w.shape[1]
+    hinv, dead = inverse_hessian_factor(h, damp)                            # U, UᵀU = (H + λI)⁻¹
+    w[:, dead] = 0.0
+    u_diag = torch.diag(hinv)
+    for b0 in range(0, cols, block_size):
+        b1 = min(b0 + block_size, cols)
+        w1 = w[:, b0:b1].clone()                                            # the block, updated eagerly
+        err = torch.zeros_like(w1)
+        hb = hinv[b0:b1, b0:b1]
+        for i in range(b1 - b0):
+            col = b0 + i
+            if step is not None and col % step == 0:                        # choose for columns col:end from
+                end = min(col + step, cols)                                 # the weights as updated so far (the
+                tail = w[:, b1:end] - err[:, :i] @ hinv[b0:col, b1:end]     # lazy update, applied early)
+                choose(col, torch.cat([w1[:, i:i + step], tail], dim=1), u_diag[col:end])
+            wq = target(col, w1[:, i])                                      # ŵ_q (rows,)
+            e = (w1[:, i] - wq) / hb[i, i]                                  # (w_q − ŵ_q) / U_qq
+            w1[:, i:] -= e[:, None] * hb[i, i:][None, :]                    # OBS update inside the block
+            w1[:, i] = wq
+            err[:, i] = e
+        w[:, b0:b1] = w1
+        w[:, b1:] -= err @ hinv[b0:b1, b1:]                                 # lazy update of later columns
+    return w
 
 
 @validate_params(model=Module(), windows=WINDOWS)

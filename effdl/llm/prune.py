@@ -47,7 +47,7 @@ from torch import nn
 
 from ..coding import pack_bits, unpack_bits
 from ..validation import Dict, Instance, Interval, Module, Options, PositiveInt, Tensor, Text, validate_params
-from .calibration import hessian, inputs_block_by_block, inverse_hessian_factor, linear_names
+from .calibration import hessian, inputs_block_by_block, linear_names, obs_sweep
 
 METHODS = ("magnitude", "wanda", "sparsegpt")
 WEIGHT = Tensor(ndim=2)
@@ -152,40 +152,25 @@ def wanda(weight: torch.Tensor, x_norm: torch.Tensor, sparsity: float | None = N
 
 # ---------------------------------------------------------------- SparseGPT
 def _sparsegpt(w: torch.Tensor, h: torch.Tensor, sparsity, nm, block_size: int, mask_block: int, damp: float):
-    w = w.double().clone()                                                  # (rows, cols)
-    rows, cols = w.shape
+    mask = torch.ones(w.shape, dtype=torch.bool)
+
+    def choose(col, ahead, u_diag):                                         # the mask of columns col:end
+        saliency = ahead.pow(2) / u_diag.pow(2)                             # OBS: w² / [H_F⁻¹]_qq = w² / U_qq²
+        end = col + ahead.shape[1]
+        if nm is not None:
+            mask[:, col:end] = _select(saliency, None, nm)
+        else:                                                               # this block's share of ⌊s · in⌋
+            mask[:, col:end] = _keep_top(saliency, _n_pruned(sparsity, end) - _n_pruned(sparsity, col))
+
+    def target(col, w_col):
+        return w_col * mask[:, col]                                         # ŵ_q = 0 where dropped
+
     try:
-        hinv, dead = inverse_hessian_factor(h, damp)                        # U, UᵀU = (H + λI)⁻¹
+        swept = obs_sweep(w, h, target, choose=choose, step=nm[1] if nm is not None else mask_block,
+                          block_size=block_size, damp=damp)
     except ValueError as err:
         raise ValueError(str(err).replace("inverse_hessian_factor:", "sparsegpt:")) from None
-    w[:, dead] = 0.0
-    mask = torch.ones_like(w, dtype=torch.bool)
-    step = nm[1] if nm is not None else mask_block                          # columns chosen at once
-    for b0 in range(0, cols, block_size):
-        b1 = min(b0 + block_size, cols)
-        w1 = w[:, b0:b1].clone()                                            # the block, updated eagerly
-        err = torch.zeros_like(w1)
-        hb = hinv[b0:b1, b0:b1]
-        for i in range(b1 - b0):
-            col = b0 + i
-            if col % step == 0:                                             # choose the mask of columns col:end
-                end = min(col + step, cols)                                 # from the weights as updated so far
-                tail = w[:, b1:end] - err[:, :i] @ hinv[b0:col, b1:end]     # (the lazy update, applied early)
-                cand = torch.cat([w1[:, i:i + step], tail], dim=1)          # (rows, end − col)
-                saliency = cand.pow(2) / torch.diag(hinv)[col:end].pow(2)   # OBS: w² / [H_F⁻¹]_qq = w² / U_qq²
-                if nm is not None:
-                    mask[:, col:end] = _select(saliency, None, nm)
-                else:                                                       # this block's share of ⌊s · in⌋
-                    n_drop = _n_pruned(sparsity, end) - _n_pruned(sparsity, col)
-                    mask[:, col:end] = _keep_top(saliency, n_drop)
-            wq = w1[:, i] * mask[:, col]                                    # pruned: ŵ_q = 0 where dropped
-            e = (w1[:, i] - wq) / hb[i, i]                                  # (w_q − ŵ_q) / U_qq
-            w1[:, i:] -= e[:, None] * hb[i, i:][None, :]                    # OBS update inside the block
-            w1[:, i] = wq
-            err[:, i] = e
-        w[:, b0:b1] = w1
-        w[:, b1:] -= err @ hinv[b0:b1, b1:]                                 # lazy update of later columns
-    return w * mask, mask
+    return swept * mask, mask
 
 
 @validate_params(weight=WEIGHT, h=Tensor(ndim=2), sparsity=SPARSITY_OR_NONE, pattern=PATTERN,

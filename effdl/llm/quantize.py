@@ -50,7 +50,7 @@ from torch import nn
 from ..coding import pack_bits, unpack_bits
 from ..validation import (Bool, Fraction, Instance, Interval, Module, Options, PositiveInt, Tensor,
                           validate_params)
-from .calibration import activation_stats, hessian, inputs_block_by_block, inverse_hessian_factor, linear_names
+from .calibration import activation_stats, hessian, inputs_block_by_block, linear_names, obs_sweep
 
 N_BITS = Interval(int, 2, 8)
 GROUP = PositiveInt(optional=True)
@@ -142,38 +142,25 @@ def layer_error(weight: torch.Tensor, x: torch.Tensor, weight_hat: torch.Tensor)
 
 # ---------------------------------------------------------------- GPTQ
 def _gptq(w: torch.Tensor, h: torch.Tensor, n_bits: int, g: int, symmetric: bool, block_size: int, damp: float):
-    w = w.double().clone()                                                  # (rows, cols)
     rows, cols = w.shape
+    codes = torch.zeros(rows, cols, dtype=torch.float64)
+    scales, zeros = (torch.zeros(rows, _n_groups(cols, g), dtype=torch.float64) for _ in range(2))
+    grid = {}
+
+    def choose(col, ahead, u_diag):                                         # a group starts: its grid from the
+        grid["scale"], grid["zero"] = _grid(ahead, n_bits, symmetric)      # weights as updated so far
+        scales[:, col // g], zeros[:, col // g] = grid["scale"][:, 0], grid["zero"][:, 0]
+
+    def target(col, w_col):
+        q = _codes(w_col[:, None], grid["scale"], grid["zero"], n_bits, symmetric)   # (rows, 1)
+        codes[:, col] = q[:, 0]
+        return ((q - grid["zero"]) * grid["scale"])[:, 0]                  # ŵ_q = (q − z)·s
+
     try:
-        hinv, dead = inverse_hessian_factor(h, damp)                        # U, UᵀU = (H + λI)⁻¹
+        deq = obs_sweep(w, h, target, choose=choose, step=g, block_size=block_size, damp=damp)
     except ValueError as err:
         raise ValueError(str(err).replace("inverse_hessian_factor:", "gptq:")) from None
-    w[:, dead] = 0.0
-    q_all, deq = torch.zeros_like(w), torch.zeros_like(w)
-    scales, zeros = (torch.zeros(rows, _n_groups(cols, g), dtype=w.dtype) for _ in range(2))
-    if g == cols:                                                           # per row: one grid from the start
-        scale, zero = _grid(w, n_bits, symmetric)
-    for b0 in range(0, cols, block_size):
-        b1 = min(b0 + block_size, cols)
-        w1 = w[:, b0:b1].clone()                                            # the block, updated eagerly
-        err = torch.zeros_like(w1)
-        hb = hinv[b0:b1, b0:b1]
-        for i in range(b1 - b0):
-            col = b0 + i
-            if col % g == 0 and g != cols:                                  # a group starts: its grid from the
-                end = min(col + g, cols)                                    # weights as updated so far (the
-                tail = w[:, b1:end] - err[:, :i] @ hinv[b0:col, b1:end]     # lazy update, applied early)
-                scale, zero = _grid(torch.cat([w1[:, i:i + g], tail], dim=1), n_bits, symmetric)
-            if col % g == 0:
-                scales[:, col // g], zeros[:, col // g] = scale[:, 0], zero[:, 0]
-            q = _codes(w1[:, i:i + 1], scale, zero, n_bits, symmetric)     # (rows, 1)
-            wq = (q - zero) * scale
-            q_all[:, col], deq[:, col] = q[:, 0], wq[:, 0]
-            e = (w1[:, i] - wq[:, 0]) / hb[i, i]                            # (w_q − ŵ_q) / [U]_qq
-            w1[:, i:] -= e[:, None] * hb[i, i:][None, :]                    # OBS update inside the block
-            err[:, i] = e
-        w[:, b1:] -= err @ hinv[b0:b1, b1:]                                 # lazy update of later columns
-    return deq, q_all, scales, zeros
+    return deq, codes, scales, zeros
 
 
 @validate_params(weight=WEIGHT, h=Tensor(ndim=2), n_bits=N_BITS, group_size=GROUP, symmetric=Bool(),
