@@ -165,3 +165,15 @@ def test_bad_input(call, message):
     w = torch.randn(4, 8)
     with pytest.raises(ValueError, match=message):
         call(w, cal.hessian(torch.randn(20, 8)))
+
+
+def test_obs_sweep_is_the_identity_when_nothing_changes_and_refuses_half_a_chooser():
+    w, x = torch.randn(3, 12, generator=torch.Generator().manual_seed(8)), _inputs(width=12, seed=8)
+    h = cal.hessian(x)
+    assert torch.equal(cal.obs_sweep(w, h, lambda col, w_col: w_col, block_size=5), w.double())
+    seen = []
+    cal.obs_sweep(w, h, lambda col, w_col: w_col, choose=lambda col, ahead, u: seen.append((col, ahead.shape[1])),
+                  step=5, block_size=4)
+    assert seen == [(0, 5), (5, 5), (10, 2)]                              # chosen for 5 columns at a time
+    with pytest.raises(ValueError, match="choose and step"):
+        cal.obs_sweep(w, h, lambda col, w_col: w_col, step=4)
