@@ -115,7 +115,7 @@ def block_stages(names: list[str]) -> list[list[str]]:
     >>> block_stages(["blocks.0.attn.q", "blocks.0.mlp.0", "blocks.1.attn.q"])
     [['blocks.0.attn.q', 'blocks.0.mlp.0'], ['blocks.1.attn.q']]
 
-    Taught in chapter 19, "Quantizing a language model".
+    Taught in chapter 20, "Pruning a language model".
     """
     out: dict[str, list[str]] = {}
     for n in names:
@@ -133,7 +133,7 @@ def inputs_block_by_block(model: nn.Module, windows: torch.Tensor, names: list[s
     (errors of earlier layers are then seen, and partly corrected, by later
     ones). ``names`` default to every linear layer.
 
-    Taught in chapter 19, "Quantizing a language model".
+    Taught in chapter 20, "Pruning a language model".
     """
     for stage in block_stages(linear_names(model) if names is None else list(names)):
         yield capture_inputs(model, windows, stage)
@@ -150,7 +150,7 @@ def inverse_hessian_factor(h: torch.Tensor, damp: float = 0.01) -> tuple[torch.T
     yet processed; ``U_qq² = [H_F⁻¹]_qq`` for the set ``F`` of columns from
     ``q`` on.
 
-    Taught in chapter 19, "Quantizing a language model".
+    Taught in chapter 20, "Pruning a language model".
     """
     if h.shape[0] != h.shape[1]:
         raise ValueError(f"inverse_hessian_factor: h must be square; got {tuple(h.shape)}.")
@@ -184,7 +184,7 @@ def obs_sweep(weight: torch.Tensor, h: torch.Tensor, target, *, choose=None, ste
     once, those to later columns once per block (lazy batches: the same
     result up to rounding). Returns the swept weight, each column its target.
 
-    Taught in chapter 19, "Quantizing a language model".
+    Taught in chapter 20, "Pruning a language model".
     """
     if h.shape != (weight.shape[1], weight.shape[1]):
         raise ValueError(f"obs_sweep: h must be in_features × in_features ({weight.shape[1]}); got {tuple(h.shape)}.")
