@@ -51,17 +51,17 @@ def test_storage_bars_stack_indices_on_values():
     assert [t.get_text() for t in ax.get_yticklabels()][1] == "fp32 2:4"
 
 
-def test_layer_error_state_figure_and_widget():
+def test_prune_error_state_figure_and_widget():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(300, 32, generator=gen) * torch.linspace(0.2, 3, 32)
     w = torch.randn(8, 32, generator=gen)
-    st = lv.layer_error_state(w, x, 0.5)
+    st = lv.prune_error_state(w, x, 0.5)
     e = st["errors"]
     assert e["sparsegpt"] <= e["wanda"] <= e["magnitude"] and 0 < e["sparsegpt"]
-    ax = lv.layer_error_figure(st).axes[0]
+    ax = lv.prune_error_figure(st).axes[0]
     assert [p.get_height() for p in ax.patches] == pytest.approx([100 * e[m] for m in lv.METHOD_STYLE])
     assert "50 % of each row pruned" in ax.get_title()
-    box = lv.layer_error_widget(w, x, 0.5)
+    box = lv.prune_error_widget(w, x, 0.5)
     slider, image = box.children
     first = image.value
     slider.value = 0.8

@@ -2,8 +2,8 @@
 
 The figures read the ``llm_sparsity`` record (:mod:`effdl.precompute.llm_sparsity`)
 or tensors the chapter computes. The widget follows the book's pattern:
-:func:`layer_error_state` (pure: prunes one layer three ways with
-:mod:`effdl.llm.prune`) → :func:`layer_error_figure` → :func:`layer_error_widget`
+:func:`prune_error_state` (pure: prunes one layer three ways with
+:mod:`effdl.llm.prune`) → :func:`prune_error_figure` → :func:`prune_error_widget`
 (a sparsity slider).
 """
 from __future__ import annotations
@@ -105,7 +105,7 @@ def storage_bars(record: dict, *, title: str | None = None):
 
 
 @validate_params(weight=Tensor(ndim=2), x=Tensor(ndim=2), sparsity=SPARSITY)
-def layer_error_state(weight, x, sparsity: float = 0.5) -> dict:
+def prune_error_state(weight, x, sparsity: float = 0.5) -> dict:
     """One layer pruned three ways at ``sparsity``: relative output error ``‖XWᵀ − XŴᵀ‖² / ‖XWᵀ‖²`` on ``x``.
 
     Returns ``{"sparsity", "errors": {"magnitude", "wanda", "sparsegpt"}}``.
@@ -121,7 +121,7 @@ def layer_error_state(weight, x, sparsity: float = 0.5) -> dict:
 
 
 @validate_params(state=Dict(), ax=Instance(Axes, "a matplotlib Axes", optional=True), title=Text(optional=True))
-def layer_error_figure(state: dict, *, ax=None, title: str | None = None):
+def prune_error_figure(state: dict, *, ax=None, title: str | None = None):
     """Bars: the layer's relative output error for magnitude, Wanda and SparseGPT.
 
     Taught in chapter 20, "Pruning a language model".
@@ -143,23 +143,23 @@ def layer_error_figure(state: dict, *, ax=None, title: str | None = None):
 
 
 @validate_params(weight=Tensor(ndim=2), x=Tensor(ndim=2), sparsity=SPARSITY)
-def layer_error_widget(weight, x, sparsity: float = 0.5):
-    """A sparsity slider (10 % to 90 %) redrawing :func:`layer_error_figure` for one layer.
+def prune_error_widget(weight, x, sparsity: float = 0.5):
+    """A sparsity slider (10 % to 90 %) redrawing :func:`prune_error_figure` for one layer.
 
     Taught in chapter 20, "Pruning a language model".
     """
-    layer_error_state(weight, x, sparsity)                              # validate before building controls
+    prune_error_state(weight, x, sparsity)                              # validate before building controls
     slider = widgets.FloatSlider(value=sparsity, min=0.1, max=0.9, step=0.1, description="sparsity",
                                  continuous_update=False, readout_format=".1f")
     image = widgets.Image(format="png")
 
     def redraw(_=None):
-        image.value = figure_png(layer_error_figure(layer_error_state(weight, x, slider.value)), dpi=80)
+        image.value = figure_png(prune_error_figure(prune_error_state(weight, x, slider.value)), dpi=80)
 
     slider.observe(redraw, names="value")
     redraw()
     return widgets.VBox([slider, image])
 
 
-__all__ = ["ppl_vs_sparsity", "mask_picture", "storage_bars", "layer_error_state", "layer_error_figure",
-           "layer_error_widget"]
+__all__ = ["ppl_vs_sparsity", "mask_picture", "storage_bars", "prune_error_state", "prune_error_figure",
+           "prune_error_widget"]
