@@ -14,10 +14,10 @@ run, best of several repeats, one thread. Writes benchmarks/results/llm_prune.js
 """
 import json
 import os
-import timeit
 from pathlib import Path
 
 import torch
+from bench_llm_quant import best_us            # the same timer as chapter 19's benchmark (benchmarks/ is on sys.path)
 
 from effdl.llm import prune
 
@@ -25,11 +25,6 @@ OUT = Path(__file__).resolve().parent / "results" / "llm_prune.json"
 THREADS = 1
 SHAPES = [("TinyGPT q/k/v/out", 160, 160), ("TinyGPT mlp.0", 640, 160), ("TinyGPT mlp.2", 160, 640),
           ("Llama-2-7B q_proj", 4096, 4096)]
-
-
-def best_us(fn, repeat=7):
-    number = max(1, int(0.05 / max(1e-7, min(timeit.repeat(fn, number=1, repeat=3)))))
-    return 1e6 * min(timeit.repeat(fn, number=number, repeat=repeat)) / number
 
 
 def main() -> None:
