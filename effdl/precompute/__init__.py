@@ -39,7 +39,8 @@ STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lo
           "mixed_precision": "effdl.precompute.mixed_precision",
           "distillation": "effdl.precompute.distillation", "dsd": "effdl.precompute.dsd",
           "efficient_blocks": "effdl.precompute.efficient_blocks", "nas": "effdl.precompute.nas",
-          "lm": "effdl.precompute.lm", "llm_quant": "effdl.precompute.llm_quant"}
+          "lm": "effdl.precompute.lm", "llm_quant": "effdl.precompute.llm_quant",
+          "dorefa": "effdl.precompute.dorefa"}
 
 
 @validate_params(stage=Options(tuple(STAGES)),
@@ -47,7 +48,7 @@ STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lo
 def run(stage: str, out_dir: Path | str | None = None) -> dict:
     """Run precompute ``stage`` into ``out_dir`` (default ``data/zoo``) and return its record.
 
-    Taught in chapter 07, "Low-rank approximation".
+    Taught in chapter 06, "Binary and ternary nets".
     """
 
     out_dir = Path(out_dir) if out_dir is not None else ZOO_DIR
