@@ -182,7 +182,7 @@ def accuracy_stderr(accuracy: float, n_images: int) -> float:
     >>> round(accuracy_stderr(94.0, 1000), 2)
     0.75
 
-    Taught in chapter 15, "Wrap-up: what reproduced".
+    Taught in chapter 06, "Binary and ternary nets".
     """
     p = accuracy / 100
     return 100 * math.sqrt(p * (1 - p) / n_images)

@@ -37,7 +37,8 @@ def test_ridge_and_efficiency_are_derived_not_stored():
     assert cpu.ridge("fp32") == cpu.ridge() < cpu.ridge("int8")     # the paper's roof is the fp32 peak
     assert tpu.tops_per_watt() == pytest.approx(92 / 75)
     assert tpu.tops_per_watt() > 30 * k80.tops_per_watt()
-    assert specs.get_chip("P100").tops_per_watt() is None
+    assert specs.get_chip("P100").tops_per_watt() == pytest.approx(21 / 300)
+    assert specs.get_chip("Cloud TPU v2").tops_per_watt() is None
 
 
 @pytest.mark.parametrize("alias, name", [("tpu", "TPU"), (" TPU v1 ", "TPU"), ("cpu", "Haswell"),

@@ -111,6 +111,9 @@ _TPU_PAPER = "Jouppi et al., ISCA 2017, Table 2 (per die)"
 # The course lecture this book follows: Song Han's invited talk, Stanford CS231n, lecture 15 (2017).
 _LECTURE = ("Han, \"Efficient Methods and Hardware for Deep Learning\", Stanford CS231n lecture 15, "
             "2017 (training hardware)")
+# Thermal design power of the NVIDIA training GPUs: one table of NVIDIA's Volta whitepaper compares
+# K40 (235 W), M40 (250 W), P100 (300 W, SXM2) and V100 (300 W, SXM2).
+_VOLTA_TABLE = "NVIDIA, Tesla V100 GPU architecture whitepaper (2017), Table 1"
 
 _CHIPS = (
     Chip("Haswell", "Intel Haswell E5-2699 v3", "CPU", 2014, 2300.0,
@@ -128,12 +131,12 @@ _CHIPS = (
          "NVIDIA Tesla P40 datasheet (2016)",
          "Pascal inference GPU with 8-bit dot products"),
     Chip("P100", "NVIDIA Tesla P100", "GPU", 2016, None,
-         (("fp16", 21.0), ("fp32", 10.6)), 720.0, "16 GB HBM2", None, None, None, None, "fp16",
-         _LECTURE, "bandwidth: NVIDIA's Tesla P100 (SXM2) launch specification, 720 GB/s (2016); the "
-         "lecture gives 750 GB/s"),
+         (("fp16", 21.0), ("fp32", 10.6)), 720.0, "16 GB HBM2", None, 300.0, None, None, "fp16",
+         f"{_LECTURE}; TDP: {_VOLTA_TABLE}", "bandwidth: NVIDIA's Tesla P100 (SXM2) launch specification, "
+         "720 GB/s (2016); the lecture gives 750 GB/s"),
     Chip("V100", "NVIDIA Tesla V100", "GPU", 2017, None,
-         (("fp16", 120.0), ("fp32", 15.0)), 900.0, "16 GB HBM2", None, None, None, None, "fp16",
-         _LECTURE, "120 TFLOPS is the Tensor Cores' fp16 rate"),
+         (("fp16", 120.0), ("fp32", 15.0)), 900.0, "16 GB HBM2", None, 300.0, None, None, "fp16",
+         f"{_LECTURE}; TDP: {_VOLTA_TABLE}", "120 TFLOPS is the Tensor Cores' fp16 rate"),
     Chip("Cloud TPU v2", "Google Cloud TPU (v2)", "ASIC", 2017, None,
          (("bf16", 180.0),), None, None, None, None, None, None, "bf16",
          _LECTURE,
@@ -146,22 +149,25 @@ CHIPS: dict[str, Chip] = {c.name: c for c in _CHIPS}
 _TRAINING_ONLY = (
     # 5.04 TFLOPS = 2880 cores × 2 × 875 MHz (the board spec's cores and top boost clock)
     Chip("K40", "NVIDIA Tesla K40", "GPU", 2013, 875.0,
-         (("fp32", 5.04),), 288.0, "12 GB GDDR5", None, None, None, 2880, "fp32",
+         (("fp32", 5.04),), 288.0, "12 GB GDDR5", None, 235.0, None, 2880, "fp32",
          f"{_LECTURE}: 5.04 TFLOPS fp32, 12 GB; 2013, 2880 cores, 875 MHz boost: NVIDIA Tesla K40 board "
          "specification BD-06902-001_v05 (November 2013); 288 GB/s: Microway, \"NVIDIA Tesla K40 Atlas GPU "
-         "Accelerator (Kepler GK110b) Up Close\"",
+         f"Accelerator (Kepler GK110b) Up Close\"; TDP: {_VOLTA_TABLE}",
          "Kepler; peak at the highest GPU Boost clock (boards ship at the 745 MHz base clock)"),
     Chip("M40", "NVIDIA Tesla M40 (24 GB)", "GPU", 2015, None,
-         (("fp32", 6.8),), 288.0, "24 GB GDDR5", None, None, None, None, "fp32",
+         (("fp32", 6.8),), 288.0, "24 GB GDDR5", None, 250.0, None, None, "fp32",
          f"{_LECTURE}: 6.8 TFLOPS fp32, 24 GB; 288 GB/s and the 24 GB version: Microway, \"NVIDIA Tesla M40 "
          "24GB GPU Accelerator (Maxwell GM200) Up Close\" (2016); released 10 November 2015 (12 GB version): "
-         "GPU spec pages of sysrqmts.com and technical.city",
+         f"GPU spec pages of sysrqmts.com and technical.city; TDP: {_VOLTA_TABLE}",
          "Maxwell; the 24 GB board followed the 12 GB one in 2016"),
     Chip("KNL", "Intel Xeon Phi (Knights Landing)", "CPU", 2016, None,
-         (("fp32", 7.0),), 400.0, "16 GB MCDRAM (on package)", None, None, None, None, "fp32",
+         (("fp32", 7.0),), 400.0, "16 GB MCDRAM (on package)", None, 245.0, None, None, "fp32",
          f"{_LECTURE}: 7 TFLOPS fp32, 16 GB MCDRAM at 400 GB/s; launched June 2016 at ISC: Intel, \"What "
-         "public disclosures has Intel made about Knights Landing?\" and The Next Platform, 20 June 2016",
-         "a many-core x86 CPU (up to 72 cores, AVX-512); bandwidth is the on-package MCDRAM's"),
+         "public disclosures has Intel made about Knights Landing?\" and The Next Platform, 20 June 2016; "
+         "TDP: Intel ARK, Xeon Phi processor 7290 (16 GB, 1.50 GHz, 72 cores) specifications",
+         "a many-core x86 CPU (up to 72 cores, AVX-512); bandwidth is the on-package MCDRAM's; the TDP is "
+         "the 7290's, the model whose peak is the lecture's 7 TFLOPS (72 cores × 1.5 GHz × 64 fp32 "
+         "operations per cycle = 6.9 TFLOPS)"),
 )
 _EXTRA = {c.name: c for c in _TRAINING_ONLY}
 # The lecture's training chips in order of release; P100, V100 and Cloud TPU v2 are the entries above.
@@ -259,7 +265,9 @@ def _best_16bit(chip: Chip) -> tuple[str, float] | None:
 @validate_params()
 def training_chip_table() -> list[dict]:
     """The training chips of chapter 14 as rows: name, kind, year, fp32 and best 16-bit peak (TFLOPS, a
-    multiply-add counting 2), memory, bandwidth (GB/s), fp32 ridge (FLOP per byte) and the source.
+    multiply-add counting 2), memory, bandwidth (GB/s), fp32 ridge (FLOP per byte), TDP (W), peak GFLOPS
+    per watt of TDP at fp32 and at the best 16-bit precision (``None`` where the sources give no power)
+    and the source.
 
     >>> [r["name"] for r in training_chip_table()]
     ['K40', 'M40', 'P100', 'KNL', 'V100', 'Cloud TPU v2']
@@ -275,6 +283,10 @@ def training_chip_table() -> list[dict]:
                      "low_precision_tflops": None if best16 is None else best16[1],
                      "memory": c.memory, "bandwidth_gbs": c.bandwidth_gbs,
                      "fp32_ridge": None if fp32 is None or c.bandwidth_gbs is None else c.ridge("fp32"),
+                     "tdp_w": c.tdp_w,
+                     "fp32_gflops_per_w": None if fp32 is None or c.tdp_w is None else 1e3 * fp32 / c.tdp_w,
+                     "low_precision_gflops_per_w": (None if best16 is None or c.tdp_w is None
+                                                    else 1e3 * best16[1] / c.tdp_w),
                      "notes": c.notes, "source": c.source})
     return rows
 

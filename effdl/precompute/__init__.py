@@ -40,6 +40,7 @@ STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lo
           "distillation": "effdl.precompute.distillation", "dsd": "effdl.precompute.dsd",
           "efficient_blocks": "effdl.precompute.efficient_blocks", "nas": "effdl.precompute.nas",
           "lm": "effdl.precompute.lm", "llm_quant": "effdl.precompute.llm_quant",
+          "dorefa": "effdl.precompute.dorefa",
           "llm_sparsity": "effdl.precompute.llm_sparsity"}
 
 
@@ -48,7 +49,7 @@ STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lo
 def run(stage: str, out_dir: Path | str | None = None) -> dict:
     """Run precompute ``stage`` into ``out_dir`` (default ``data/zoo``) and return its record.
 
-    Taught in chapter 07, "Low-rank approximation".
+    Taught in chapter 06, "Binary and ternary nets".
     """
 
     out_dir = Path(out_dir) if out_dir is not None else ZOO_DIR

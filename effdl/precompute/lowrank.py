@@ -13,7 +13,7 @@
    layer fitted to its responses on training images
    (:func:`effdl.lowrank.factorize_conv_data`), ranks from
    :func:`effdl.lowrank.select_ranks` at MAC budgets of 1/2 … 1/5 of the conv
-   layers' MACs (speedups 2×–5×, the seed's table), ``"uniform"`` vs
+   layers' MACs (speedups 2×–5×, the lecture's table), ``"uniform"`` vs
    ``"energy"`` (rank selection by response energy); accuracy before and
    after a short fine-tune chosen on validation.
 3. **tt** — LeNet-300-100 with fc1 replaced by a tensor-train layer

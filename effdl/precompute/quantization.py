@@ -1,6 +1,6 @@
 """Chapter 5's precomputed sweeps (``effdl precompute quantization``): accuracy against bit width.
 
-The analogue, on LeNet-5 (and LeNet-300-100), of the seed's figure of
+The analogue, on LeNet-5 (and LeNet-300-100), of the lecture's figure of
 GoogLeNet and VGG-16 accuracy against the number of bits of the weights, of
 the activations and of both. For each model, each bit width of :data:`BITS`
 and each mode — weights only (``"w"``), activations only (``"a"``), both

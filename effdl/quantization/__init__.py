@@ -1,6 +1,6 @@
 """Linear (fixed-point) quantization of weights and activations, and integer-only inference.
 
-Taught in chapter 5, "Quantization". The seed's recipe, as code:
+Taught in chapter 5, "Quantization". The lecture's recipe, as code:
 
 1. **Gather statistics** of weights and activations — min, max and
    percentiles on a few calibration batches (:func:`tensor_stats`,

@@ -168,7 +168,7 @@ def choose_fixed_point(data: Any, n_bits: int, *, signed: bool | None = None,
 
     Chooses the most fraction bits such that ``[min, max]`` (or the
     percentile-clipped range ``[P(100 − p), P(p)]``) fits the word — the
-    seed's "decide the radix point from the statistics". Values beyond a
+    lecture's "decide the radix point from the statistics". Values beyond a
     clipped range saturate.
 
     Parameters
