@@ -4,7 +4,8 @@
 ``decode``     generation with and without a KV cache, and its speed (chapter 18)
 ``calibration`` the inputs of every linear layer on calibration text (chapter 19)
 ``quantize``   RTN, GPTQ, AWQ and SmoothQuant's W8A8 on a model's linear layers (chapter 19)
+``speculative`` speculative decoding with a draft model, and its expected speed-up (chapter 21)
 """
-from . import attention, calibration, decode, quantize
+from . import attention, calibration, decode, quantize, speculative
 
-__all__ = ["attention", "calibration", "decode", "quantize"]
+__all__ = ["attention", "calibration", "decode", "quantize", "speculative"]

@@ -39,7 +39,8 @@ STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lo
           "mixed_precision": "effdl.precompute.mixed_precision",
           "distillation": "effdl.precompute.distillation", "dsd": "effdl.precompute.dsd",
           "efficient_blocks": "effdl.precompute.efficient_blocks", "nas": "effdl.precompute.nas",
-          "lm": "effdl.precompute.lm", "llm_quant": "effdl.precompute.llm_quant"}
+          "lm": "effdl.precompute.lm", "llm_quant": "effdl.precompute.llm_quant",
+          "lm_distill": "effdl.precompute.lm_distill"}
 
 
 @validate_params(stage=Options(tuple(STAGES)),
