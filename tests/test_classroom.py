@@ -98,6 +98,8 @@ WRONG = {
     "my_kv_cache_bytes": "return 2 * spec.n_layer * spec.n_head * spec.head_dim * spec.bytes_per_value * context"
                          " * batch_size  # query heads, not key/value heads",
     "my_smooth_scales": "return act_max ** (1 - alpha) / weight.abs().amax(dim=0) ** alpha  # alpha on the wrong side",
+    "my_expected_speedup": "return (1 - alpha ** n_draft) / ((1 - alpha) * (n_draft * cost_ratio + 1))"
+                           "  # k tokens per round, not k + 1",
 }
 
 OVERFIT = '''

@@ -35,6 +35,7 @@ from .ch16_gpu_appendix import check_matmul_intensity, check_two_four_mask
 from .ch17_designing_efficient_models import check_depthwise_intensity, check_pareto_front, check_separable_cost
 from .ch18_transformer_costs import check_kv_cache_bytes, check_online_softmax
 from .ch19_llm_quant import check_group_rtn, check_smooth_scales
+from .ch21_decoding import check_expected_speedup, check_residual_distribution
 
 __all__ = [
     "check_conv_counts", "check_energy_per_image",
@@ -57,4 +58,5 @@ __all__ = [
     "check_depthwise_intensity", "check_pareto_front", "check_separable_cost",
     "check_kv_cache_bytes", "check_online_softmax",
     "check_group_rtn", "check_smooth_scales",
+    "check_expected_speedup", "check_residual_distribution",
 ]

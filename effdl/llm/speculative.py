@@ -27,8 +27,8 @@ axis (a cache is a list of per-layer ``(keys, values)``, each shaped
 (batch, kv_heads, positions, head_dim)).
 
 :func:`expected_tokens_per_round` and :func:`expected_speedup` are the
-paper's analysis with acceptance rate ``α`` (Leviathan et al. 2023, §3.3,
-Eq. 1, and Theorem 3.8, §3.4): ``(1 − α^{k+1}) / (1 − α)`` tokens per round
+paper's analysis with acceptance rate ``α`` (Leviathan et al. 2023,
+Eq. 1, and Theorem 3.8): ``(1 − α^{k+1}) / (1 − α)`` tokens per round
 and a wall-clock improvement of ``(1 − α^{k+1}) / ((1 − α)(k·c + 1))``, where
 ``c`` is the cost of a draft pass relative to a target pass.
 """
@@ -149,7 +149,7 @@ def acceptance_probability(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 def expected_tokens_per_round(alpha: float, n_draft: int) -> float:
     """Expected tokens one round emits: ``(1 − α^{k+1}) / (1 − α)`` (``k + 1`` at α = 1).
 
-    Leviathan et al. 2023, §3.3, Eq. 1 (``k`` = γ, the draft tokens per
+    Leviathan et al. 2023, Eq. 1 (``k`` = γ, the draft tokens per
     round), assuming each proposal is accepted independently with
     probability α.
 
@@ -164,7 +164,7 @@ def expected_tokens_per_round(alpha: float, n_draft: int) -> float:
 def expected_speedup(alpha: float, n_draft: int, cost_ratio: float) -> float:
     """Expected wall-clock speed-up over the target alone: ``(1 − α^{k+1}) / ((1 − α)(k·c + 1))``.
 
-    Leviathan et al. 2023, Theorem 3.8 (§3.4): a round costs ``k`` draft
+    Leviathan et al. 2023, Theorem 3.8: a round costs ``k`` draft
     passes at ``c`` target passes each plus one target pass, and emits
     :func:`expected_tokens_per_round` tokens. At α = 0 it is
     ``1 / (k·c + 1)`` (a slow-down), at α = 1 ``(k + 1) / (k·c + 1)``.

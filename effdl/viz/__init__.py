@@ -26,6 +26,7 @@ chapters) of ``book.yml`` (chapter 9 has two, one per algorithm module it draws)
 ``summary``               15 Wrap-up
 ``transformer``           18 Where the time goes in a transformer (batch / context widget)
 ``llm_quant``             19 Quantizing a language model (bits / group widget)
+``speculative``           21 Decoding faster (speculative rounds, speed-up vs n_draft, α / c widget)
 ========================  ==============================================
 
 Views take results computed
@@ -36,8 +37,9 @@ and call ``viz.<module>.<function>``: the modules share their names with the
 algorithms they draw.
 """
 from . import (coding, design, eie, flipbook, llm_quant, lowrank, nas, numbers, overview, pruning, quantization,
-               roofline, sharing, style, summary, systolic, ternary, training, training_hardware, transformer, winograd)
+               roofline, sharing, speculative, style, summary, systolic, ternary, training, training_hardware, transformer,
+               winograd)
 
 __all__ = ["coding", "design", "eie", "flipbook", "llm_quant", "lowrank", "nas", "numbers", "overview", "pruning", "quantization",
-           "roofline", "sharing", "style", "summary", "systolic", "ternary", "training", "training_hardware",
+           "roofline", "sharing", "speculative", "style", "summary", "systolic", "ternary", "training", "training_hardware",
            "transformer", "winograd"]
