@@ -7,10 +7,12 @@ import math
 import pytest
 import torch
 
+from effdl import reproduce
 from effdl.llm.decode import generate
 from effdl.llm.speculative import (acceptance_probability, expected_speedup, expected_tokens_per_round,
                                    residual_distribution, speculative_generate)
 from effdl.precompute.lm import load_lm, split_ids
+from effdl.precompute.lm_distill import llm_decode_report, speculation_table
 from effdl.transformer import TinyGPT, TransformerSpec
 
 
@@ -177,3 +179,18 @@ def test_bad_input(models, prompts):
         expected_speedup(1.5, 4, 0.1)
     with pytest.raises(ValueError, match="q must have p's shape"):
         residual_distribution(torch.ones(3) / 3, torch.ones(4) / 4)
+
+
+# --------------------------------------------------------------- the experiment layer (chapter 21's record)
+def test_speculation_table_and_llm_decode_report(models, prompts):
+    target, draft = models
+    table = speculation_table(target, {"plain": draft, "self": target}, prompts[:1], n_drafts=[2], n_new=12,
+                              timed=False)
+    plain, self_row = table["rows"]
+    assert plain["greedy_identical"] and self_row["greedy_identical"]
+    assert self_row["greedy_acceptance"] == 1.0 and self_row["greedy_target_calls_per_token"] == 4 / 12
+    assert 0 < plain["greedy_acceptance"] < 1 and "measured_speedup" not in plain
+    report = llm_decode_report(n_new=8)
+    assert reproduce.shape_problems(report, reproduce.EXPERIMENTS["llm-decode"].keys) == []
+    assert report["kv_bytes_per_token"] == report["kv_bytes_formula"] == target.spec.kv_bytes_per_token()
+    assert report["spec"]["greedy_identical"] is True
