@@ -58,7 +58,7 @@ class SpeculativeResult:
     ``target_calls`` / ``draft_calls`` count forward passes after the prompt's
     prefill (one per model, not counted).
 
-    Behind chapter 21, "Decoding faster".
+    Taught in chapter 21, "Decoding faster".
     """
 
     tokens: torch.Tensor
