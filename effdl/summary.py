@@ -260,8 +260,8 @@ CLAIMS: tuple[Claim, ...] = (
     # --- decoding faster (chapter 21); greedy, batch 1, one thread; speed-up and acceptance from the record
     Claim("21", "llm-decode", "KV cache: bytes per token measured on the cache tensors vs the formula",
           lambda r: float(r["kv_bytes_per_token"] == r["kv_bytes_formula"]), 1.0,
-          "2 · n_layer · n_kv_head · head_dim · bytes per value (a key and a value per layer and head)",
-          "Kaplan et al., Scaling Laws, 2020, Table 1 (the same terms)", "equal (1 = yes)", _equal),
+          "the book's criterion: 2 · n_layer · n_kv_head · head_dim · bytes per value (a key and a value per "
+          "layer and KV head), chapter 18's formula", "—", "equal (1 = yes)", _equal),
     Claim("21", "llm-decode", "speculative decoding, greedy: output identical to the target model's",
           lambda r: float(r["spec"]["greedy_identical"]), 1.0,
           "outputs distributed exactly as the target's (greedy: the same tokens)",
