@@ -25,6 +25,7 @@ from .precompute.dsd import dsd_report
 from .precompute.efficient_blocks import efficient_blocks_report
 from .precompute.llm_quant import llm_quant_report
 from .precompute.llm_sparsity import llm_sparsity_report
+from .precompute.lm_distill import llm_decode_report
 from .precompute.lowrank import lowrank_report
 from .precompute.mixed_precision import mixed_precision_report
 from .precompute.nas import nas_report
@@ -339,3 +340,17 @@ def _llm_quant() -> dict:
                   **{m: {"50%": float, "2:4": float} for m in ("magnitude", "wanda", "sparsegpt")}})
 def _llm_sparsity() -> dict:
     return llm_sparsity_report()
+
+
+@experiment("llm-decode", chapter="21",
+            summary="the book's 1.3 M-parameter GPT decoding greedily: tokens/s without and with a KV cache (live, "
+                    "one thread), the cache's bytes per token measured and by formula, and speculative decoding "
+                    "with the distilled 125 k-parameter draft: greedy output identical to the target's (live), "
+                    "acceptance and wall-clock speed-up over the target alone (from the record)",
+            keys={"tokens_per_s": {"no_cache": float, "kv_cache": float}, "kv_bytes_per_token": int,
+                  "kv_bytes_formula": int,
+                  "spec": {"acceptance": float, "speedup": float, "greedy_identical": bool, "n_draft": int,
+                           "expected_speedup": float, "target_calls_per_token": float, "cost_ratio": float,
+                           "acceptance_plain": float, "speedup_plain": float}})
+def _llm_decode() -> dict:
+    return llm_decode_report()

@@ -275,6 +275,28 @@ CLAIMS: tuple[Claim, ...] = (
           "a property, not one figure: the same comparison under the 2:4 pattern of sparse tensor cores",
           "Frantar & Alistarh, SparseGPT, ICML 2023", "SparseGPT no worse than magnitude (difference ≥ 0)",
           lambda o, p, r: o >= 0, "ppl"),
+    # --- decoding faster (chapter 21); greedy, batch 1, one thread; speed-up and acceptance from the record
+    Claim("21", "llm-decode", "KV cache: bytes per token measured on the cache tensors vs the formula",
+          lambda r: float(r["kv_bytes_per_token"] == r["kv_bytes_formula"]), 1.0,
+          "the book's criterion: 2 · n_layer · n_kv_head · head_dim · bytes per value (a key and a value per "
+          "layer and KV head), chapter 18's formula", "—", "equal (1 = yes)", _equal),
+    Claim("21", "llm-decode", "speculative decoding, greedy: output identical to the target model's",
+          lambda r: float(r["spec"]["greedy_identical"]), 1.0,
+          "outputs distributed exactly as the target's (greedy: the same tokens)",
+          "Leviathan et al., Speculative Decoding, ICML 2023", "identical on the test prompts (1 = yes)", _equal),
+    Claim("21", "llm-decode", "speculative decoding (distilled draft, best n_draft) vs the target alone: "
+          "wall-clock speed-up on this CPU", lambda r: r["spec"]["speedup"], None,
+          "2×–3× on T5-XXL (accelerator) against the standard implementation, identical outputs; ours: a "
+          "10× smaller draft whose Python-bound passes cost a large fraction of the target's on one CPU thread",
+          "Leviathan et al., Speculative Decoding, ICML 2023, abstract", "faster (speed-up > 1)",
+          lambda o, p, r: o > 1, "×"),
+    Claim("21", "llm-decode", "distilled minus plain draft: acceptance per position (T = 1, test windows)",
+          lambda r: round(r["spec"]["acceptance_per_position"]["distilled"]["sampled"]
+                          - r["spec"]["acceptance_per_position"]["plain"]["sampled"], 4), None,
+          "a property, not one figure: a draft distilled on the target's outputs is accepted more often "
+          "(10–45 % faster speculative decoding than with the undistilled draft)",
+          "Zhou et al., DistillSpec, ICLR 2024, abstract", "distilled accepted more (difference > 0)",
+          lambda o, p, r: o > 0, ""),
 )
 
 

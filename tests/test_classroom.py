@@ -99,6 +99,8 @@ WRONG = {
                          " * batch_size  # query heads, not key/value heads",
     "my_smooth_scales": "return act_max ** (1 - alpha) / weight.abs().amax(dim=0) ** alpha  # alpha on the wrong side",
     "my_nm_bytes": "kept = rows * cols // m * n\nreturn -(-kept * n_bits_value // 8)  # forgot the indices",
+    "my_expected_speedup": "return (1 - alpha ** n_draft) / ((1 - alpha) * (n_draft * cost_ratio + 1))"
+                           "  # k tokens per round, not k + 1",
 }
 
 OVERFIT = '''

@@ -36,6 +36,7 @@ from .ch17_designing_efficient_models import check_depthwise_intensity, check_pa
 from .ch18_transformer_costs import check_kv_cache_bytes, check_online_softmax
 from .ch19_llm_quant import check_group_rtn, check_smooth_scales
 from .ch20_llm_prune import check_nm_bytes, check_wanda_mask
+from .ch21_decoding import check_expected_speedup, check_residual_distribution
 
 __all__ = [
     "check_conv_counts", "check_energy_per_image",
@@ -59,4 +60,5 @@ __all__ = [
     "check_kv_cache_bytes", "check_online_softmax",
     "check_group_rtn", "check_smooth_scales",
     "check_nm_bytes", "check_wanda_mask",
+    "check_expected_speedup", "check_residual_distribution",
 ]

@@ -41,7 +41,8 @@ STAGES = {"pruning": "effdl.precompute.pruning", "lowrank": "effdl.precompute.lo
           "efficient_blocks": "effdl.precompute.efficient_blocks", "nas": "effdl.precompute.nas",
           "lm": "effdl.precompute.lm", "llm_quant": "effdl.precompute.llm_quant",
           "dorefa": "effdl.precompute.dorefa",
-          "llm_sparsity": "effdl.precompute.llm_sparsity"}
+          "llm_sparsity": "effdl.precompute.llm_sparsity",
+          "lm_distill": "effdl.precompute.lm_distill"}
 
 
 @validate_params(stage=Options(tuple(STAGES)),

@@ -47,7 +47,7 @@ WARMUP = 10
 EVAL_EVERY = 40
 EVAL_WINDOWS = 48               # fixed validation windows for the curve and the grid
 WEIGHT_DECAY = 0.1
-NAMES = {"lm": LM_SPEC, "lm_draft": DRAFT_SPEC}
+NAMES = {"lm": LM_SPEC, "lm_draft": DRAFT_SPEC, "lm_draft_distilled": DRAFT_SPEC}   # the last: precompute lm_distill
 
 
 def _windows(ids: torch.Tensor, seq_len: int) -> torch.Tensor:
@@ -98,7 +98,8 @@ def _lr_at(step: int, steps: int, lr: float) -> float:
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))   # cosine to lr / 10
 
 
-def _train(spec: TransformerSpec, train_ids, val_ids, *, lr: float, steps: int, curve: bool):
+def _train(spec: TransformerSpec, train_ids, val_ids, *, lr: float, steps: int, curve: bool, loss_fn=None):
+    """Train a fresh ``spec`` model; ``loss_fn(logits, batch)`` replaces the cross-entropy (distillation)."""
     torch.manual_seed(SEED)
     model = TinyGPT(spec)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -114,7 +115,10 @@ def _train(spec: TransformerSpec, train_ids, val_ids, *, lr: float, steps: int, 
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, steps, lr)
         logits, _ = model(batch[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, spec.vocab), batch[:, 1:].reshape(-1))
+        if loss_fn is None:
+            loss = F.cross_entropy(logits.reshape(-1, spec.vocab), batch[:, 1:].reshape(-1))
+        else:
+            loss = loss_fn(logits, batch)
         if not torch.isfinite(loss):
             return model, history, float("inf")
         opt.zero_grad(set_to_none=True)
@@ -139,7 +143,10 @@ def _save(model: TinyGPT, name: str, out_dir: Path) -> Path:
 
 @validate_params(name=Options(tuple(NAMES)), data_dir=Instance((str, os.PathLike), "a folder path", optional=True))
 def load_lm(name: str = "lm", *, data_dir: Path | None = None) -> TinyGPT:
-    """The trained language model (``"lm"``) or its draft (``"lm_draft"``), in eval mode, hash checked.
+    """The trained language model (``"lm"``), its draft (``"lm_draft"``) or distilled draft, in eval mode, hash checked.
+
+    ``"lm_draft_distilled"`` is the draft trained on the model's logits
+    (``effdl precompute lm_distill``, chapter 21).
 
     Taught in chapter 18, "Where the time goes in a transformer".
     """

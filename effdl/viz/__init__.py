@@ -27,6 +27,7 @@ chapters) of ``book.yml`` (chapter 9 has two, one per algorithm module it draws)
 ``transformer``           18 Where the time goes in a transformer (batch / context widget)
 ``llm_quant``             19 Quantizing a language model (bits / group widget)
 ``llm_prune``             20 Pruning a language model (sparsity widget)
+``speculative``           21 Decoding faster (speculative rounds, speed-up vs n_draft, α / c widget)
 ========================  ==============================================
 
 Views take results computed
@@ -36,9 +37,10 @@ result with the matching ``*_figure``. Chapters use ``from effdl import viz``
 and call ``viz.<module>.<function>``: the modules share their names with the
 algorithms they draw.
 """
-from . import (coding, design, eie, flipbook, llm_prune, llm_quant, lowrank, nas, numbers, overview, pruning, quantization,
-               roofline, sharing, style, summary, systolic, ternary, training, training_hardware, transformer, winograd)
+from . import (coding, design, eie, flipbook, llm_prune, llm_quant, lowrank, nas, numbers, overview, pruning,
+               quantization, roofline, sharing, speculative, style, summary, systolic, ternary, training,
+               training_hardware, transformer, winograd)
 
-__all__ = ["coding", "design", "eie", "flipbook", "llm_prune", "llm_quant", "lowrank", "nas", "numbers", "overview", "pruning", "quantization",
-           "roofline", "sharing", "style", "summary", "systolic", "ternary", "training", "training_hardware",
-           "transformer", "winograd"]
+__all__ = ["coding", "design", "eie", "flipbook", "llm_prune", "llm_quant", "lowrank", "nas", "numbers", "overview",
+           "pruning", "quantization", "roofline", "sharing", "speculative", "style", "summary", "systolic", "ternary",
+           "training", "training_hardware", "transformer", "winograd"]
