@@ -24,7 +24,8 @@ from test_browser import SCREENSHOTS, VIEWPORT, _QuietHandler, browser  # noqa: 
 from effdl import book
 
 # chapter → the label of the frame its flip-book starts on (the live widget's starting state)
-FLIPBOOKS = {"01": "FP16", "02": "90% pruned", "03": "fc 2 bits", "05": "4 bits", "10": "weights 9%"}
+FLIPBOOKS = {"01": "FP16", "02": "90% pruned", "03": "fc 2 bits", "05": "4 bits", "10": "weights 9%",
+             "19": "3 bits, groups of 32", "20": "50 % pruned", "21": "α = 0.58"}
 
 
 @pytest.fixture(scope="module")
