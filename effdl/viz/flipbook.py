@@ -11,7 +11,9 @@ the frames (palette PNGs without metadata) and their labels, so the same
 settings give the same bytes.
 
 Taught in the widget chapters: 01 (bit widths), 02 (sparsity), 03 (weight
-sharing), 05 (quantization) and 10 (EIE densities).
+sharing), 05 (quantization), 10 (EIE densities), 17 (latency budget), 18
+(batch and context), 19 (bits and groups), 20 (LLM sparsity) and 21
+(speculative decoding's acceptance).
 """
 from __future__ import annotations
 
