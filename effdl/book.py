@@ -66,8 +66,11 @@ div.cell_output table {
 div.cell_output table th, div.cell_output table td {
   padding: 0.25rem 0.45rem;
 }
-/* a long identifier in a table cell (the instructors' exercise table) may break rather than widen the table */
-article.bd-article td code {
+/* a long identifier in a table cell (the instructors' exercise table) may break rather than widen the table
+   (Sphinx sets each word of inline code in a span.pre that does not wrap, which overflow-wrap alone does
+   not undo) */
+article.bd-article td code, article.bd-article td code span.pre {
+  white-space: normal;
   overflow-wrap: anywhere;
 }
 """
