@@ -13,7 +13,8 @@ from effdl.nas import predictor as P
 from effdl.nas import search as S
 from effdl.nas import space
 from effdl.nas.space import Arch
-from effdl.nas.supernet import Supernet, SubNet, build_subnet, recalibrate_bn
+from effdl.data import Split
+from effdl.nas.supernet import Supernet, SubNet, _phase_smallest, build_subnet, recalibrate_bn, train_supernet
 
 MID = Arch(20, (1, 2, 3), ((3,), (5, 7), (3, 5, 7)), ((2,), (3, 4), (2, 3, 4)))
 
@@ -130,6 +131,43 @@ def test_recalibrate_bn_sets_statistics():
     assert not net.training and bn.num_batches_tracked.item() == 4
     conv = net.stem[0](x)
     torch.testing.assert_close(bn.running_mean, conv.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-4)
+
+
+def _tiny_split(n: int = 24) -> Split:
+    g = torch.Generator().manual_seed(0)
+    return Split("tiny", "random", torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g))
+
+
+def test_phase_smallest():
+    assert _phase_smallest("expand") == space.smallest()
+    k = _phase_smallest("kernel")
+    assert k.resolution == min(space.RESOLUTIONS) and k.depths == (3, 3, 3)
+    assert {x for ks in k.kernels for x in ks} == {3} and {e for es in k.expansions for e in es} == {4}
+
+
+def test_sandwich_training_is_deterministic_and_trains_the_smallest():
+    split, states = _tiny_split(), []
+    for _ in range(2):
+        torch.manual_seed(0)
+        net = Supernet()
+        hist = train_supernet(net, split, epochs=1, full_epochs=1, batch_size=12, sandwich=1,
+                              phases=("full", "expand"), seed=3)
+        states.append(net.state_dict())
+    assert list(hist["loss"]) == ["full", "expand"] and all(np.isfinite(v).all() for v in hist["loss"].values())
+    for name, t in states[0].items():
+        assert torch.equal(t, states[1][name]), name
+    # the smallest network (kernel 3 everywhere) is trained every step: its transformation matrices moved
+    assert not torch.equal(net.stages[0][0].transforms["3"], torch.eye(9))
+
+
+def test_train_supernet_phases_are_checked():
+    net, split = Supernet(), _tiny_split(4)
+    with pytest.raises(ValueError, match="phases"):
+        train_supernet(net, split, phases=("expand", "full"))
+    with pytest.raises(ValueError, match="phases"):
+        train_supernet(net, split, phases=("nope",))
+    with pytest.raises(ValueError, match="sandwich"):
+        train_supernet(net, split, sandwich=-1)
 
 
 # --------------------------------------------------------------------------- costs

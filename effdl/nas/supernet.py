@@ -16,7 +16,10 @@ One Network and Specialize it for Efficient Deployment", ICLR 2020:
 :func:`train_supernet` trains it by *progressive shrinking*: the largest
 network first, then kernels, then depths, then expansions become elastic,
 each step training one sampled sub-network (the resolution sampled too),
-optionally distilled from the largest network. :meth:`Supernet.subnet` copies
+optionally distilled from the largest network, or, with ``sandwich``, the
+largest, the smallest and a few sampled sub-networks together (Yu & Huang's
+sandwich rule with in-place distillation, "Universally Slimmable Networks and
+Improved Training Techniques", ICCV 2019). :meth:`Supernet.subnet` copies
 a sub-network's weights into a standalone :class:`SubNet`, whose batch-norm
 statistics :func:`recalibrate_bn` re-estimates on a few hundred training
 images (the supernet's running statistics mix all sub-networks).
@@ -34,7 +37,8 @@ from torch import nn
 from effdl.data import Split
 from effdl.nas.space import (ARCH, DEPTHS, EXPANSIONS, HEAD_WIDTH, KERNELS, N_CLASSES, N_STAGES, RESOLUTIONS,
                              STEM_WIDTH, STRIDES, WIDTHS, Arch, largest, _sample)
-from effdl.validation import (Bool, Instance, Interval, Module, PositiveInt, Seed, Tensor, validate_params)
+from effdl.validation import (Bool, Instance, Interval, ListOf, Module, Options, PositiveInt, Seed, Tensor,
+                              validate_params)
 
 PHASES = ("full", "kernel", "depth", "expand")
 MAX_K, MAX_E = max(KERNELS), max(EXPANSIONS)
@@ -259,6 +263,31 @@ def _phase_choices(phase: str) -> dict:
             "expand": dict(depths=DEPTHS, kernels=KERNELS, expansions=EXPANSIONS)}[phase]
 
 
+def _soft_ce(logits: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of ``logits`` against soft targets ``soft`` (N, 10), mean over the batch."""
+    return -(soft * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+def _phase_smallest(phase: str) -> Arch:
+    """The smallest sub-network a phase trains: lowest resolution, fewest blocks, smallest kernel and expansion."""
+    ch = _phase_choices(phase)
+    d, k, e = min(ch["depths"]), min(ch["kernels"]), min(ch["expansions"])
+    return Arch(min(RESOLUTIONS), (d,) * N_STAGES, ((k,) * d,) * N_STAGES, ((e,) * d,) * N_STAGES)
+
+
+def _sandwich_loss(supernet, phase: str, images: dict, idx, y, rng, n_random: int, distill: bool):
+    """The summed loss of one sandwich step (largest, phase's smallest, ``n_random`` sampled) and its net count."""
+    big = largest()
+    big_logits = supernet(images[big.resolution][idx], big)
+    loss = F.cross_entropy(big_logits, y)
+    soft = F.softmax(big_logits.detach(), dim=1)
+    others = [_phase_smallest(phase)] + [_sample(rng, **_phase_choices(phase)) for _ in range(n_random)]
+    for arch in others:
+        logits = supernet(images[arch.resolution][idx], arch)
+        loss = loss + F.cross_entropy(logits, y) + (_soft_ce(logits, soft) if distill else 0.0)
+    return loss, 1 + len(others)
+
+
 def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) -> None:
     """One optimiser step at learning rate ``lr`` (the supernet's and a standalone sub-network's loop)."""
     for group in opt.param_groups:
@@ -275,10 +304,11 @@ def _cosine(lr: float, step: int, total: int) -> float:
 @validate_params(supernet=Instance(Supernet, "a Supernet"), train=Instance(Split, "an effdl.data.Split"),
                  epochs=Interval(int, 1, None), full_epochs=PositiveInt(optional=True),
                  lr=Interval(float, 0, None, closed="neither"), shrink_lr=Interval(float, 0, None, closed="neither"),
-                 batch_size=PositiveInt(), distill=Bool(), seed=Seed())
+                 batch_size=PositiveInt(), distill=Bool(), sandwich=Interval(int, 0, None),
+                 phases=ListOf(Options(PHASES)), seed=Seed())
 def train_supernet(supernet: Supernet, train: Split, *, epochs: int = 3, full_epochs: int | None = None,
                    lr: float = 3e-3, shrink_lr: float = 1e-3, batch_size: int = 64, distill: bool = True,
-                   seed: int = 0) -> dict:
+                   sandwich: int = 0, phases=PHASES, seed: int = 0) -> dict:
     """Progressive shrinking: the phases of :data:`PHASES` in turn, Adam with cosine decay in each.
 
     Phase ``"full"`` trains the largest network for ``full_epochs`` epochs
@@ -287,19 +317,30 @@ def train_supernet(supernet: Supernet, train: Split, *, epochs: int = 3, full_ep
     every step samples one sub-network among the phase's choices and a
     resolution. With ``distill`` the later phases add the soft cross-entropy to
     the largest network's outputs (a frozen copy after phase ``"full"``).
+
+    ``sandwich`` > 0 uses the *sandwich rule* of Yu & Huang's universally
+    slimmable networks and BigNAS instead: every step of a shrinking phase
+    trains the largest network, the phase's smallest one and ``sandwich``
+    sampled ones together (their losses summed into one update), and with
+    ``distill`` the others learn from the largest network's outputs of the
+    same step (*in-place distillation*, no frozen copy).
     Before phase ``"expand"`` the hidden channels are sorted by importance.
+    ``phases`` runs a subset of :data:`PHASES`, in their order (e.g.
+    ``("full", "expand")``: the largest network, then everything elastic at once).
     Returns ``{"loss": {phase: [mean loss per epoch]}}``.
 
     Behind chapter 17, "Designing efficient models".
     """
+    if list(phases) != [p for p in PHASES if p in phases]:
+        raise ValueError(f"train_supernet: phases must be distinct and in the order {list(PHASES)}; got {phases!r}.")
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     images = {r: _resize(train.x, r) for r in RESOLUTIONS}          # resized once, not per step
     teacher, big, history = None, largest(), {}
-    for phase in PHASES:
+    for phase in phases:
         if phase == "expand":
             supernet.sort_channels()
-        if phase != "full" and distill and teacher is None:
+        if phase != "full" and distill and teacher is None and not sandwich:
             teacher = copy.deepcopy(supernet).eval()
             for p in teacher.parameters():
                 p.requires_grad_(False)
@@ -314,17 +355,20 @@ def train_supernet(supernet: Supernet, train: Split, *, epochs: int = 3, full_ep
             total = 0.0
             for start in range(0, len(train), batch_size):
                 idx = order[start:start + batch_size]
-                arch = _sample(rng, **_phase_choices(phase))
-                x, y = images[arch.resolution][idx], train.y[idx]
-                logits = supernet(x, arch)
-                loss = F.cross_entropy(logits, y)
-                if teacher is not None:
-                    with torch.no_grad():
-                        soft = F.softmax(teacher(images[big.resolution][idx], big), dim=1)
-                    loss = loss + (-(soft * F.log_softmax(logits, dim=1)).sum(1).mean())
+                y = train.y[idx]
+                if sandwich and phase != "full":
+                    loss, n_nets = _sandwich_loss(supernet, phase, images, idx, y, rng, sandwich, distill)
+                else:
+                    arch = _sample(rng, **_phase_choices(phase))
+                    logits = supernet(images[arch.resolution][idx], arch)
+                    loss, n_nets = F.cross_entropy(logits, y), 1
+                    if teacher is not None:
+                        with torch.no_grad():
+                            soft = F.softmax(teacher(images[big.resolution][idx], big), dim=1)
+                        loss = loss + _soft_ce(logits, soft)
                 _step(opt, loss, _cosine(base_lr, step, steps))
                 step += 1
-                total += loss.item() * len(idx)
+                total += loss.item() / n_nets * len(idx)
             history[phase].append(total / len(train))
     supernet.eval()
     return {"loss": history}

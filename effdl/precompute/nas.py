@@ -45,8 +45,29 @@ from ..train import evaluate, seeded, threads
 from ..validation import Callable, Instance, ListOf, PositiveInt, Seed, validate_params
 
 SEED = 0
-EPOCHS_FULL = 6                     # the largest network alone, then 3 epochs per shrinking phase
-EPOCHS_PER_PHASE = 3
+EPOCHS_FULL = 6                     # the largest network alone, then EPOCHS_PER_PHASE per shrinking phase
+EPOCHS_PER_PHASE = 6
+LR, SHRINK_LR = 3e-3, 3e-3
+SANDWICH = 2                        # random sub-networks per step beside the largest and the smallest
+# the schedule chosen on validation: scripts/nas_schedule_sweep.py's output (mean over its five probe
+# sub-networks, validation split); the first row is the previous supernet (one sub-network per step)
+SCHEDULE_SWEEP = [
+    {"schedule": {'epochs': 3, 'shrink_lr': 0.001, 'sandwich': 0},
+     "val_acc": {'largest': 95.2, 'smallest': 67.0, 'mid_cpu': 93.6, 'mid_systolic': 91.6, 'mid_energy': 91.2},
+     "mean_val_acc": 87.72},
+    {"schedule": {'epochs': 12, 'phases': ['full', 'expand'], 'sandwich': 2, 'shrink_lr': 0.001},
+     "val_acc": {'largest': 98.0, 'smallest': 94.6, 'mid_cpu': 94.4, 'mid_systolic': 94.6, 'mid_energy': 94.4},
+     "mean_val_acc": 95.2},
+    {"schedule": {'epochs': 12, 'phases': ['full', 'expand'], 'sandwich': 2, 'shrink_lr': 0.003},
+     "val_acc": {'largest': 97.8, 'smallest': 96.2, 'mid_cpu': 96.2, 'mid_systolic': 97.6, 'mid_energy': 97.6},
+     "mean_val_acc": 97.08},
+    {"schedule": {'epochs': 4, 'sandwich': 2, 'shrink_lr': 0.003},
+     "val_acc": {'largest': 97.2, 'smallest': 97.2, 'mid_cpu': 96.4, 'mid_systolic': 95.0, 'mid_energy': 96.4},
+     "mean_val_acc": 96.44},
+    {"schedule": {'epochs': 6, 'sandwich': 2, 'shrink_lr': 0.003},
+     "val_acc": {'largest': 98.0, 'smallest': 97.8, 'mid_cpu': 96.8, 'mid_systolic': 97.0, 'mid_energy': 97.8},
+     "mean_val_acc": 97.48},
+]
 N_CALIBRATION = 300                 # training images for each sub-network's batch-norm statistics
 N_EVALUATIONS = 80                  # distinct architectures per search
 SEARCH_SEEDS = (0, 1, 2)
@@ -173,7 +194,8 @@ def run(out_dir) -> dict:
     with threads(1):
         with seeded(SEED):
             supernet = Supernet()
-        history = train_supernet(supernet, train, epochs=EPOCHS_PER_PHASE, full_epochs=EPOCHS_FULL, seed=SEED)
+        history = train_supernet(supernet, train, epochs=EPOCHS_PER_PHASE, full_epochs=EPOCHS_FULL, lr=LR,
+                                 shrink_lr=SHRINK_LR, sandwich=SANDWICH, seed=SEED)
         seconds["supernet"] = round(time.perf_counter() - t0)
         torch.save(supernet.state_dict(), out_dir / "nas_supernet.pt.tmp")
         (out_dir / "nas_supernet.pt.tmp").replace(out_dir / "nas_supernet.pt")
@@ -222,8 +244,10 @@ def run(out_dir) -> dict:
                   "kernels": list(KERNELS), "expansions": list(EXPANSIONS), "widths": list(WIDTHS)},
         "seed": SEED, "threads": 1,
         "train": {"phases": list(PHASES), "epochs_full": EPOCHS_FULL, "epochs_per_phase": EPOCHS_PER_PHASE,
-                  "optimizer": "adam",
-                  "lr": 3e-3, "shrink_lr": 1e-3, "batch_size": 64, "distill": True, "loss": history["loss"]},
+                  "optimizer": "adam", "lr": LR, "shrink_lr": SHRINK_LR, "batch_size": 64, "distill": True,
+                  "sandwich": SANDWICH, "rule": "sandwich: the largest, the phase's smallest and "
+                                                f"{SANDWICH} sampled sub-networks per step, in-place distillation",
+                  "schedule_sweep": SCHEDULE_SWEEP, "loss": history["loss"]},
         "supernet_acc": supernet_test, "supernet_key": big.key(), "n_calibration": N_CALIBRATION,
         "roofline": {"peak_gflops": round(machine.peak_gflops, 2), "bandwidth_gbs": round(machine.bandwidth_gbs, 2),
                      "threads": machine.threads, "source": "measured here: effdl.hardware.roofline.measure_machine"},

@@ -1,0 +1,50 @@
+"""Choose the supernet's training schedule on the validation split (maintainers; chapter 17).
+
+``python scripts/nas_schedule_sweep.py '{"epochs": 4, "sandwich": 2, "shrink_lr": 0.003}' [...]``
+
+Each argument is a JSON dict of :func:`effdl.nas.supernet.train_supernet`
+keywords (on top of ``full_epochs=6``, seed 0, one thread). For each, a
+supernet is trained on the training split and five fixed probe sub-networks
+are cut from it (batch norm recalibrated on 300 training images, as in the
+search): the largest, the smallest, and three mid-sized ones (the
+architectures the first, one-sample-per-step supernet's searches chose for the
+CPU, the systolic array and energy). Printed as one JSON line per schedule:
+their **validation** accuracies and the mean, which picks the schedule that
+``effdl precompute nas`` uses (``SCHEDULE_SWEEP`` in
+``effdl/precompute/nas.py`` holds the results). The test split is not read.
+About 11-17 min per schedule on one core.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from effdl.data import load_mnist
+from effdl.nas.space import RESOLUTIONS, from_key, largest, smallest
+from effdl.nas.supernet import Supernet, _resize, recalibrate_bn, train_supernet
+from effdl.train import evaluate, seeded, threads
+
+PROBES = {"largest": largest().key(), "smallest": smallest().key(),
+          "mid_cpu": "r28-s1:k7e4-s2:k7e3,k5e4,k7e3-s3:k7e2",
+          "mid_systolic": "r20-s1:k5e2,k5e3-s2:k7e4-s3:k5e3,k5e2",
+          "mid_energy": "r20-s1:k3e4,k5e3-s2:k5e4,k7e2-s3:k7e3"}
+
+
+def sweep_one(schedule: dict) -> dict:
+    train, val = load_mnist("train"), load_mnist("val")
+    t0 = time.perf_counter()
+    with threads(1):
+        with seeded(0):
+            net = Supernet()
+        train_supernet(net, train, **{"full_epochs": 6, "seed": 0, **schedule})
+        calib = {r: _resize(train.x[:300], r) for r in RESOLUTIONS}
+        acc = {name: evaluate(recalibrate_bn(net.subnet(from_key(k)), calib[from_key(k).resolution]), val)
+               for name, k in PROBES.items()}
+    return {"schedule": schedule, "val_acc": acc, "mean_val_acc": round(sum(acc.values()) / len(acc), 2),
+            "train_s": round(time.perf_counter() - t0)}
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        print(json.dumps(sweep_one(json.loads(arg))), flush=True)
