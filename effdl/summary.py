@@ -238,7 +238,8 @@ CLAIMS: tuple[Claim, ...] = (
           lambda r: round(max(abs(t["test_acc_supernet"] - t["test_acc_alone"]) for t in r["targets"].values()), 2),
           None,
           "the book's criterion, not a paper figure: Once-for-All's sub-networks match networks trained alone on "
-          "ImageNet after a long progressive-shrinking schedule; ours has the same epochs as one network alone",
+          "ImageNet after a long progressive-shrinking schedule; ours trains as many epochs as one network alone, "
+          "four sub-networks per step (sandwich rule)",
           "Cai et al., Once-for-All, ICLR 2020", "within 1 point", lambda o, p, r: o <= 1.0, "pts"),
     # --- quantizing a language model (chapter 19); perplexity per byte on the test split, groups of 32 columns
     Claim("19", "llm-quant", "GPTQ vs round-to-nearest, 3-bit weights: perplexity saved",

@@ -21,9 +21,10 @@ import sys
 import time
 
 from effdl.data import load_mnist
-from effdl.nas.space import RESOLUTIONS, from_key, largest, smallest
-from effdl.nas.supernet import Supernet, _resize, recalibrate_bn, train_supernet
-from effdl.train import evaluate, seeded, threads
+from effdl.nas.space import from_key, largest, smallest
+from effdl.nas.supernet import Supernet, train_supernet
+from effdl.precompute.nas import EPOCHS_FULL, SEED, _Accuracy
+from effdl.train import seeded, threads
 
 PROBES = {"largest": largest().key(), "smallest": smallest().key(),
           "mid_cpu": "r28-s1:k7e4-s2:k7e3,k5e4,k7e3-s3:k7e2",
@@ -35,12 +36,11 @@ def sweep_one(schedule: dict) -> dict:
     train, val = load_mnist("train"), load_mnist("val")
     t0 = time.perf_counter()
     with threads(1):
-        with seeded(0):
+        with seeded(SEED):
             net = Supernet()
-        train_supernet(net, train, **{"full_epochs": 6, "seed": 0, **schedule})
-        calib = {r: _resize(train.x[:300], r) for r in RESOLUTIONS}
-        acc = {name: evaluate(recalibrate_bn(net.subnet(from_key(k)), calib[from_key(k).resolution]), val)
-               for name, k in PROBES.items()}
+        train_supernet(net, train, **{"full_epochs": EPOCHS_FULL, "seed": SEED, **schedule})
+        accuracy = _Accuracy(net, train, val)          # the search's own evaluation: recalibrated, validation
+        acc = {name: accuracy(from_key(key)) for name, key in PROBES.items()}
     return {"schedule": schedule, "val_acc": acc, "mean_val_acc": round(sum(acc.values()) / len(acc), 2),
             "train_s": round(time.perf_counter() - t0)}
 

@@ -1,4 +1,4 @@
-"""Numbers that chapters 20 and 21 quote in their prose from a shipped record still are the record's.
+"""Numbers that chapters 17, 20 and 21 quote in their prose from a shipped record still are the record's.
 
 The tables above those paragraphs are printed from the records; the prose
 repeats a few figures to discuss them. If a record is recomputed, this test
@@ -54,6 +54,28 @@ def test_chapter_21_quotes_the_distillation_record():
                           f"{acc['distilled']['sampled']:.3f} against {acc['plain']['sampled']:.3f}",
                           f"{models['distilled']['test_bits_per_byte']:.3f} against "
                           f"{models['plain']['test_bits_per_byte']:.3f} test bits per byte"]) == []
+
+
+def test_chapter_17_quotes_the_nas_record():
+    rec = load_record("nas")
+    targets = rec["targets"]
+    below = {t: round(r["test_acc_alone"] - r["test_acc_supernet"], 1) for t, r in targets.items()}
+    assert below["systolic"] == 0.0                                    # "exactly as accurate"
+    text = _markdown("17", "With the sandwich rule the shared weights come close")
+    assert _quoted(text, [f"the energy choice is {below['energy']:.1f} points below",
+                          f"the CPU's choice is {below['cpu']:.1f} points below",
+                          f"validation accuracy of {targets['cpu']['val_acc']:.1f} %",
+                          f"scores {targets['cpu']['test_acc_supernet']:.1f} % on the test split"]) == []
+    cpu = rec["searches"]["cpu"]
+    ahead = [round(e["best"]["acc"] - r["best"]["acc"], 1) for e, r in zip(cpu["evolution"], cpu["random"])]
+    assert sorted(ahead) == [0.0, 0.0, 0.6]
+    assert "tie on two seeds; on the third, evolution is ahead by 0.6 points" in _markdown("17", "tie on two seeds")
+    # "the systolic array's choice is within all three budgets ... the best of every sub-network evaluated"
+    costs, budgets = targets["systolic"]["costs"], rec["budgets"]
+    assert costs["cpu_ms"] <= budgets["cpu"] and costs["systolic_us"] <= budgets["systolic"]
+    assert costs["energy_uj"] <= budgets["energy"]
+    assert targets["systolic"]["val_acc"] == max(p["acc"] for p in rec["pool"])
+    assert "But the systolic array's choice is within all three budgets" in _markdown("17", "find *a* good")
 
 
 @pytest.mark.parametrize("figure, present", [("5.6528", True), ("5.6529", False)])

@@ -16,11 +16,11 @@ accuracy on the validation split. Test accuracy is measured only for the
 final architectures. :func:`run_searches` is shared with ``effdl reproduce
 nas``, which re-runs the searches from the record's evaluations.
 
-Time: the shipped record took 1,360 s of wall-clock time (``recompute_seconds``;
-``seconds`` splits it) on one thread of a 2-core machine shared with other
-work, about half of it spent waiting for the core: supernet 338 s, latency
-table and costs 15 s, searches 434 s, the final architectures (fine-tuning
-and training alone) 569 s.
+Time: the shipped record took 1,659 s of wall-clock time (``recompute_seconds``;
+``seconds`` splits it) on one thread of a 2-core machine: supernet 1,059 s
+(four sub-networks per step in the shrinking phases), latency table and
+costs 15 s, searches 186 s, the final architectures (fine-tuning and
+training alone) 392 s.
 """
 from __future__ import annotations
 
