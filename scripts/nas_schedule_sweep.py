@@ -21,15 +21,10 @@ import sys
 import time
 
 from effdl.data import load_mnist
-from effdl.nas.space import from_key, largest, smallest
+from effdl.nas.space import from_key
 from effdl.nas.supernet import Supernet, train_supernet
-from effdl.precompute.nas import EPOCHS_FULL, SEED, _Accuracy
+from effdl.precompute.nas import EPOCHS_FULL, PROBES, SEED, _Accuracy
 from effdl.train import seeded, threads
-
-PROBES = {"largest": largest().key(), "smallest": smallest().key(),
-          "mid_cpu": "r28-s1:k7e4-s2:k7e3,k5e4,k7e3-s3:k7e2",
-          "mid_systolic": "r20-s1:k5e2,k5e3-s2:k7e4-s3:k5e3,k5e2",
-          "mid_energy": "r20-s1:k3e4,k5e3-s2:k5e4,k7e2-s3:k7e3"}
 
 
 def sweep_one(schedule: dict) -> dict:

@@ -170,6 +170,24 @@ def test_train_supernet_phases_are_checked():
         train_supernet(net, split, sandwich=-1)
 
 
+def test_calibration_study_rows_and_determinism(monkeypatch):
+    from effdl.precompute import nas as N
+    monkeypatch.setattr(N, "CALIBRATION_SIZES", (4, 8))
+    monkeypatch.setattr(N, "CALIBRATION_DRAWS", 2)
+    torch.manual_seed(0)
+    net, train, val = Supernet(), _tiny_split(24), _tiny_split(12)
+    rows = [N.calibration_study(net, train, val, n_random=1) for _ in range(2)]
+    assert [r["n_calibration"] for r in rows[0]] == [4, 8, 24] and [r["draws"] for r in rows[0]] == [2, 2, 1]
+    assert all(r["n_archs"] == len(N.PROBES) + 1 and r["spread_pts"] >= 0 for r in rows[0])
+    assert rows[0][-1]["spread_pts"] == 0.0
+    assert [{k: v for k, v in r.items() if k != "s_per_eval"} for r in rows[0]] == \
+           [{k: v for k, v in r.items() if k != "s_per_eval"} for r in rows[1]]
+    with pytest.raises(ValueError, match="n_random"):
+        N.calibration_study(net, train, val, n_random=0)
+    with pytest.raises(TypeError, match="val"):
+        N.calibration_study(net, train, "val")
+
+
 # --------------------------------------------------------------------------- costs
 @pytest.mark.parametrize("arch", [space.smallest(), MID, space.largest()])
 def test_costs_agree_with_torch_and_architectures(arch):

@@ -12,8 +12,9 @@ from the supernet, fine-tuned, and trained alone from scratch.
 
 Accuracy of a sub-network during the search: its weights cut from the
 supernet, batch norm recalibrated on :data:`N_CALIBRATION` training images,
-accuracy on the validation split. Test accuracy is measured only for the
-final architectures. :func:`run_searches` is shared with ``effdl reproduce
+accuracy on the validation split; :func:`calibration_study` records, on
+validation, how much the draw of those images moves it. Test accuracy is
+measured only for the final architectures. :func:`run_searches` is shared with ``effdl reproduce
 nas``, which re-runs the searches from the record's evaluations.
 
 Time: the shipped record took 1,659 s of wall-clock time (``recompute_seconds``;
@@ -31,14 +32,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import load_mnist
+from ..data import Split, load_mnist
 from ..precompute import load_record
 from ..hardware.roofline import Roofline, measure_machine
 from ..nas.costs import SYSTOLIC, TARGETS, candidate_costs, target_cost
 from ..nas.predictor import LatencyPredictor, fit_predictor, mape, measure_lut, time_modules
 from ..nas.search import evolution, random_search
 from ..nas.space import (DEPTHS, EXPANSIONS, KERNELS, RESOLUTIONS, WIDTHS, Arch, from_key, largest, sample,
-                         space_size)
+                         smallest, space_size)
 from ..nas.supernet import (PHASES, Supernet, _resize, build_subnet, recalibrate_bn, train_subnet,
                             train_supernet)
 from ..train import evaluate, seeded, threads
@@ -69,6 +70,15 @@ SCHEDULE_SWEEP = [
      "mean_val_acc": 97.48},
 ]
 N_CALIBRATION = 300                 # training images for each sub-network's batch-norm statistics
+# fixed probe sub-networks scored on validation by scripts/nas_schedule_sweep.py and calibration_study: the
+# largest, the smallest, and the choices of the first (one-sample-per-step) supernet's searches
+PROBES = {"largest": largest().key(), "smallest": smallest().key(),
+          "mid_cpu": "r28-s1:k7e4-s2:k7e3,k5e4,k7e3-s3:k7e2",
+          "mid_systolic": "r20-s1:k5e2,k5e3-s2:k7e4-s3:k5e3,k5e2",
+          "mid_energy": "r20-s1:k3e4,k5e3-s2:k5e4,k7e2-s3:k7e3"}
+CALIBRATION_SIZES = (300, 1000, 2000)  # calibration_study: draws of these sizes, then the whole training split
+CALIBRATION_DRAWS = 5
+N_CALIBRATION_RANDOM = 10           # random sub-networks beside the probes in calibration_study
 N_EVALUATIONS = 80                  # distinct architectures per search
 SEARCH_SEEDS = (0, 1, 2)
 N_LATENCY_FIT, N_LATENCY_HELD_OUT = 20, 25
@@ -141,6 +151,38 @@ class _Accuracy:
         return self.cache[key]
 
 
+@validate_params(supernet=Instance(Supernet, "a Supernet"), train=Instance(Split, "an effdl.data.Split"),
+                 val=Instance(Split, "an effdl.data.Split"), n_random=PositiveInt(), seed=Seed())
+def calibration_study(supernet: Supernet, train: Split, val: Split, *, n_random: int = N_CALIBRATION_RANDOM,
+                      seed: int = 2024) -> list[dict]:
+    """How much the draw of calibration images moves a sub-network's validation accuracy, per number of images.
+
+    For the :data:`PROBES` and ``n_random`` random sub-networks, batch norm is
+    recalibrated on :data:`CALIBRATION_DRAWS` random draws of each size in
+    :data:`CALIBRATION_SIZES` (and once on the whole training split), each
+    scored on the **validation** split. One row per size: ``spread_pts``, the
+    standard deviation between draws averaged over the sub-networks;
+    ``mean_val_acc``; ``s_per_eval``, seconds per recalibration and
+    evaluation on this thread. It checks :data:`N_CALIBRATION` on validation.
+
+    Behind chapter 17, "Designing efficient models".
+    """
+    rng = np.random.default_rng(seed)
+    archs = [from_key(k) for k in PROBES.values()] + [sample(rng) for _ in range(n_random)]
+    draws = {n: [rng.permutation(len(train))[:n] for _ in range(CALIBRATION_DRAWS)] for n in CALIBRATION_SIZES}
+    draws[len(train)] = [np.arange(len(train))]
+    rows = []
+    for n, subsets in draws.items():
+        t0 = time.perf_counter()
+        accs = np.array([[evaluate(recalibrate_bn(supernet.subnet(a), _resize(train.x[i], a.resolution)), val)
+                          for i in subsets] for a in archs])
+        rows.append({"n_calibration": n, "draws": len(subsets), "n_archs": len(archs),
+                     "spread_pts": round(float(accs.std(axis=1, ddof=1).mean()), 2) if len(subsets) > 1 else 0.0,
+                     "mean_val_acc": round(float(accs.mean()), 2),
+                     "s_per_eval": round((time.perf_counter() - t0) / accs.size, 3)})
+    return rows
+
+
 def _budgets(costs: CostTable) -> dict:
     rng = np.random.default_rng(123)
     archs = [sample(rng) for _ in range(N_BUDGET_SAMPLES)]
@@ -202,6 +244,9 @@ def run(out_dir) -> dict:
         acc = _Accuracy(supernet, train, val)
         big = largest()
         supernet_test = evaluate(acc.subnet(big), test)
+        t = time.perf_counter()
+        calibration = calibration_study(supernet, train, val)
+        seconds["calibration"] = round(time.perf_counter() - t)
 
         t = time.perf_counter()
         machine = measure_machine(kernels=False, budget_s=1.0)
@@ -249,6 +294,7 @@ def run(out_dir) -> dict:
                                                 f"{SANDWICH} sampled sub-networks per step, in-place distillation",
                   "schedule_sweep": SCHEDULE_SWEEP, "loss": history["loss"]},
         "supernet_acc": supernet_test, "supernet_key": big.key(), "n_calibration": N_CALIBRATION,
+        "calibration_study": calibration,
         "roofline": {"peak_gflops": round(machine.peak_gflops, 2), "bandwidth_gbs": round(machine.bandwidth_gbs, 2),
                      "threads": machine.threads, "source": "measured here: effdl.hardware.roofline.measure_machine"},
         "systolic": {"rows": SYSTOLIC.rows, "cols": SYSTOLIC.cols, "dataflow": SYSTOLIC.dataflow,
