@@ -177,7 +177,7 @@ def calibration_study(supernet: Supernet, train: Split, val: Split, *, n_random:
     ``mean_val_acc``; ``s_per_eval``, seconds per recalibration and
     evaluation on this thread. It checks :data:`N_CALIBRATION` on validation.
 
-    Behind chapter 17, "Designing efficient models".
+    Taught in chapter 17, "Designing efficient models".
     """
     rng = np.random.default_rng(seed)
     archs = [from_key(k) for k in PROBES.values()] + [sample(rng) for _ in range(n_random)]
