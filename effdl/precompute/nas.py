@@ -186,7 +186,7 @@ def calibration_study(supernet: Supernet, train: Split, val: Split, *, n_random:
     rows = []
     for n, subsets in draws.items():
         t0 = time.perf_counter()
-        accs = np.array([[evaluate(recalibrate_bn(supernet.subnet(a), _resize(train.x[i], a.resolution)), val)
+        accs = np.array([[evaluate(recalibrate_bn(supernet.subnet(a), train.x[i]), val)
                           for i in subsets] for a in archs])
         rows.append({"n_calibration": n, "draws": len(subsets), "n_archs": len(archs),
                      "spread_pts": round(float(accs.std(axis=1, ddof=1).mean()), 2) if len(subsets) > 1 else 0.0,
